@@ -1,0 +1,64 @@
+"""Assembling a teacher or student from the config: stems per input space, trunk, heads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from cdkd_core.config import ModelSpec
+from cdkd_core.data import PreparedDomain
+from cdkd_core.errors import ConfigError, DataError
+from cdkd_core.network import MultiDomainNet
+
+
+def stem_architecture(spec: ModelSpec, modality: str, host, slot: str):
+    """The stem component for ``modality``: the config's choice, else the default one."""
+    ref = spec.stems.get(modality)
+    if ref is not None:
+        return host.get("architectures", ref.name).from_params(ref.params)
+    for info in host.components("architectures").values():
+        if modality in info.cls.default_for:
+            return info.cls()
+    raise ConfigError(
+        f"{slot}.stems: no default stem for modality {modality!r}; "
+        f"set {slot}.stems.{modality}: {{name: ...}}"
+    )
+
+
+def build_network(
+    spec: ModelSpec,
+    domains: list[PreparedDomain],
+    host,
+    view: Literal["teacher", "student"],
+    seed: int,
+) -> MultiDomainNet:
+    """A network with a stem for each domain's input space and a head for each task.
+
+    Built under ``torch.manual_seed(seed)`` so two builds with one seed are identical.
+    """
+    torch.manual_seed(seed)
+    trunk = host.get("architectures", spec.trunk.name).from_params(spec.trunk.params)
+    trunk_module = trunk.build_trunk()
+    stems, heads, shapes, classes = {}, {}, {}, {}
+    for domain in domains:
+        x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
+        shape = tuple(x.shape[1:])
+        if domain.space in shapes:
+            if shapes[domain.space] != shape:
+                raise DataError(
+                    f"domains sharing input space {domain.space!r} differ in {view} input "
+                    f"shape: {list(shapes[domain.space])} vs {list(shape)} ({domain.name})"
+                )
+        else:
+            shapes[domain.space] = shape
+            arch = stem_architecture(spec, domain.modality, host, view)
+            stems[domain.space] = arch.build_stem(shape, trunk_module.in_features)
+        if domain.task not in heads:
+            heads[domain.task] = trunk.build_head(trunk_module.out_features, domain.num_classes)
+            classes[domain.task] = domain.num_classes
+        elif classes[domain.task] != domain.num_classes:
+            raise DataError(
+                f"domains sharing task {domain.task!r} differ in their number of classes"
+            )
+    return MultiDomainNet(stems, trunk_module, heads)

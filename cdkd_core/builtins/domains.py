@@ -1,0 +1,183 @@
+"""Built-in domains: real datasets bundled with scikit-learn, and ``tabular`` for a CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from cdkd_core.component import ComponentConfig
+from cdkd_core.domain import Domain, DomainData, Split
+from cdkd_core.errors import DataError
+from cdkd_core.hookspecs import Register, hookimpl
+from cdkd_core.splits import cap_examples, stratified_split_indices
+
+
+class SplitConfig(ComponentConfig):
+    """Split sizes and caps shared by the built-in domains."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
+    split_seed: int = Field(0, ge=0, description="Seed of the split (fixed across run seeds).")
+    max_examples: int | None = Field(
+        None, ge=10, description="Stratified cap on examples (before splitting)."
+    )
+
+
+def _make_splits(
+    x: np.ndarray, y: np.ndarray, config: SplitConfig
+) -> dict[str, Split]:
+    keep = cap_examples(y, config.max_examples, config.split_seed)
+    x, y = x[keep], y[keep]
+    index = stratified_split_indices(
+        y, config.val_fraction, config.test_fraction, config.split_seed
+    )
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    return {name: Split.single_view(xt[idx], yt[idx]) for name, idx in index.items()}
+
+
+class _SklearnDomain(Domain):
+    loader = ""
+    modality = "tabular"
+    metrics: tuple[str, ...] = ("accuracy", "f1_macro")
+    Config = SplitConfig
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, self.loader)()
+        return bunch.data, bunch.target, [str(c) for c in bunch.target_names]
+
+    def load(self, seed: int) -> DomainData:
+        """Stratified splits of the bundled dataset (the split is fixed by ``split_seed``)."""
+        x, y, classes = self._arrays()
+        return DomainData(
+            modality=self.modality,
+            task=self.name,
+            classes=classes,
+            splits=_make_splits(x, y, self.config),
+            metrics=list(self.metrics),
+        )
+
+
+class BreastCancer(_SklearnDomain):
+    """Breast cancer (Wisconsin diagnostic): 569 FNA images as 30 features, malignant/benign."""
+
+    name = "sklearn.breast_cancer"
+    loader = "load_breast_cancer"
+    metrics = ("roc_auc", "accuracy")
+
+
+class Wine(_SklearnDomain):
+    """Wine recognition: 178 wines, 13 chemical measurements, 3 cultivars."""
+
+    name = "sklearn.wine"
+    loader = "load_wine"
+
+
+class Iris(_SklearnDomain):
+    """Iris: 150 flowers, 4 measurements, 3 species."""
+
+    name = "sklearn.iris"
+    loader = "load_iris"
+
+
+class Digits(_SklearnDomain):
+    """Handwritten digits: 1797 8x8 grey images (UCI optdigits test set), 10 classes."""
+
+    name = "sklearn.digits"
+    loader = "load_digits"
+    modality = "image"
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        x, y, classes = super()._arrays()
+        return x.reshape(-1, 1, 8, 8), y, classes
+
+
+class TabularConfig(SplitConfig):
+    """Where the CSV is and which column holds the label."""
+
+    path: Path = Field(description="CSV file with a header row.")
+    label: str = Field(description="Name of the label column.")
+    features: list[str] | None = Field(None, description="Feature columns (default: all others).")
+    delimiter: str | None = Field(None, description="Field delimiter (default: sniffed).")
+    task: str | None = Field(None, description="Task id; domains with one task share a head.")
+    input_space: str | None = Field(
+        None, description="Domains with the same input space (and columns) share a stem."
+    )
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1_macro"], min_length=1)
+
+    @model_validator(mode="after")
+    def _label_not_feature(self) -> TabularConfig:
+        if self.features is not None and self.label in self.features:
+            raise ValueError(f"label column {self.label!r} is also listed in features")
+        return self
+
+
+class TabularCSV(Domain):
+    """Your own table: a CSV with a label column; categories one-hot, missing values imputed.
+
+    Column types, imputation and categories are fitted on the train split only. Classes are
+    the label values of the train split; a val/test label unseen in train is an error.
+    """
+
+    name = "tabular"
+    Config = TabularConfig
+
+    def load(self, seed: int) -> DomainData:
+        """Read, split (stratified by label) and encode the CSV."""
+        from cdkd_core.builtins.tabular import TabularEncoder, read_csv
+
+        cfg: TabularConfig = self.config  # type: ignore[assignment]
+        table = read_csv(cfg.path, cfg.delimiter)
+        if cfg.label not in table.header:
+            raise DataError(
+                f"{cfg.path}: no label column {cfg.label!r}; columns are {table.header}"
+            )
+        columns = cfg.features or [c for c in table.header if c != cfg.label]
+        unknown = [c for c in columns if c not in table.header]
+        if unknown:
+            raise DataError(f"{cfg.path}: feature column(s) {unknown} not in {table.header}")
+        raw_labels = table.column(cfg.label)
+        for i, value in enumerate(raw_labels):
+            if value == "" or value.lower() in ("na", "nan"):
+                raise DataError(f"{cfg.path}, line {i + 2}: label {cfg.label!r} is missing")
+        names, codes = np.unique(np.asarray(raw_labels), return_inverse=True)
+        keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
+        index = stratified_split_indices(
+            codes[keep], cfg.val_fraction, cfg.test_fraction, cfg.split_seed
+        )
+        index = {k: keep[v] for k, v in index.items()}
+        train_classes = np.unique(codes[index["train"]])
+        for split in ("val", "test"):
+            unseen = np.setdiff1d(codes[index[split]], train_classes)
+            if len(unseen):
+                row = int(index[split][np.isin(codes[index[split]], unseen)][0])
+                raise DataError(
+                    f"{cfg.path}, line {row + 2}: label {names[codes[row]]!r} appears in the "
+                    f"{split} split but never in train (too few examples of that class)"
+                )
+        remap = {int(c): j for j, c in enumerate(train_classes)}
+        labels = np.asarray([remap[int(c)] for c in codes])
+        encoder = TabularEncoder(columns).fit(table, index["train"])
+        x = torch.as_tensor(encoder.transform(table))
+        y = torch.as_tensor(labels, dtype=torch.long)
+        default_id = f"tabular.{Path(cfg.path).stem}"
+        return DomainData(
+            modality="tabular",
+            task=cfg.task or f"{default_id}.{cfg.label}",
+            classes=[str(names[c]) for c in train_classes],
+            splits={k: Split.single_view(x[v], y[v]) for k, v in index.items()},
+            metrics=list(cfg.metrics),
+            input_space=cfg.input_space or default_id,
+        )
+
+
+@hookimpl
+def register_domains(register: Register) -> None:
+    """The core's own domains."""
+    for cls in (BreastCancer, Wine, Iris, Digits, TabularCSV):
+        register(cls)

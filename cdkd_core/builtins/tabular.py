@@ -1,0 +1,135 @@
+"""Reading a user's CSV into numeric features: types inferred, categories one-hot encoded,
+missing values imputed, all fitted on the train split only."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cdkd_core.errors import DataError
+
+MISSING = {"", "na", "nan", "null", "none", "?"}
+
+
+@dataclass
+class Table:
+    """A CSV as columns of strings, with the file it came from."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+
+    def column(self, name: str) -> list[str]:
+        """The values of one column."""
+        j = self.header.index(name)
+        return [row[j] for row in self.rows]
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Table:
+    """Read a CSV with a header row; the delimiter is sniffed unless given."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    if len(set(header)) != len(header):
+        raise DataError(f"{path}: duplicate column names in the header")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}, line {line_no}: {len(row)} fields, the header has {len(header)} "
+                f"(delimiter {delimiter!r})"
+            )
+        rows.append([cell.strip() for cell in row])
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header")
+    return Table(path, header, rows)
+
+
+def _as_float(value: str) -> float | None:
+    if value.lower() in MISSING:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan  # marks "not numeric"
+
+
+class TabularEncoder:
+    """Numeric columns: median imputation; other columns: one-hot with a missing category.
+
+    Fitted on the train rows only; categories first seen outside train encode as all-zero.
+    """
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.numeric: dict[str, float] = {}
+        self.categories: dict[str, list[str]] = {}
+
+    def fit(self, table: Table, rows: np.ndarray) -> TabularEncoder:
+        """Decide column types and fit imputation and categories on ``rows``."""
+        for name in self.columns:
+            values = table.column(name)
+            parsed = [_as_float(v) for v in values]
+            numeric = all(p is None or not math.isnan(p) for p in parsed)
+            if numeric:
+                for i, p in enumerate(parsed):
+                    if p is not None and math.isinf(p):
+                        raise DataError(
+                            f"{table.path}, line {i + 2}: column {name!r} is infinite"
+                        )
+                train = [parsed[i] for i in rows if parsed[i] is not None]
+                self.numeric[name] = float(np.median(train)) if train else 0.0
+            else:
+                seen = sorted({values[i] if values[i].lower() not in MISSING else "<missing>"
+                               for i in rows})
+                self.categories[name] = seen
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the encoded features."""
+        names = []
+        for name in self.columns:
+            if name in self.numeric:
+                names.append(name)
+            else:
+                names.extend(f"{name}={c}" for c in self.categories[name])
+        return names
+
+    def transform(self, table: Table) -> np.ndarray:
+        """All rows as a float32 matrix."""
+        blocks = []
+        for name in self.columns:
+            values = table.column(name)
+            if name in self.numeric:
+                fill = self.numeric[name]
+                col = [(_as_float(v) if _as_float(v) is not None else fill) for v in values]
+                blocks.append(np.asarray(col, dtype=np.float64)[:, None])
+            else:
+                cats = {c: j for j, c in enumerate(self.categories[name])}
+                block = np.zeros((len(values), len(cats)))
+                for i, v in enumerate(values):
+                    key = "<missing>" if v.lower() in MISSING else v
+                    if key in cats:
+                        block[i, cats[key]] = 1.0
+                blocks.append(block)
+        return np.concatenate(blocks, axis=1).astype(np.float32)

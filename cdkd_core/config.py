@@ -1,0 +1,264 @@
+"""The pipeline config: YAML -> pydantic models, overrides, and component validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cdkd_core.errors import ConfigError
+from cdkd_core.rundir import RUN_NAME
+
+Role = Literal["source", "target", "unseen"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(_Strict):
+    """A component by name, with params checked against its own ``Config``."""
+
+    name: str = Field(description="Registered component name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The component's params.")
+
+
+class DomainEntry(_Strict):
+    """One domain of the pipeline and its role."""
+
+    name: str = Field(description="Registered domain name, e.g. 'sklearn.wine'.")
+    alias: str | None = Field(None, description="Name used in results (default: name).")
+    role: Role = Field("source", description="source | target | unseen.")
+    weight: float = Field(1.0, gt=0, description="Weight of the domain's task loss.")
+    label_fraction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="target only: stratified fraction of train labels the student may use.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="The domain's params.")
+
+    @model_validator(mode="after")
+    def _fraction_for_targets(self) -> DomainEntry:
+        if self.label_fraction is not None and self.role != "target":
+            raise ValueError(f"label_fraction applies to role 'target' only, not {self.role!r}")
+        if self.alias is not None and not RUN_NAME.match(self.alias):
+            raise ValueError(f"alias {self.alias!r} must match {RUN_NAME.pattern}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The domain's name in results."""
+        return self.alias or self.name
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of train labels the student uses (1 for sources)."""
+        return 1.0 if self.label_fraction is None else self.label_fraction
+
+
+class ModelSpec(_Strict):
+    """A teacher or student: a trunk, stems per modality (defaults per modality), heads."""
+
+    trunk: ComponentRef = Field(description="The shared trunk.")
+    stems: dict[str, ComponentRef] = Field(
+        default_factory=dict,
+        description="Stem per modality (e.g. image: {name: cnn}); others use the default.",
+    )
+    feature_layer: str = Field(
+        "trunk", description="Module path whose output is read as features by a forward hook."
+    )
+
+
+class TrainConfig(_Strict):
+    """Optimisation settings shared by the stages."""
+
+    epochs: int = Field(20, ge=1, description="Epochs of each training stage.")
+    teacher_epochs: int | None = Field(None, ge=1, description="Teacher epochs (default: epochs).")
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Student learning rate.")
+    teacher_lr: float | None = Field(None, gt=0, description="Teacher lr (default: lr).")
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["constant", "cosine"] = "cosine"
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without val improvement."
+    )
+    grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="Not used by domains that give their own val split."
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "mps", "cuda") or (
+            value.startswith("cuda:") and value[5:].isdigit()
+        ):
+            return value
+        raise ValueError(f"device {value!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
+class LossEntry(ComponentRef):
+    """A weighted loss term."""
+
+    weight: float = Field(1.0, ge=0, description="Weight of this term in the student loss.")
+
+
+def _default_losses() -> list[LossEntry]:
+    return [LossEntry(name="ce"), LossEntry(name="kd", params={"temperature": 4.0})]
+
+
+def _default_teacher() -> ModelSpec:
+    return ModelSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
+
+
+def _default_student() -> ModelSpec:
+    return ModelSpec(trunk=ComponentRef(name="mlp", params={"width": 32, "depth": 1}))
+
+
+class PipelineConfig(_Strict):
+    """A whole pipeline: domains, teacher, student, encoder, losses, feedback, training."""
+
+    name: str = Field("cdkd", description="Run name (the run directory starts with it).")
+    seed: int = Field(0, ge=0)
+    domains: list[DomainEntry] = Field(min_length=1)
+    teacher: ModelSpec = Field(default_factory=_default_teacher)
+    student: ModelSpec = Field(default_factory=_default_student)
+    encoder: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="pca", params={"dim": 32})
+    )
+    losses: list[LossEntry] = Field(default_factory=_default_losses, min_length=1)
+    feedback: ComponentRef = Field(default_factory=lambda: ComponentRef(name="none"))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not RUN_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a safe run name: letters, digits, '.', '_', '-', "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _roles(self) -> PipelineConfig:
+        keys = [d.key for d in self.domains]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"domain names must be unique (use alias): {dupes}")
+        if not any(d.role == "source" for d in self.domains):
+            raise ValueError("at least one domain needs role 'source' (the teacher learns it)")
+        return self
+
+
+# -- reading and overriding ------------------------------------------------------------------
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+        path, raw = item.split("=", 1)
+        parts = [p for p in path.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key path")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"override {item!r}: {where} is not an index of a list of {len(node)}"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"override {item!r}: {where} is inside a non-mapping value")
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One message listing each invalid field path and what is wrong with it."""
+    lines = [f"invalid config ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected")
+            msg = f"must be one of {expected}" if expected else msg
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> PipelineConfig:
+    """Validate a config mapping against the pipeline schema (component params not yet)."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    *,
+    host: Any = None,
+) -> PipelineConfig:
+    """Read (path), or take (mapping), a config, apply overrides and validate it fully —
+    including each component's params against its own ``Config``. ``None`` gives the
+    built-in quickstart config."""
+    if source is None:
+        from cdkd_core.quickstart import quickstart_config
+
+        data, label = quickstart_config(host), "built-in quickstart"
+    elif isinstance(source, dict):
+        data, label = source, "config"
+    else:
+        data, label = read_yaml(Path(source)), str(source)
+    data = apply_overrides(data, overrides or [])
+    config = parse_config(data, label)
+    from cdkd_core.validation import validate_components
+
+    validate_components(config, host)
+    return config
+
+
+def dump_config(config: PipelineConfig) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,29 @@
+"""Errors a user can cause: the CLI prints their message and exits without a traceback."""
+
+from __future__ import annotations
+
+
+class CdkdError(Exception):
+    """A problem with the user's input (config, data, plugin); ``exit_code`` for the CLI."""
+
+    exit_code = 1
+
+
+class ConfigError(CdkdError):
+    """An invalid config: names the field path and, where known, the valid choices."""
+
+    exit_code = 2
+
+
+class DataError(CdkdError):
+    """Unreadable or invalid data: names the file (and row) where it applies."""
+
+    exit_code = 2
+
+
+class PluginError(CdkdError):
+    """A plugin failed to load, register or run."""
+
+
+class TrainingError(CdkdError):
+    """Training diverged (NaN or exploding loss)."""

@@ -1,0 +1,479 @@
+"""The pipeline: the four stages in order, feedback closing the loop by rounds.
+
+1. teacher training (multi-task over the source domains, selection on val);
+2. knowledge extraction and encoding (forward hooks, cached teacher outputs, encoder fit
+   on the train split);
+3. student distillation (the configured weighted losses), beside a no-teacher baseline
+   with the same architecture, initialisation, labelled subset and epochs;
+4. evaluation of teacher, student and baseline on every domain's test split, then the
+   feedback strategy; stages 2-4 repeat for the strategy's rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cdkd_core.assembly import build_network
+from cdkd_core.config import PipelineConfig, dump_config, load_config
+from cdkd_core.data import PreparedDomain, prepare_domains
+from cdkd_core.domain import Split
+from cdkd_core.errors import CdkdError, ConfigError
+from cdkd_core.extraction import TeacherCache, extract_knowledge
+from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
+from cdkd_core.hooks import FeatureHook
+from cdkd_core.loss import Loss
+from cdkd_core.metrics import chance_level, evaluate
+from cdkd_core.network import MultiDomainNet, count_parameters
+from cdkd_core.progress import Progress
+from cdkd_core.rundir import (
+    MetricsLog,
+    atomic_write_json,
+    atomic_write_text,
+    create_run_dir,
+    save_weights,
+)
+from cdkd_core.training import (
+    DomainPlan,
+    FitSettings,
+    TeacherOutputs,
+    fit,
+    predict,
+    resolve_device,
+)
+
+LATENCY_BATCH = 256
+
+
+@dataclass
+class RunResult:
+    """Where a run wrote its artifacts, and its summary."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _settings(config: PipelineConfig, device: torch.device, *, teacher: bool, seed: int,
+              layer: str) -> FitSettings:
+    t = config.train
+    return FitSettings(
+        epochs=(t.teacher_epochs or t.epochs) if teacher else t.epochs,
+        batch_size=t.batch_size,
+        lr=(t.teacher_lr or t.lr) if teacher else t.lr,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler,
+        patience=t.patience,
+        grad_clip=t.grad_clip,
+        eval_batch_size=t.eval_batch_size,
+        device=device,
+        seed=seed,
+        feature_layer=layer,
+    )
+
+
+def _check_reachability(domains: list[PreparedDomain]) -> None:
+    """Refuse configs whose domains cannot be learned or evaluated."""
+    sources = [d for d in domains if d.role == "source"]
+    trained = [d for d in domains if d.trained]
+    teacher_spaces = {d.space for d in sources}
+    teacher_tasks = {d.task for d in sources}
+    for d in domains:
+        if d.role == "unseen":
+            if d.space not in {t.space for t in trained} or d.task not in {t.task for t in trained}:
+                raise ConfigError(
+                    f"domains: unseen domain {d.name!r} shares no input space ({d.space!r}) "
+                    f"and task ({d.task!r}) with a trained domain, so it cannot be evaluated "
+                    "zero-shot; give it a shared input_space/task or make it a target"
+                )
+        if d.role == "target" and d.entry.fraction == 0:
+            if d.space not in teacher_spaces or d.task not in teacher_tasks:
+                raise ConfigError(
+                    f"domains: target {d.name!r} has label_fraction 0 but the teacher has no "
+                    f"{'stem for its input space' if d.space not in teacher_spaces else 'head'}"
+                    f" for it (task {d.task!r}); an unlabelled target needs teacher soft labels"
+                )
+
+
+class _LiveTeacher:
+    """Adapts a live feedback strategy to the training loop."""
+
+    def __init__(self, strategy: FeedbackStrategy, teacher: MultiDomainNet,
+                 views: dict[str, FeedbackDomain], device: torch.device) -> None:
+        self.strategy, self.teacher, self.views, self.device = strategy, teacher, views, device
+
+    def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
+        d = plan.domain
+        if not (self.teacher.has_stem(d.space) and self.teacher.has_head(d.task)):
+            return None
+        with torch.no_grad():
+            return self.teacher(d.train.teacher_x[batch].to(self.device), d.space, d.task)
+
+    def step(self, plan: DomainPlan, batch: torch.Tensor, student_logits: torch.Tensor) -> None:
+        d = plan.domain
+        self.strategy.student_step(
+            self.teacher,
+            StudentStep(
+                domain=self.views[d.name],
+                teacher_x=d.train.teacher_x[batch].to(self.device),
+                labels=plan.labels[batch].to(self.device),
+                labelled=plan.labelled[batch].to(self.device),
+                student_logits=student_logits,
+            ),
+        )
+
+
+class Pipeline:
+    """One run of a validated config; :func:`run_pipeline` is the entry point."""
+
+    def __init__(self, config: PipelineConfig, host, run_dir: Path, progress: Progress) -> None:
+        self.config, self.host, self.run_dir, self.progress = config, host, run_dir, progress
+        self.device = resolve_device(config.train.device)
+        self.log = MetricsLog(run_dir / "metrics.jsonl")
+        self.cache = TeacherCache()
+        self.feedback: FeedbackStrategy = host.get("feedback", config.feedback.name).from_params(
+            config.feedback.params
+        )
+        self.seed = config.seed
+        self.student_seed = config.seed + 1
+        self.training_started = False
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _train(self, model: nn.Module, plans: list[DomainPlan], losses: list[tuple[Loss, float]],
+               *, stage: str, teacher: bool, round_: int | None = None, live=None) -> None:
+        spec = self.config.teacher if teacher else self.config.student
+        settings = _settings(self.config, self.device, teacher=teacher,
+                             seed=self.seed,
+                             layer=spec.feature_layer)
+        label = stage if round_ is None else f"{stage} (round {round_})"
+        with self.progress.stage(label, settings.epochs) as advance:
+
+            def on_epoch(record: dict) -> None:
+                self.log.log(stage=stage, round=round_, **record)
+                advance(f"val {record['val_score']:.4f}")
+
+            result = fit(model, plans, losses, settings, live=live, on_epoch=on_epoch)
+        self.log.log(stage=stage, round=round_, event="selected", epoch=result.best_epoch,
+                     val_score=result.best_score)
+
+    def _plans(self, domains: list[PreparedDomain], view: str, *, use_labels_only: bool,
+               outputs: dict[str, TeacherOutputs] | None = None) -> list[DomainPlan]:
+        plans = []
+        for d in domains:
+            teacher = outputs.get(d.name) if outputs else None
+            labelled = d.labelled
+            labels = torch.where(labelled, d.train.y, torch.full_like(d.train.y, -1))
+            informative = labelled.clone()
+            if teacher is not None and not use_labels_only:
+                informative[:] = True
+            index = torch.nonzero(informative).flatten()
+            if len(index) == 0:
+                continue
+            plans.append(DomainPlan(
+                domain=d,
+                x=d.train.teacher_x if view == "teacher" else d.train.student_x,
+                labels=labels,
+                labelled=labelled,
+                index=index,
+                val_x=d.val.teacher_x if view == "teacher" else d.val.student_x,
+                weight=d.entry.weight,
+                teacher=teacher,
+                teacher_x=d.train.teacher_x,
+            ))
+        return plans
+
+    def _ce(self) -> list[tuple[Loss, float]]:
+        return [(self.host.get("losses", "ce")(), 1.0)]
+
+    def _losses(self, student: MultiDomainNet, domains: list[PreparedDomain],
+                knowledge_dim: int) -> list[tuple[Loss, float]]:
+        d = next(d for d in domains if d.trained)
+        with torch.no_grad(), FeatureHook(student, self.config.student.feature_layer) as hook:
+            student.eval()
+            student(d.train.student_x[:2], d.space, d.task)
+            width = hook.take().shape[1]
+        losses = []
+        for ref in self.config.losses:
+            loss = self.host.get("losses", ref.name).from_params(ref.params)
+            loss.setup(width, knowledge_dim)
+            losses.append((loss, ref.weight))
+        return losses
+
+    def _evaluate(self, model: MultiDomainNet, d: PreparedDomain, split: str = "test"
+                  ) -> dict[str, float] | None:
+        if not (model.has_stem(d.space) and model.has_head(d.task)):
+            return None
+        s = getattr(d, split)
+        x = s.teacher_x if self._is_teacher(model) else s.student_x
+        logits = predict(model, x, d.space, d.task, self.config.train.eval_batch_size,
+                         self.device)
+        return evaluate(d.data.metrics, logits, s.y)
+
+    def _is_teacher(self, model: nn.Module) -> bool:
+        return model is self.teacher
+
+    def _views(self, domains: list[PreparedDomain]) -> dict[str, FeedbackDomain]:
+        return {
+            d.name: FeedbackDomain(d.name, d.role, d.task, d.space, d.num_classes, d.train,
+                                   d.val, d.quiz, d.labelled)
+            for d in domains if d.trained
+        }
+
+    def _finetune_teacher(self, batches: dict[str, tuple[Split, torch.Tensor]], epochs: int,
+                          lr: float) -> None:
+        """Weighted cross-entropy fine-tuning of the teacher (used by feedback strategies)."""
+        teacher, device = self.teacher, self.device
+        by_name = {d.name: d for d in self.domains}
+        optimizer = torch.optim.AdamW(teacher.parameters(), lr=lr,
+                                      weight_decay=self.config.train.weight_decay)
+        generator = torch.Generator().manual_seed(self.seed + 7)
+        bs = self.config.train.batch_size
+        teacher.train()
+        for epoch in range(epochs):
+            work = []
+            for name, (split, weights) in batches.items():
+                perm = torch.randperm(len(split), generator=generator)
+                work += [(name, perm[i:i + bs]) for i in range(0, len(perm), bs)]
+            total = 0.0
+            for j in torch.randperm(len(work), generator=generator).tolist():
+                name, idx = work[j]
+                split, weights = batches[name]
+                d = by_name[name]
+                logits = teacher(split.teacher_x[idx].to(device), d.space, d.task)
+                w = weights[idx].to(device)
+                per_example = F.cross_entropy(logits, split.y[idx].to(device), reduction="none")
+                loss = (w * per_example).sum() / w.sum() * d.entry.weight
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss)
+            self.log.log(stage="feedback_finetune", epoch=epoch + 1,
+                         loss=total / max(len(work), 1))
+
+    # -- the stages --------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        config = self.config
+        seed_everything(self.seed)
+        with self.progress.stage("loading domains", 1) as advance:
+            self.domains = prepare_domains(config, self.host, self.feedback.quiz_fraction)
+            advance()
+        _check_reachability(self.domains)
+        self.training_started = True
+        sources = [d for d in self.domains if d.role == "source"]
+        trained = [d for d in self.domains if d.trained]
+        for d in self.domains:
+            self.log.log(event="domain", domain=d.name, role=d.role, task=d.task, space=d.space,
+                         modality=d.modality, train=len(d.train), val=len(d.val),
+                         test=len(d.test), quiz=len(d.quiz) if d.quiz is not None else 0,
+                         labelled=int(d.labelled.sum()))
+
+        # 1. teacher training
+        self.teacher = build_network(config.teacher, sources, self.host, "teacher", self.seed)
+        self._train(self.teacher, self._plans(sources, "teacher", use_labels_only=True),
+                    self._ce(), stage="teacher", teacher=True)
+        save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
+
+        # the no-teacher baseline: same student architecture, init, labels and epochs
+        baseline = build_network(config.student, trained, self.host, "student",
+                                 self.student_seed)
+        self._train(baseline, self._plans(trained, "student", use_labels_only=True),
+                    self._ce(), stage="baseline", teacher=False)
+        save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
+        learned = [d for d in trained if bool(d.labelled.any())]
+        baseline_spaces = {d.space for d in learned}
+        baseline_tasks = {d.task for d in learned}
+        baseline_results = {}
+        for d in self.domains:
+            if d.space in baseline_spaces and d.task in baseline_tasks:
+                baseline_results[d.name] = (self._evaluate(baseline, d), False)
+            else:  # nothing to learn from: reported as chance
+                chance = {m: chance_level(m, d.num_classes, d.test.y) for m in d.data.metrics}
+                baseline_results[d.name] = (chance, True)
+
+        views = self._views(self.domains)
+        round_results = []
+        student = None
+        for round_ in range(self.feedback.rounds):
+            # 2. knowledge extraction and encoding
+            encoder = self.host.get("encoders", config.encoder.name).from_params(
+                config.encoder.params
+            )
+            with self.progress.stage(f"encoding (round {round_})", 1) as advance:
+                outputs = extract_knowledge(
+                    self.teacher, self.domains, encoder, config.teacher.feature_layer,
+                    self.cache, config.train.eval_batch_size, self.device,
+                )
+                advance()
+            encoder.save(self.run_dir)
+            self.log.log(stage="encoding", round=round_, encoder=encoder.name, dim=encoder.dim,
+                         domains=sorted(outputs))
+
+            # 3. student distillation
+            student = build_network(config.student, trained, self.host, "student",
+                                    self.student_seed)
+            losses = self._losses(student, self.domains, encoder.dim)
+            live = None
+            if self.feedback.live_teacher:
+                self.feedback.begin_round(self.teacher, views)
+                live = _LiveTeacher(self.feedback, self.teacher, views, self.device)
+            self._train(student, self._plans(trained, "student", use_labels_only=False,
+                                             outputs=outputs),
+                        losses, stage="student", teacher=False, round_=round_, live=live)
+
+            # 4. evaluation and feedback
+            results = {}
+            for d in self.domains:
+                teacher_m = self._evaluate(self.teacher, d)
+                student_m = self._evaluate(student, d)
+                base_m, base_chance = baseline_results[d.name]
+                results[d.name] = {
+                    "role": d.role,
+                    "metric": d.headline,
+                    "teacher": None if teacher_m is None else teacher_m[d.headline],
+                    "student": None if student_m is None else student_m[d.headline],
+                    "baseline": base_m[d.headline],
+                    "baseline_is_chance": base_chance,
+                    "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
+                    "sizes": {"train": len(d.train), "labelled": int(d.labelled.sum()),
+                              "test": len(d.test)},
+                }
+            round_results.append({"round": round_, "domains": results})
+            self.log.log(stage="evaluation", round=round_,
+                         domains={k: {r: v[r] for r in ("teacher", "student", "baseline")}
+                                  for k, v in results.items()})
+            if round_ + 1 < self.feedback.rounds or self.feedback.live_teacher:
+                changed = self._feedback(round_, student, views)
+                if changed:
+                    save_weights(self.run_dir / "teacher.safetensors",
+                                 self.teacher.state_dict())
+        assert student is not None
+        save_weights(self.run_dir / "student.safetensors", student.state_dict())
+        final = round_results[-1]["domains"]
+        summary = {
+            "domains": {
+                name: {k: r[k] for k in ("role", "metric", "teacher", "student", "baseline",
+                                         "baseline_is_chance", "metrics", "sizes")}
+                for name, r in final.items()
+            },
+            "round_results": round_results,
+            "params": {"teacher": count_parameters(self.teacher),
+                       "student": count_parameters(student)},
+            "latency_ms_per_sample": {
+                "teacher": _latency(self.teacher, self.domains, "teacher", self.device),
+                "student": _latency(student, self.domains, "student", self.device),
+            },
+            "latency_batch_size": LATENCY_BATCH,
+            "rounds": self.feedback.rounds,
+            "seed": config.seed,
+            "device": str(self.device),
+            "teacher_cache": {"hits": self.cache.hits, "misses": self.cache.misses},
+            "wall_s": round(time.perf_counter() - start, 3),
+        }
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        self.log.close()
+        return summary
+
+    def _feedback(self, round_: int, student: MultiDomainNet,
+                  views: dict[str, FeedbackDomain]) -> bool:
+        if self.feedback.live_teacher:
+            return True  # the teacher changed during the student's training
+        val = {}
+        for d in self.domains:
+            if d.trained:
+                val[d.name] = {"teacher": self._evaluate(self.teacher, d, "val"),
+                               "student": self._evaluate(student, d, "val")}
+
+        def predict_split(model: nn.Module, name: str, split: str) -> torch.Tensor:
+            if split not in ("train", "val", "quiz"):
+                raise ValueError(f"feedback may read train, val or quiz, not {split!r}")
+            d = next(x for x in self.domains if x.name == name)
+            s = getattr(d, split)
+            x = s.teacher_x if model is self.teacher else s.student_x
+            return predict(model, x, d.space, d.task, self.config.train.eval_batch_size,
+                           self.device)
+
+        ctx = FeedbackContext(
+            round=round_, teacher=self.teacher, student=student, domains=views,
+            val_results=val, predict=predict_split, finetune_teacher=self._finetune_teacher,
+            log=lambda **r: self.log.log(stage="feedback", round=round_, **r),
+        )
+        return bool(self.feedback.after_round(ctx))
+
+
+@torch.no_grad()
+def _latency(model: MultiDomainNet, domains: list[PreparedDomain], view: str,
+             device: torch.device, repeats: int = 5) -> float:
+    """Median milliseconds per sample of a forward pass at batch size 256 on the first domain
+    the model can predict."""
+    model.eval()
+    for d in domains:
+        if model.has_stem(d.space) and model.has_head(d.task):
+            x = d.test.teacher_x if view == "teacher" else d.test.student_x
+            reps = math.ceil(LATENCY_BATCH / len(x))
+            x = x.repeat(reps, *([1] * (x.dim() - 1)))[:LATENCY_BATCH].to(device)
+            model(x, d.space, d.task)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(x, d.space, d.task)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            return round(float(np.median(times)) * 1000 / LATENCY_BATCH, 6)
+    return float("nan")
+
+
+def run_pipeline(
+    config: PipelineConfig | dict | str | Path | None = None,
+    *,
+    output: str | Path = "runs",
+    overrides: list[str] | None = None,
+    host=None,
+    quiet: bool = True,
+) -> RunResult:
+    """Run a pipeline and write its run directory under ``output``.
+
+    ``config`` is a validated :class:`PipelineConfig`, a mapping, a YAML path, or ``None``
+    for the built-in quickstart.
+    """
+    from cdkd_core.plugins import PluginHost
+
+    host = host if host is not None else PluginHost()
+    if not isinstance(config, PipelineConfig) or overrides:
+        source = config.model_dump() if isinstance(config, PipelineConfig) else config
+        config = load_config(source, overrides, host=host)
+    else:
+        from cdkd_core.validation import validate_components
+
+        validate_components(config, host)
+    run_dir = create_run_dir(Path(output), config.name)
+    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    with Progress(quiet=quiet) as progress:
+        pipeline = Pipeline(config, host, run_dir, progress)
+        try:
+            summary = pipeline.run()
+        except CdkdError:
+            pipeline.log.close()
+            if not pipeline.training_started:  # bad data: leave nothing half-written
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        finally:
+            pipeline.log.close()
+    return RunResult(run_dir, summary)

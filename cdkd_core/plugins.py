@@ -1,0 +1,283 @@
+"""The plugin host: loads built-in and installed plugins and collects their components.
+
+Built-ins are ordinary plugin modules registered through the same hooks as installed
+plugins (entry-point group ``cdkd``). Each plugin's hook implementation is called on its
+own: one that fails to import, raises, or registers a clashing name is recorded with its
+error and the others still register.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from cdkd_core import hookspecs
+from cdkd_core.errors import ConfigError
+
+ENTRY_POINT_GROUP = "cdkd"
+DISABLE_ENV = "CDKD_DISABLE_PLUGINS"
+KINDS = ("domains", "architectures", "encoders", "losses", "feedback")
+BUILTIN_MODULES = (
+    "cdkd_core.builtins.domains",
+    "cdkd_core.builtins.architectures",
+    "cdkd_core.builtins.encoders",
+    "cdkd_core.builtins.losses",
+    "cdkd_core.builtins.feedback",
+)
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+
+
+def base_class(kind: str) -> type:
+    """The class every component of ``kind`` subclasses."""
+    from cdkd_core.architecture import Architecture
+    from cdkd_core.domain import Domain
+    from cdkd_core.encoder import KnowledgeEncoder
+    from cdkd_core.feedback import FeedbackStrategy
+    from cdkd_core.loss import Loss
+
+    return {
+        "domains": Domain,
+        "architectures": Architecture,
+        "encoders": KnowledgeEncoder,
+        "losses": Loss,
+        "feedback": FeedbackStrategy,
+    }[kind]
+
+
+@dataclass
+class ComponentInfo:
+    """A registered component and the plugin that registered it."""
+
+    kind: str
+    name: str
+    cls: type
+    plugin: str
+
+    @property
+    def summary(self) -> str:
+        """First line of the component's docstring."""
+        return self.cls.summary()
+
+
+@dataclass
+class PluginInfo:
+    """A plugin as the host saw it: where it came from, what it registered, what failed."""
+
+    name: str
+    source: str
+    version: str | None = None
+    module: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    components: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    error_details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing about this plugin failed."""
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready view (as printed by ``cdkd plugins list --json``)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "module": self.module,
+            "hooks": self.hooks,
+            "components": self.components,
+            "ok": self.ok,
+            "errors": self.errors,
+        }
+
+
+class ComponentValidationError(Exception):
+    """Raised by ``register`` for a component class that breaks the contract."""
+
+
+def disabled_from_env() -> set[str]:
+    """Plugin names listed (comma- or space-separated) in ``CDKD_DISABLE_PLUGINS``."""
+    return {p for p in re.split(r"[,\s]+", os.environ.get(DISABLE_ENV, "")) if p}
+
+
+class PluginHost:
+    """Loads plugins and holds the component registry (one namespace per kind).
+
+    ``entry_points=False`` skips installed plugins (only built-ins and ``plugins``);
+    ``disabled`` names plugins to skip (default: ``CDKD_DISABLE_PLUGINS``);
+    ``plugins`` are extra in-process ``(name, module_or_object)`` pairs.
+    """
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        disabled: Iterable[str] | None = None,
+        plugins: Iterable[tuple[str, object]] = (),
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.disabled = set(disabled) if disabled is not None else disabled_from_env()
+        self.plugins: dict[str, PluginInfo] = {}
+        self._registry: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        for module_name in BUILTIN_MODULES:
+            self._add(module_name, "builtin", lambda m=module_name: importlib.import_module(m))
+        if entry_points:
+            self._load_entry_points()
+        for name, obj in plugins:
+            self._add(name, "in-process", lambda o=obj: o)
+        self._collect()
+
+    # -- loading -------------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else None
+            self._add(ep.name, "entry point", ep.load, version=version, module=ep.value)
+
+    def _add(
+        self,
+        name: str,
+        source: str,
+        load: Any,
+        version: str | None = None,
+        module: str | None = None,
+    ) -> None:
+        if name in self.disabled:
+            return
+        if source == "builtin":
+            from cdkd_core import __version__
+
+            version = __version__
+            module = name
+        if name in self.plugins:
+            info = PluginInfo(name=f"{name} ({source})", source=source, version=version)
+            info.errors.append(f"a plugin named {name!r} is already loaded; this one is skipped")
+            self.plugins[info.name] = info
+            return
+        info = PluginInfo(name=name, source=source, version=version, module=module)
+        self.plugins[name] = info
+        try:
+            obj = load()
+            self.pm.register(obj, name=name)
+        except Exception as exc:  # a broken plugin must not break the rest
+            self._fail(info, f"failed to load: {type(exc).__name__}: {exc}")
+            return
+        info.hooks = sorted(
+            caller.name for caller in self.pm.get_hookcallers(obj) or [] if caller.name
+        )
+        unknown = [
+            attr
+            for attr in dir(obj)
+            if hasattr(getattr(obj, attr, None), f"{hookspecs.PROJECT}_impl")
+            and attr.removeprefix("register_") not in KINDS
+        ]
+        for attr in unknown:
+            info.errors.append(f"implements unknown hook {attr!r} (ignored)")
+
+    def _fail(self, info: PluginInfo, message: str) -> None:
+        info.errors.append(message)
+        info.error_details.append(traceback.format_exc())
+
+    # -- registration --------------------------------------------------------------------
+    def _collect(self) -> None:
+        for kind in KINDS:
+            caller = getattr(self.pm.hook, f"register_{kind}")
+            for impl in caller.get_hookimpls():  # in registration order
+                info = self.plugins[impl.plugin_name]
+                pending: dict[str, ComponentInfo] = {}
+
+                def register(cls: type, _kind=kind, _plugin=info.name, _pending=pending) -> None:
+                    self._check(_kind, cls, _plugin, _pending)
+                    _pending[cls.name] = ComponentInfo(_kind, cls.name, cls, _plugin)
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    self._fail(info, f"register_{kind} failed: {type(exc).__name__}: {exc}")
+                    continue
+                self._registry[kind].update(pending)
+                if pending:
+                    info.components.setdefault(kind, []).extend(pending)
+
+    def _check(self, kind: str, cls: Any, plugin: str, pending: dict[str, ComponentInfo]) -> None:
+        from pydantic import BaseModel
+
+        base = base_class(kind)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ComponentValidationError(
+                f"{cls!r} registered as {kind[:-1] if kind != 'feedback' else kind} "
+                f"is not a subclass of {base.__name__}"
+            )
+        name = getattr(cls, "name", "")
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ComponentValidationError(
+                f"{cls.__name__}.name={name!r} is not a lowercase name "
+                "(letters, digits, '_', dot-separated parts)"
+            )
+        config = getattr(cls, "Config", None)
+        if not (isinstance(config, type) and issubclass(config, BaseModel)):
+            raise ComponentValidationError(f"{cls.__name__}.Config is not a pydantic model")
+        if not (cls.__dict__.get("__doc__") or "").strip():
+            raise ComponentValidationError(f"{cls.__name__} has no docstring")
+        other = self._registry[kind].get(name) or pending.get(name)
+        if other is not None:
+            raise ComponentValidationError(
+                f"{kind} name {name!r} is registered by plugin {other.plugin!r}; "
+                f"plugin {plugin!r} tried to register it again"
+            )
+
+    # -- lookup ---------------------------------------------------------------------------
+    def components(self, kind: str) -> dict[str, ComponentInfo]:
+        """Registered components of ``kind`` by name."""
+        if kind not in self._registry:
+            raise ConfigError(f"unknown component kind {kind!r}; choose one of {list(KINDS)}")
+        return dict(self._registry[kind])
+
+    def get(self, kind: str, name: str, where: str | None = None) -> type:
+        """The component class ``name`` of ``kind``; a :class:`ConfigError` with suggestions
+        (and, from ``registry.yaml``, the package to install) when it is unknown."""
+        found = self._registry[kind].get(name)
+        if found is not None:
+            return found.cls
+        raise ConfigError(self.unknown_message(kind, name, where))
+
+    def unknown_message(self, kind: str, name: str, where: str | None = None) -> str:
+        """The message for an unknown component name."""
+        from cdkd_core.catalog import provider_of
+
+        known = sorted(self._registry[kind])
+        label = {"feedback": "feedback strategy", "losses": "loss"}.get(kind, kind[:-1])
+        place = f"{where}: " if where else ""
+        message = f"{place}unknown {label} {name!r}"
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        entry = provider_of(kind, name)
+        if entry is not None:
+            failed = self.plugins.get(entry["name"])
+            if failed is not None and not failed.ok:
+                message += (
+                    f" It comes from plugin {entry['name']!r}, which failed: "
+                    + "; ".join(failed.errors)
+                )
+            else:
+                message += (
+                    f" It is provided by {entry['package']!r}: "
+                    f"install it with `cdkd plugins install {entry['name']}`."
+                )
+        message += f" Available: {', '.join(known) if known else '(none)'}."
+        return message
+
+    def failed_plugins(self) -> list[PluginInfo]:
+        """Plugins with errors."""
+        return [p for p in self.plugins.values() if not p.ok]

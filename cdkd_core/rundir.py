@@ -1,0 +1,102 @@
+"""The run directory: atomic writes of artifacts and an append-only metrics log."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never torn."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomic UTF-8 text write."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (indented, keys in insertion order)."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_weights(path: Path, state_dict: dict[str, Any]) -> None:
+    """Save a state dict as safetensors, atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    atomic_write_bytes(path, save(tensors))
+
+
+def load_weights(path: Path) -> dict[str, Any]:
+    """Load a safetensors state dict."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def create_run_dir(root: Path, name: str) -> Path:
+    """Make ``root/<name>-<timestamp>`` (suffixed if taken); ``name`` may not leave ``root``."""
+    if not RUN_NAME.match(name):
+        raise ValueError(f"run name {name!r} must match {RUN_NAME.pattern}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        suffix = "" if attempt == 0 else f"-{attempt}"
+        path = root / f"{name}-{stamp}{suffix}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a run directory under {root}")
+
+
+class MetricsLog:
+    """Append-only JSON-lines log, flushed per record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._handle = self.path.open("a", encoding="utf-8")
+        self._start = time.perf_counter()
+
+    def log(self, **record: Any) -> None:
+        """Append one record with the seconds since the log opened."""
+        record = {"t": round(time.perf_counter() - self._start, 4), **record}
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Read a metrics log, ignoring a torn last line."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -1,0 +1,66 @@
+"""Helpers domain authors use to cut train / val / test splits and label subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def stratified_split_indices(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Disjoint, stratified train / val / test indices (sorted), deterministic in ``seed``.
+
+    Every class with enough examples appears in each split; the proportions follow
+    ``val_fraction`` and ``test_fraction`` per class (rounded, at least one example in val
+    and test for classes with three or more examples).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        n_test = int(round(n * test_fraction))
+        n_val = int(round(n * val_fraction))
+        if n >= 3:
+            n_test = max(n_test, 1 if test_fraction > 0 else 0)
+            n_val = max(n_val, 1 if val_fraction > 0 else 0)
+        n_test = min(n_test, max(n - 1, 0))
+        n_val = min(n_val, max(n - 1 - n_test, 0))
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    return {k: np.sort(np.concatenate(v)) if v else np.array([], int) for k, v in parts.items()}
+
+
+def stratified_subset_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A boolean mask over ``labels`` keeping ``fraction`` of each class (at least one per class
+    when ``fraction > 0``; none when it is 0), deterministic in ``seed``."""
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    if fraction <= 0:
+        return mask
+    if fraction >= 1:
+        return ~mask
+    generator = torch.Generator().manual_seed(seed)
+    for cls in torch.unique(labels):
+        idx = torch.nonzero(labels == cls).flatten()
+        keep = max(1, int(round(len(idx) * fraction)))
+        chosen = idx[torch.randperm(len(idx), generator=generator)[:keep]]
+        mask[chosen] = True
+    return mask
+
+
+def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.ndarray:
+    """Indices of at most ``max_examples`` examples, stratified, in their original order."""
+    labels = np.asarray(labels)
+    if max_examples is None or max_examples >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        n = max(1, int(round(len(idx) * max_examples / len(labels))))
+        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    return np.sort(np.concatenate(keep))

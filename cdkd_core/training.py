@@ -1,0 +1,281 @@
+"""The training loop every stage uses: single-domain batches from several domains, a
+weighted list of loss terms, model selection and early stopping on the val split."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from cdkd_core.data import PreparedDomain
+from cdkd_core.errors import TrainingError
+from cdkd_core.hooks import FeatureHook
+from cdkd_core.loss import BatchContext, Loss
+from cdkd_core.metrics import evaluate
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TeacherOutputs:
+    """Cached teacher outputs on one split of one domain (rows aligned with the split)."""
+
+    logits: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    knowledge: torch.Tensor | None = None
+
+
+@dataclass
+class DomainPlan:
+    """How one domain takes part in a training stage.
+
+    ``index`` lists the examples iterated each epoch; ``labels`` is -1 where the label may
+    not be used (``labelled`` False); ``teacher`` holds cached teacher outputs;
+    ``teacher_x`` is the teacher view, for strategies that run the teacher live.
+    """
+
+    domain: PreparedDomain
+    x: torch.Tensor
+    labels: torch.Tensor
+    labelled: torch.Tensor
+    index: torch.Tensor
+    val_x: torch.Tensor
+    weight: float = 1.0
+    teacher: TeacherOutputs | None = None
+    teacher_x: torch.Tensor | None = None
+
+
+class LiveTeacher(Protocol):
+    """A teacher that trains while the student does (e.g. deep mutual learning)."""
+
+    def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
+        """Current teacher logits for the batch (no gradient), or None without a head."""
+
+    def step(self, plan: DomainPlan, batch: torch.Tensor, student_logits: torch.Tensor) -> None:
+        """Update the teacher after the student's step."""
+
+
+@dataclass
+class FitSettings:
+    """Optimisation settings of one stage."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    scheduler: str
+    patience: int | None
+    grad_clip: float | None
+    eval_batch_size: int
+    device: torch.device
+    seed: int
+    feature_layer: str = "trunk"
+
+
+@dataclass
+class FitResult:
+    """What a stage's training gave: the selected epoch, its val score, per-epoch records."""
+
+    best_epoch: int
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, x: torch.Tensor, space: str, task: str, batch_size: int, device
+) -> torch.Tensor:
+    """Logits for all of ``x`` in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = [
+        model(x[i : i + batch_size].to(device), space, task).float().cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def read_features(
+    model: nn.Module, layer: str, x: torch.Tensor, space: str, task: str | None,
+    batch_size: int, device,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Features of ``layer`` (by forward hook) and logits (None when ``task`` is None)."""
+    was_training = model.training
+    model.eval()
+    feats, logits = [], []
+    with FeatureHook(model, layer) as hook:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device)
+            if task is None:
+                model.features(xb, space)
+            else:
+                logits.append(model(xb, space, task).float().cpu())
+            feats.append(hook.take().float().cpu())
+    model.train(was_training)
+    return torch.cat(feats), (torch.cat(logits) if logits else None)
+
+
+def val_score(model: nn.Module, plans: list[DomainPlan], settings: FitSettings) -> tuple[
+    float, dict[str, dict[str, float]]
+]:
+    """Mean headline metric over the plans' val splits (NaNs skipped) and all val metrics."""
+    per_domain, scores = {}, []
+    for plan in plans:
+        d = plan.domain
+        logits = predict(model, plan.val_x, d.space, d.task, settings.eval_batch_size,
+                         settings.device)
+        metrics = evaluate(d.data.metrics, logits, d.val.y)
+        per_domain[d.name] = metrics
+        if not math.isnan(metrics[d.headline]):
+            scores.append(metrics[d.headline])
+    return (sum(scores) / len(scores) if scores else -math.inf), per_domain
+
+
+def _schedule(optimizer, settings: FitSettings, total_steps: int):
+    if settings.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return None
+
+
+def fit(
+    model: nn.Module,
+    plans: list[DomainPlan],
+    losses: list[tuple[Loss, float]],
+    settings: FitSettings,
+    *,
+    live: LiveTeacher | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``plans`` with the weighted ``losses``; keep the best val epoch.
+
+    Each step is one batch of one domain; an epoch visits every planned example once, the
+    batches of all domains shuffled together. A domain's ``weight`` scales its loss.
+    """
+    device = settings.device
+    model.to(device)
+    for loss, _ in losses:
+        loss.to(device)
+    params = list(model.parameters()) + [p for loss, _ in losses for p in loss.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    generator = torch.Generator().manual_seed(settings.seed)
+    steps_per_epoch = sum(math.ceil(len(p.index) / settings.batch_size) for p in plans)
+    scheduler = _schedule(optimizer, settings, steps_per_epoch * settings.epochs)
+    best = FitResult(best_epoch=0, best_score=-math.inf)
+    best_state = copy.deepcopy(model.state_dict())
+    stale = 0
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        batches = []
+        for p_idx, plan in enumerate(plans):
+            order = plan.index[torch.randperm(len(plan.index), generator=generator)]
+            batches += [(p_idx, order[i : i + settings.batch_size])
+                        for i in range(0, len(order), settings.batch_size)]
+        order = torch.randperm(len(batches), generator=generator).tolist()
+        sums: dict[str, float] = {}
+        steps = 0
+        for b in order:
+            p_idx, idx = batches[b]
+            plan = plans[p_idx]
+            terms, student_logits = _step(model, plan, idx, losses, settings, live)
+            if not terms:
+                continue
+            total = sum(terms.values())
+            if not torch.isfinite(total):
+                raise TrainingError(
+                    f"the loss became {float(total)} in epoch {epoch} on domain "
+                    f"{plan.domain.name!r} (terms: "
+                    + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                    + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if live is not None:
+                live.step(plan, idx, student_logits.detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            steps += 1
+        score, val = val_score(model, plans, settings)
+        record = {
+            "epoch": epoch,
+            "loss": {k: v / max(steps, 1) for k, v in sums.items()},
+            "val_score": score,
+            "val": val,
+        }
+        best.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if score > best.best_score:
+            best.best_score, best.best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if settings.patience is not None and stale >= settings.patience:
+                break
+    model.load_state_dict(best_state)
+    return best
+
+
+def _step(
+    model: nn.Module,
+    plan: DomainPlan,
+    idx: torch.Tensor,
+    losses: list[tuple[Loss, float]],
+    settings: FitSettings,
+    live: LiveTeacher | None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The weighted loss terms of one batch (empty when no term applies) and the logits."""
+    d = plan.domain
+    device = settings.device
+    x = plan.x[idx].to(device)
+    with FeatureHook(model, settings.feature_layer) as hook:
+        logits = model(x, d.space, d.task)
+        features = hook.take()
+    teacher_logits = knowledge = teacher_features = None
+    if plan.teacher is not None:
+        t = plan.teacher
+        teacher_logits = t.logits[idx].to(device) if t.logits is not None else None
+        knowledge = t.knowledge[idx].to(device) if t.knowledge is not None else None
+        teacher_features = t.features[idx].to(device) if t.features is not None else None
+    if live is not None:
+        fresh = live.logits(plan, idx)
+        teacher_logits = fresh.to(device) if fresh is not None else teacher_logits
+    ctx = BatchContext(
+        domain=d.name,
+        task=d.task,
+        student_logits=logits,
+        student_features=features,
+        labels=plan.labels[idx].to(device),
+        labelled=plan.labelled[idx].to(device),
+        teacher_logits=teacher_logits,
+        teacher_features=teacher_features,
+        knowledge=knowledge,
+    )
+    terms = {}
+    for i, (loss, weight) in enumerate(losses):
+        if weight == 0:
+            continue
+        value = loss(ctx)
+        if value is not None:
+            terms[f"{i}:{loss.name}"] = plan.weight * weight * value
+    return terms, logits
