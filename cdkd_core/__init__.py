@@ -33,7 +33,27 @@ _LAZY = {
     "CdkdError": "cdkd_core.errors",
 }
 
-__all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
+__all__ = [
+    "Architecture",
+    "BatchContext",
+    "CdkdError",
+    "Component",
+    "ComponentConfig",
+    "Domain",
+    "DomainData",
+    "FeedbackContext",
+    "FeedbackStrategy",
+    "KnowledgeEncoder",
+    "Loss",
+    "PipelineConfig",
+    "PluginHost",
+    "Split",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+    "run_pipeline",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.architecture import Architecture

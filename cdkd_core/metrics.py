@@ -30,8 +30,13 @@ def f1_macro(logits: torch.Tensor, y: torch.Tensor) -> float:
 
     labels = list(range(logits.shape[1]))
     return float(
-        f1_score(y.cpu().numpy(), logits.argmax(1).cpu().numpy(), labels=labels,
-                 average="macro", zero_division=0)
+        f1_score(
+            y.cpu().numpy(),
+            logits.argmax(1).cpu().numpy(),
+            labels=labels,
+            average="macro",
+            zero_division=0,
+        )
     )
 
 

@@ -70,8 +70,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _settings(config: PipelineConfig, device: torch.device, *, teacher: bool, seed: int,
-              layer: str) -> FitSettings:
+def _settings(
+    config: PipelineConfig, device: torch.device, *, teacher: bool, seed: int, layer: str
+) -> FitSettings:
     t = config.train
     return FitSettings(
         epochs=(t.teacher_epochs or t.epochs) if teacher else t.epochs,
@@ -114,8 +115,13 @@ def _check_reachability(domains: list[PreparedDomain]) -> None:
 class _LiveTeacher:
     """Adapts a live feedback strategy to the training loop."""
 
-    def __init__(self, strategy: FeedbackStrategy, teacher: MultiDomainNet,
-                 views: dict[str, FeedbackDomain], device: torch.device) -> None:
+    def __init__(
+        self,
+        strategy: FeedbackStrategy,
+        teacher: MultiDomainNet,
+        views: dict[str, FeedbackDomain],
+        device: torch.device,
+    ) -> None:
         self.strategy, self.teacher, self.views, self.device = strategy, teacher, views, device
 
     def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
@@ -155,12 +161,21 @@ class Pipeline:
         self.training_started = False
 
     # -- helpers -----------------------------------------------------------------------------
-    def _train(self, model: nn.Module, plans: list[DomainPlan], losses: list[tuple[Loss, float]],
-               *, stage: str, teacher: bool, round_: int | None = None, live=None) -> None:
+    def _train(
+        self,
+        model: nn.Module,
+        plans: list[DomainPlan],
+        losses: list[tuple[Loss, float]],
+        *,
+        stage: str,
+        teacher: bool,
+        round_: int | None = None,
+        live=None,
+    ) -> None:
         spec = self.config.teacher if teacher else self.config.student
-        settings = _settings(self.config, self.device, teacher=teacher,
-                             seed=self.seed,
-                             layer=spec.feature_layer)
+        settings = _settings(
+            self.config, self.device, teacher=teacher, seed=self.seed, layer=spec.feature_layer
+        )
         label = stage if round_ is None else f"{stage} (round {round_})"
         with self.progress.stage(label, settings.epochs) as advance:
 
@@ -169,11 +184,22 @@ class Pipeline:
                 advance(f"val {record['val_score']:.4f}")
 
             result = fit(model, plans, losses, settings, live=live, on_epoch=on_epoch)
-        self.log.log(stage=stage, round=round_, event="selected", epoch=result.best_epoch,
-                     val_score=result.best_score)
+        self.log.log(
+            stage=stage,
+            round=round_,
+            event="selected",
+            epoch=result.best_epoch,
+            val_score=result.best_score,
+        )
 
-    def _plans(self, domains: list[PreparedDomain], view: str, *, use_labels_only: bool,
-               outputs: dict[str, TeacherOutputs] | None = None) -> list[DomainPlan]:
+    def _plans(
+        self,
+        domains: list[PreparedDomain],
+        view: str,
+        *,
+        use_labels_only: bool,
+        outputs: dict[str, TeacherOutputs] | None = None,
+    ) -> list[DomainPlan]:
         plans = []
         for d in domains:
             teacher = outputs.get(d.name) if outputs else None
@@ -185,24 +211,27 @@ class Pipeline:
             index = torch.nonzero(informative).flatten()
             if len(index) == 0:
                 continue
-            plans.append(DomainPlan(
-                domain=d,
-                x=d.train.teacher_x if view == "teacher" else d.train.student_x,
-                labels=labels,
-                labelled=labelled,
-                index=index,
-                val_x=d.val.teacher_x if view == "teacher" else d.val.student_x,
-                weight=d.entry.weight,
-                teacher=teacher,
-                teacher_x=d.train.teacher_x,
-            ))
+            plans.append(
+                DomainPlan(
+                    domain=d,
+                    x=d.train.teacher_x if view == "teacher" else d.train.student_x,
+                    labels=labels,
+                    labelled=labelled,
+                    index=index,
+                    val_x=d.val.teacher_x if view == "teacher" else d.val.student_x,
+                    weight=d.entry.weight,
+                    teacher=teacher,
+                    teacher_x=d.train.teacher_x,
+                )
+            )
         return plans
 
     def _ce(self) -> list[tuple[Loss, float]]:
         return [(self.host.get("losses", "ce")(), 1.0)]
 
-    def _losses(self, student: MultiDomainNet, domains: list[PreparedDomain],
-                knowledge_dim: int) -> list[tuple[Loss, float]]:
+    def _losses(
+        self, student: MultiDomainNet, domains: list[PreparedDomain], knowledge_dim: int
+    ) -> list[tuple[Loss, float]]:
         d = next(d for d in domains if d.trained)
         with torch.no_grad(), FeatureHook(student, self.config.student.feature_layer) as hook:
             student.eval()
@@ -215,14 +244,14 @@ class Pipeline:
             losses.append((loss, ref.weight))
         return losses
 
-    def _evaluate(self, model: MultiDomainNet, d: PreparedDomain, split: str = "test"
-                  ) -> dict[str, float] | None:
+    def _evaluate(
+        self, model: MultiDomainNet, d: PreparedDomain, split: str = "test"
+    ) -> dict[str, float] | None:
         if not (model.has_stem(d.space) and model.has_head(d.task)):
             return None
         s = getattr(d, split)
         x = s.teacher_x if self._is_teacher(model) else s.student_x
-        logits = predict(model, x, d.space, d.task, self.config.train.eval_batch_size,
-                         self.device)
+        logits = predict(model, x, d.space, d.task, self.config.train.eval_batch_size, self.device)
         return evaluate(d.data.metrics, logits, s.y)
 
     def _is_teacher(self, model: nn.Module) -> bool:
@@ -230,26 +259,30 @@ class Pipeline:
 
     def _views(self, domains: list[PreparedDomain]) -> dict[str, FeedbackDomain]:
         return {
-            d.name: FeedbackDomain(d.name, d.role, d.task, d.space, d.num_classes, d.train,
-                                   d.val, d.quiz, d.labelled)
-            for d in domains if d.trained
+            d.name: FeedbackDomain(
+                d.name, d.role, d.task, d.space, d.num_classes, d.train, d.val, d.quiz, d.labelled
+            )
+            for d in domains
+            if d.trained
         }
 
-    def _finetune_teacher(self, batches: dict[str, tuple[Split, torch.Tensor]], epochs: int,
-                          lr: float) -> None:
+    def _finetune_teacher(
+        self, batches: dict[str, tuple[Split, torch.Tensor]], epochs: int, lr: float
+    ) -> None:
         """Weighted cross-entropy fine-tuning of the teacher (used by feedback strategies)."""
         teacher, device = self.teacher, self.device
         by_name = {d.name: d for d in self.domains}
-        optimizer = torch.optim.AdamW(teacher.parameters(), lr=lr,
-                                      weight_decay=self.config.train.weight_decay)
+        optimizer = torch.optim.AdamW(
+            teacher.parameters(), lr=lr, weight_decay=self.config.train.weight_decay
+        )
         generator = torch.Generator().manual_seed(self.seed + 7)
         bs = self.config.train.batch_size
         teacher.train()
         for epoch in range(epochs):
             work = []
-            for name, (split, weights) in batches.items():
+            for name, (split, _) in batches.items():
                 perm = torch.randperm(len(split), generator=generator)
-                work += [(name, perm[i:i + bs]) for i in range(0, len(perm), bs)]
+                work += [(name, perm[i : i + bs]) for i in range(0, len(perm), bs)]
             total = 0.0
             for j in torch.randperm(len(work), generator=generator).tolist():
                 name, idx = work[j]
@@ -262,9 +295,8 @@ class Pipeline:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total += float(loss)
-            self.log.log(stage="feedback_finetune", epoch=epoch + 1,
-                         loss=total / max(len(work), 1))
+                total += loss.item()
+            self.log.log(stage="feedback_finetune", epoch=epoch + 1, loss=total / max(len(work), 1))
 
     # -- the stages --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -279,22 +311,40 @@ class Pipeline:
         sources = [d for d in self.domains if d.role == "source"]
         trained = [d for d in self.domains if d.trained]
         for d in self.domains:
-            self.log.log(event="domain", domain=d.name, role=d.role, task=d.task, space=d.space,
-                         modality=d.modality, train=len(d.train), val=len(d.val),
-                         test=len(d.test), quiz=len(d.quiz) if d.quiz is not None else 0,
-                         labelled=int(d.labelled.sum()))
+            self.log.log(
+                event="domain",
+                domain=d.name,
+                role=d.role,
+                task=d.task,
+                space=d.space,
+                modality=d.modality,
+                train=len(d.train),
+                val=len(d.val),
+                test=len(d.test),
+                quiz=len(d.quiz) if d.quiz is not None else 0,
+                labelled=int(d.labelled.sum()),
+            )
 
         # 1. teacher training
         self.teacher = build_network(config.teacher, sources, self.host, "teacher", self.seed)
-        self._train(self.teacher, self._plans(sources, "teacher", use_labels_only=True),
-                    self._ce(), stage="teacher", teacher=True)
+        self._train(
+            self.teacher,
+            self._plans(sources, "teacher", use_labels_only=True),
+            self._ce(),
+            stage="teacher",
+            teacher=True,
+        )
         save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
-        baseline = build_network(config.student, trained, self.host, "student",
-                                 self.student_seed)
-        self._train(baseline, self._plans(trained, "student", use_labels_only=True),
-                    self._ce(), stage="baseline", teacher=False)
+        baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
+        self._train(
+            baseline,
+            self._plans(trained, "student", use_labels_only=True),
+            self._ce(),
+            stage="baseline",
+            teacher=False,
+        )
         save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
         learned = [d for d in trained if bool(d.labelled.any())]
         baseline_spaces = {d.space for d in learned}
@@ -317,25 +367,42 @@ class Pipeline:
             )
             with self.progress.stage(f"encoding (round {round_})", 1) as advance:
                 outputs = extract_knowledge(
-                    self.teacher, self.domains, encoder, config.teacher.feature_layer,
-                    self.cache, config.train.eval_batch_size, self.device,
+                    self.teacher,
+                    self.domains,
+                    encoder,
+                    config.teacher.feature_layer,
+                    self.cache,
+                    config.train.eval_batch_size,
+                    self.device,
                 )
                 advance()
             encoder.save(self.run_dir)
-            self.log.log(stage="encoding", round=round_, encoder=encoder.name, dim=encoder.dim,
-                         domains=sorted(outputs))
+            self.log.log(
+                stage="encoding",
+                round=round_,
+                encoder=encoder.name,
+                dim=encoder.dim,
+                domains=sorted(outputs),
+            )
 
             # 3. student distillation
-            student = build_network(config.student, trained, self.host, "student",
-                                    self.student_seed)
+            student = build_network(
+                config.student, trained, self.host, "student", self.student_seed
+            )
             losses = self._losses(student, self.domains, encoder.dim)
             live = None
             if self.feedback.live_teacher:
                 self.feedback.begin_round(self.teacher, views)
                 live = _LiveTeacher(self.feedback, self.teacher, views, self.device)
-            self._train(student, self._plans(trained, "student", use_labels_only=False,
-                                             outputs=outputs),
-                        losses, stage="student", teacher=False, round_=round_, live=live)
+            self._train(
+                student,
+                self._plans(trained, "student", use_labels_only=False, outputs=outputs),
+                losses,
+                stage="student",
+                teacher=False,
+                round_=round_,
+                live=live,
+            )
 
             # 4. evaluation and feedback
             results = {}
@@ -351,30 +418,50 @@ class Pipeline:
                     "baseline": base_m[d.headline],
                     "baseline_is_chance": base_chance,
                     "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
-                    "sizes": {"train": len(d.train), "labelled": int(d.labelled.sum()),
-                              "test": len(d.test)},
+                    "sizes": {
+                        "train": len(d.train),
+                        "labelled": int(d.labelled.sum()),
+                        "test": len(d.test),
+                    },
                 }
             round_results.append({"round": round_, "domains": results})
-            self.log.log(stage="evaluation", round=round_,
-                         domains={k: {r: v[r] for r in ("teacher", "student", "baseline")}
-                                  for k, v in results.items()})
+            self.log.log(
+                stage="evaluation",
+                round=round_,
+                domains={
+                    k: {r: v[r] for r in ("teacher", "student", "baseline")}
+                    for k, v in results.items()
+                },
+            )
             if round_ + 1 < self.feedback.rounds or self.feedback.live_teacher:
                 changed = self._feedback(round_, student, views)
                 if changed:
-                    save_weights(self.run_dir / "teacher.safetensors",
-                                 self.teacher.state_dict())
+                    save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
         assert student is not None
         save_weights(self.run_dir / "student.safetensors", student.state_dict())
         final = round_results[-1]["domains"]
         summary = {
             "domains": {
-                name: {k: r[k] for k in ("role", "metric", "teacher", "student", "baseline",
-                                         "baseline_is_chance", "metrics", "sizes")}
+                name: {
+                    k: r[k]
+                    for k in (
+                        "role",
+                        "metric",
+                        "teacher",
+                        "student",
+                        "baseline",
+                        "baseline_is_chance",
+                        "metrics",
+                        "sizes",
+                    )
+                }
                 for name, r in final.items()
             },
             "round_results": round_results,
-            "params": {"teacher": count_parameters(self.teacher),
-                       "student": count_parameters(student)},
+            "params": {
+                "teacher": count_parameters(self.teacher),
+                "student": count_parameters(student),
+            },
             "latency_ms_per_sample": {
                 "teacher": _latency(self.teacher, self.domains, "teacher", self.device),
                 "student": _latency(student, self.domains, "student", self.device),
@@ -390,15 +477,18 @@ class Pipeline:
         self.log.close()
         return summary
 
-    def _feedback(self, round_: int, student: MultiDomainNet,
-                  views: dict[str, FeedbackDomain]) -> bool:
+    def _feedback(
+        self, round_: int, student: MultiDomainNet, views: dict[str, FeedbackDomain]
+    ) -> bool:
         if self.feedback.live_teacher:
             return True  # the teacher changed during the student's training
         val = {}
         for d in self.domains:
             if d.trained:
-                val[d.name] = {"teacher": self._evaluate(self.teacher, d, "val"),
-                               "student": self._evaluate(student, d, "val")}
+                val[d.name] = {
+                    "teacher": self._evaluate(self.teacher, d, "val"),
+                    "student": self._evaluate(student, d, "val"),
+                }
 
         def predict_split(model: nn.Module, name: str, split: str) -> torch.Tensor:
             if split not in ("train", "val", "quiz"):
@@ -406,20 +496,31 @@ class Pipeline:
             d = next(x for x in self.domains if x.name == name)
             s = getattr(d, split)
             x = s.teacher_x if model is self.teacher else s.student_x
-            return predict(model, x, d.space, d.task, self.config.train.eval_batch_size,
-                           self.device)
+            return predict(
+                model, x, d.space, d.task, self.config.train.eval_batch_size, self.device
+            )
 
         ctx = FeedbackContext(
-            round=round_, teacher=self.teacher, student=student, domains=views,
-            val_results=val, predict=predict_split, finetune_teacher=self._finetune_teacher,
+            round=round_,
+            teacher=self.teacher,
+            student=student,
+            domains=views,
+            val_results=val,
+            predict=predict_split,
+            finetune_teacher=self._finetune_teacher,
             log=lambda **r: self.log.log(stage="feedback", round=round_, **r),
         )
         return bool(self.feedback.after_round(ctx))
 
 
 @torch.no_grad()
-def _latency(model: MultiDomainNet, domains: list[PreparedDomain], view: str,
-             device: torch.device, repeats: int = 5) -> float:
+def _latency(
+    model: MultiDomainNet,
+    domains: list[PreparedDomain],
+    view: str,
+    device: torch.device,
+    repeats: int = 5,
+) -> float:
     """Median milliseconds per sample of a forward pass at batch size 256 on the first domain
     the model can predict."""
     model.eval()

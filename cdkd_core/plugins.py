@@ -26,13 +26,8 @@ from cdkd_core.errors import ConfigError
 ENTRY_POINT_GROUP = "cdkd"
 DISABLE_ENV = "CDKD_DISABLE_PLUGINS"
 KINDS = ("domains", "architectures", "encoders", "losses", "feedback")
-BUILTIN_MODULES = (
-    "cdkd_core.builtins.domains",
-    "cdkd_core.builtins.architectures",
-    "cdkd_core.builtins.encoders",
-    "cdkd_core.builtins.losses",
-    "cdkd_core.builtins.feedback",
-)
+#: The core's own plugins (plugin name -> module), registered like any other plugin.
+BUILTIN_PLUGINS = {f"cdkd.{kind}": f"cdkd_core.builtins.{kind}" for kind in KINDS}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 
@@ -129,8 +124,8 @@ class PluginHost:
         self.disabled = set(disabled) if disabled is not None else disabled_from_env()
         self.plugins: dict[str, PluginInfo] = {}
         self._registry: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
-        for module_name in BUILTIN_MODULES:
-            self._add(module_name, "builtin", lambda m=module_name: importlib.import_module(m))
+        for name, module in BUILTIN_PLUGINS.items():
+            self._add(name, "builtin", lambda m=module: importlib.import_module(m), module=module)
         if entry_points:
             self._load_entry_points()
         for name, obj in plugins:
@@ -158,7 +153,6 @@ class PluginHost:
             from cdkd_core import __version__
 
             version = __version__
-            module = name
         if name in self.plugins:
             info = PluginInfo(name=f"{name} ({source})", source=source, version=version)
             info.errors.append(f"a plugin named {name!r} is already loaded; this one is skipped")
@@ -258,25 +252,25 @@ class PluginHost:
         known = sorted(self._registry[kind])
         label = {"feedback": "feedback strategy", "losses": "loss"}.get(kind, kind[:-1])
         place = f"{where}: " if where else ""
-        message = f"{place}unknown {label} {name!r}"
+        parts = [f"{place}unknown {label} {name!r}"]
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
-            message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+            parts.append(f"did you mean {', '.join(repr(c) for c in close)}")
         entry = provider_of(kind, name)
         if entry is not None:
             failed = self.plugins.get(entry["name"])
             if failed is not None and not failed.ok:
-                message += (
-                    f" It comes from plugin {entry['name']!r}, which failed: "
+                parts.append(
+                    f"it comes from plugin {entry['name']!r}, which failed: "
                     + "; ".join(failed.errors)
                 )
             else:
-                message += (
-                    f" It is provided by {entry['package']!r}: "
-                    f"install it with `cdkd plugins install {entry['name']}`."
+                parts.append(
+                    f"it is provided by {entry['package']!r}: "
+                    f"install it with `cdkd plugins install {entry['name']}`"
                 )
-        message += f" Available: {', '.join(known) if known else '(none)'}."
-        return message
+        parts.append(f"available: {', '.join(known) if known else '(none)'}")
+        return "; ".join(parts)
 
     def failed_plugins(self) -> list[PluginInfo]:
         """Plugins with errors."""

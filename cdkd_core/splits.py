@@ -22,8 +22,8 @@ def stratified_split_indices(
         idx = np.flatnonzero(labels == cls)
         idx = idx[rng.permutation(len(idx))]
         n = len(idx)
-        n_test = int(round(n * test_fraction))
-        n_val = int(round(n * val_fraction))
+        n_test = round(n * test_fraction)
+        n_val = round(n * val_fraction)
         if n >= 3:
             n_test = max(n_test, 1 if test_fraction > 0 else 0)
             n_val = max(n_val, 1 if val_fraction > 0 else 0)
@@ -46,7 +46,7 @@ def stratified_subset_mask(labels: torch.Tensor, fraction: float, seed: int) -> 
     generator = torch.Generator().manual_seed(seed)
     for cls in torch.unique(labels):
         idx = torch.nonzero(labels == cls).flatten()
-        keep = max(1, int(round(len(idx) * fraction)))
+        keep = max(1, round(len(idx) * fraction))
         chosen = idx[torch.randperm(len(idx), generator=generator)[:keep]]
         mask[chosen] = True
     return mask
@@ -61,6 +61,6 @@ def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.
     keep = []
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
-        n = max(1, int(round(len(idx) * max_examples / len(labels))))
+        n = max(1, round(len(idx) * max_examples / len(labels)))
         keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
     return np.sort(np.concatenate(keep))

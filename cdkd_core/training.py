@@ -112,8 +112,13 @@ def predict(
 
 @torch.no_grad()
 def read_features(
-    model: nn.Module, layer: str, x: torch.Tensor, space: str, task: str | None,
-    batch_size: int, device,
+    model: nn.Module,
+    layer: str,
+    x: torch.Tensor,
+    space: str,
+    task: str | None,
+    batch_size: int,
+    device,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features of ``layer`` (by forward hook) and logits (None when ``task`` is None)."""
     was_training = model.training
@@ -131,15 +136,16 @@ def read_features(
     return torch.cat(feats), (torch.cat(logits) if logits else None)
 
 
-def val_score(model: nn.Module, plans: list[DomainPlan], settings: FitSettings) -> tuple[
-    float, dict[str, dict[str, float]]
-]:
+def val_score(
+    model: nn.Module, plans: list[DomainPlan], settings: FitSettings
+) -> tuple[float, dict[str, dict[str, float]]]:
     """Mean headline metric over the plans' val splits (NaNs skipped) and all val metrics."""
     per_domain, scores = {}, []
     for plan in plans:
         d = plan.domain
-        logits = predict(model, plan.val_x, d.space, d.task, settings.eval_batch_size,
-                         settings.device)
+        logits = predict(
+            model, plan.val_x, d.space, d.task, settings.eval_batch_size, settings.device
+        )
         metrics = evaluate(d.data.metrics, logits, d.val.y)
         per_domain[d.name] = metrics
         if not math.isnan(metrics[d.headline]):
@@ -184,8 +190,10 @@ def fit(
         batches = []
         for p_idx, plan in enumerate(plans):
             order = plan.index[torch.randperm(len(plan.index), generator=generator)]
-            batches += [(p_idx, order[i : i + settings.batch_size])
-                        for i in range(0, len(order), settings.batch_size)]
+            batches += [
+                (p_idx, order[i : i + settings.batch_size])
+                for i in range(0, len(order), settings.batch_size)
+            ]
         order = torch.randperm(len(batches), generator=generator).tolist()
         sums: dict[str, float] = {}
         steps = 0

@@ -3,6 +3,7 @@ stem for small images. Any width, in the teacher or the student."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import ClassVar
 
@@ -56,14 +57,16 @@ class MLP(Architecture):
         cfg = self.config
         widths = [math.prod(input_shape), *cfg.hidden, out_features]
         layers: list[nn.Module] = [nn.Flatten()]
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
+        for n_in, n_out in itertools.pairwise(widths):
             layers += _block(n_in, n_out, cfg.dropout)
         return nn.Sequential(*layers)
 
     def build_trunk(self) -> nn.Module:
         """``depth`` blocks on ``width``."""
         cfg = self.config
-        layers = [layer for _ in range(cfg.depth) for layer in _block(cfg.width, cfg.width, cfg.dropout)]
+        layers = [
+            layer for _ in range(cfg.depth) for layer in _block(cfg.width, cfg.width, cfg.dropout)
+        ]
         return Trunk(cfg.width, cfg.width, *layers)
 
 

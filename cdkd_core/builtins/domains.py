@@ -26,9 +26,7 @@ class SplitConfig(ComponentConfig):
     )
 
 
-def _make_splits(
-    x: np.ndarray, y: np.ndarray, config: SplitConfig
-) -> dict[str, Split]:
+def _make_splits(x: np.ndarray, y: np.ndarray, config: SplitConfig) -> dict[str, Split]:
     keep = cap_examples(y, config.max_examples, config.split_seed)
     x, y = x[keep], y[keep]
     index = stratified_split_indices(

@@ -50,10 +50,14 @@ class MutualLearning(FeedbackStrategy):
         teacher.train()
         t_logits = teacher(step.teacher_x, d.space, d.task)
         temp = self.config.temperature
-        loss = self.config.kl_weight * temp**2 * F.kl_div(
-            F.log_softmax(t_logits / temp, dim=1),
-            F.softmax(step.student_logits.detach() / temp, dim=1),
-            reduction="batchmean",
+        loss = (
+            self.config.kl_weight
+            * temp**2
+            * F.kl_div(
+                F.log_softmax(t_logits / temp, dim=1),
+                F.softmax(step.student_logits.detach() / temp, dim=1),
+                reduction="batchmean",
+            )
         )
         if bool(step.labelled.any()):
             loss = loss + F.cross_entropy(t_logits[step.labelled], step.labels[step.labelled])

@@ -93,14 +93,13 @@ class TabularEncoder:
             if numeric:
                 for i, p in enumerate(parsed):
                     if p is not None and math.isinf(p):
-                        raise DataError(
-                            f"{table.path}, line {i + 2}: column {name!r} is infinite"
-                        )
+                        raise DataError(f"{table.path}, line {i + 2}: column {name!r} is infinite")
                 train = [parsed[i] for i in rows if parsed[i] is not None]
                 self.numeric[name] = float(np.median(train)) if train else 0.0
             else:
-                seen = sorted({values[i] if values[i].lower() not in MISSING else "<missing>"
-                               for i in rows})
+                seen = sorted(
+                    {values[i] if values[i].lower() not in MISSING else "<missing>" for i in rows}
+                )
                 self.categories[name] = seen
         return self
 

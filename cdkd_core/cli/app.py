@@ -1,0 +1,239 @@
+"""``cdkd``: run, validate, init, components, plugins."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cdkd_core.cli.common import make_host, state, stdout_is_terminal, user_errors
+from cdkd_core.cli.plugins import plugins_app
+
+app = typer.Typer(
+    name="cdkd",
+    help="Cross-domain knowledge distillation: teacher -> knowledge -> student -> feedback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    rich_markup_mode=None,
+)
+app.add_typer(plugins_app, name="plugins")
+
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(help="Pipeline YAML (default: the built-in quickstart).", show_default=False),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config value: KEY.PATH=VALUE (repeatable)."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cdkd_core import __version__
+
+        typer.echo(f"cdkd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Cross-domain knowledge distillation with plugins.
+
+    Example: cdkd run --set train.epochs=5
+    """
+    state["debug"] = debug
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.4f}"
+
+
+def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    """The per-domain table of teacher, student and baseline, then sizes and timings."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="test-split results (last round)")
+    for column in ("domain", "role", "metric", "teacher", "student", "baseline", "Δ student"):
+        left = column in ("domain", "role", "metric")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+    for name, d in summary["domains"].items():
+        delta = None
+        if d["student"] is not None and d["baseline"] is not None:
+            delta = d["student"] - d["baseline"]
+        baseline = _fmt(d["baseline"]) + (" (chance)" if d.get("baseline_is_chance") else "")
+        table.add_row(
+            name,
+            d["role"],
+            d["metric"],
+            _fmt(d["teacher"]),
+            _fmt(d["student"]),
+            baseline,
+            "-" if delta is None else f"{delta:+.4f}",
+        )
+    console = Console(width=None if stdout_is_terminal() else 120)
+    console.print(table)
+    params, latency = summary["params"], summary["latency_ms_per_sample"]
+    console.print(
+        f"parameters: teacher {params['teacher']:,}, student {params['student']:,} "
+        f"({params['student'] / params['teacher']:.1%} of the teacher)"
+    )
+    console.print(
+        f"latency (ms/sample at batch {summary.get('latency_batch_size', 256)}, "
+        f"{summary.get('device', 'cpu')}): teacher {latency['teacher']:.4f}, "
+        f"student {latency['student']:.4f}"
+    )
+    console.print(f"rounds: {summary['rounds']}, wall time {summary['wall_s']:.1f} s")
+    console.print(f"run directory: {run_dir}")
+
+
+@app.command()
+@user_errors
+def run(
+    config: ConfigArg = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory the run directory is created in.")
+    ] = Path("runs"),
+    overrides: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
+) -> None:
+    """Run a pipeline: teacher, knowledge encoding, student, evaluation, feedback rounds.
+
+    Example: cdkd run pipeline.yaml --set train.epochs=5 --output runs
+    """
+    from cdkd_core.config import load_config
+    from cdkd_core.pipeline import run_pipeline
+
+    host = make_host()
+    cfg = load_config(config, overrides or [], host=host)
+    result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
+    if json_out:
+        typer.echo(json.dumps(result.summary, indent=2))
+    else:
+        print_summary(result.summary, result.run_dir)
+
+
+@app.command()
+@user_errors
+def validate(
+    config: Annotated[Path, typer.Argument(help="Pipeline YAML to check.")],
+    overrides: SetOpt = None,
+) -> None:
+    """Check a config (schema and every component's params) without training.
+
+    Example: cdkd validate pipeline.yaml
+    """
+    from cdkd_core.config import load_config
+
+    cfg = load_config(config, overrides or [], host=make_host())
+    roles = ", ".join(f"{d.key} ({d.role})" for d in cfg.domains)
+    typer.echo(
+        f"{config}: valid — domains: {roles}; encoder {cfg.encoder.name}; "
+        f"losses {', '.join(loss.name for loss in cfg.losses)}; "
+        f"feedback {cfg.feedback.name}"
+    )
+
+
+@app.command()
+@user_errors
+def components(
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="domains | architectures | encoders | losses | feedback."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List registered components, with their plugin and summary.
+
+    Example: cdkd components encoders
+    """
+    from cdkd_core.plugins import KINDS
+
+    host = make_host()
+    kinds = [kind] if kind else list(KINDS)
+    listing = {k: host.components(k) for k in kinds}
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    k: [
+                        {
+                            "name": c.name,
+                            "plugin": c.plugin,
+                            "summary": c.summary,
+                            "params": c.cls.Config.model_json_schema().get("properties", {}),
+                        }
+                        for c in v.values()
+                    ]
+                    for k, v in listing.items()
+                },
+                indent=2,
+            )
+        )
+        return
+    for k, comps in listing.items():
+        typer.echo(f"{k}:")
+        for c in comps.values():
+            typer.echo(f"  {c.name:<24} {c.plugin:<22} {c.summary}")
+
+
+STARTER = """\
+# cdkd pipeline — edit, then: cdkd validate {path} && cdkd run {path}
+name: my-pipeline
+seed: 0
+domains:                         # `cdkd components domains` lists what is installed
+  - {{name: sklearn.digits, role: source}}        # the teacher learns source domains
+  - {{name: sklearn.wine, role: source}}
+  - {{name: sklearn.breast_cancer, role: source, weight: 1.0}}
+  # your own table: a CSV with a header row and a label column
+  # - {{name: tabular, alias: my_loans, role: target, label_fraction: 0.1,
+  #    params: {{path: loans.csv, label: default}}}}
+teacher:
+  trunk: {{name: mlp, params: {{width: 256, depth: 3}}}}
+  stems: {{image: {{name: cnn, params: {{channels: 32}}}}}}   # other modalities: defaults
+student:
+  trunk: {{name: mlp, params: {{width: 32, depth: 1}}}}
+  stems: {{image: {{name: cnn, params: {{channels: 8}}}}}}
+encoder: {{name: pca, params: {{dim: 16}}}}         # pca | linear | graph
+losses:                          # the student's objective: a weighted sum
+  - {{name: ce, weight: 1.0}}
+  - {{name: kd, weight: 1.0, params: {{temperature: 4.0}}}}
+  - {{name: hint, weight: 0.5}}
+feedback: {{name: none}}           # none | mutual | hard_examples (params: {{rounds: 2}})
+train: {{epochs: 30, batch_size: 64, lr: 0.003, device: auto}}
+"""
+
+
+@app.command()
+@user_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("cdkd.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config.
+
+    Example: cdkd init pipeline.yaml
+    """
+    from cdkd_core.errors import CdkdError
+    from cdkd_core.rundir import atomic_write_text
+
+    if path.exists() and not force:
+        raise CdkdError(f"{path} exists; use --force to overwrite it")
+    atomic_write_text(path, STARTER.format(path=path))
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,90 @@
+"""``cdkd plugins``: list, available, install."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from cdkd_core.cli.common import user_errors
+
+plugins_app = typer.Typer(
+    help="Installed and available plugins.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+@plugins_app.command("list")
+@user_errors
+def list_plugins(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Plugins that are loaded (built-ins included), their components and any errors.
+
+    Example: cdkd plugins list --json
+    """
+    from cdkd_core.plugins import PluginHost
+
+    host = PluginHost()
+    if json_out:
+        typer.echo(json.dumps([p.as_dict() for p in host.plugins.values()], indent=2))
+        return
+    for p in host.plugins.values():
+        status = "ok" if p.ok else "FAILED"
+        typer.echo(f"{p.name} {p.version or ''} [{p.source}] {status}")
+        for kind, names in p.components.items():
+            typer.echo(f"    {kind}: {', '.join(names)}")
+        for error in p.errors:
+            typer.echo(f"    error: {error}")
+
+
+@plugins_app.command("available")
+@user_errors
+def available(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Plugins known to registry.yaml, and whether each is installed.
+
+    Example: cdkd plugins available
+    """
+    from cdkd_core.catalog import catalog
+    from cdkd_core.plugins import PluginHost
+
+    host = PluginHost()
+    rows = [{**entry, "installed": entry["name"] in host.plugins} for entry in catalog()]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        mark = "installed" if row["installed"] else "not installed"
+        typer.echo(f"{row['name']:<10} {row['package']:<14} {mark:<14} {row.get('summary', '')}")
+
+
+@plugins_app.command("install")
+@user_errors
+def install(
+    name: Annotated[str, typer.Argument(help="A registry.yaml plugin name, or a pip spec.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would run.")] = False,
+) -> None:
+    """Install a plugin into this Python environment with pip (from the local plugins/
+    folder when this checkout has it).
+
+    Example: cdkd plugins install medical
+    """
+    from cdkd_core.catalog import find_entry, repository_root
+
+    entry = find_entry(name)
+    target = name
+    if entry is not None:
+        root = repository_root()
+        local = root / entry["path"] if root is not None and entry.get("path") else None
+        target = str(local) if local is not None and local.is_dir() else entry["package"]
+    command = [sys.executable, "-m", "pip", "install", target]
+    typer.echo(f"will install {target!r}: {' '.join(command)}")
+    if dry_run:
+        return
+    code = subprocess.call(command)
+    if code != 0:
+        raise typer.Exit(code)

@@ -1,0 +1,70 @@
+"""An in-process test plugin: the digits data cut into two disjoint halves that share one
+input space and one task, so roles target/unseen and soft labels can be exercised."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from cdkd_core import ComponentConfig, Domain, DomainData, Split, hookimpl
+from cdkd_core.splits import stratified_split_indices
+
+
+class _Half(Domain):
+    parity = 0
+
+    class Config(ComponentConfig):
+        """Cap on examples."""
+
+        max_examples: int = Field(400, ge=30)
+
+    def load(self, seed: int) -> DomainData:
+        """Every other digit image, stratified splits."""
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x = bunch.data.reshape(-1, 1, 8, 8)[self.parity :: 2][: self.config.max_examples]
+        y = bunch.target[self.parity :: 2][: self.config.max_examples]
+        index = stratified_split_indices(y, 0.2, 0.2, seed=0)
+        xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+        return DomainData(
+            modality="image",
+            task="digit",
+            classes=[str(c) for c in range(10)],
+            splits={k: Split.single_view(xt[v], yt[v]) for k, v in index.items()},
+            input_space="digits8x8",
+        )
+
+
+class DigitsA(_Half):
+    """Even-indexed half of the digits."""
+
+    name = "testing.digits_a"
+    parity = 0
+
+
+class DigitsB(_Half):
+    """Odd-indexed half of the digits."""
+
+    name = "testing.digits_b"
+    parity = 1
+
+
+class Plugin:
+    """The plugin object."""
+
+    @hookimpl
+    def register_domains(self, register) -> None:
+        register(DigitsA)
+        register(DigitsB)
+
+
+def make_host():
+    """A host with the built-ins and this plugin."""
+    from cdkd_core.plugins import PluginHost
+
+    return PluginHost(entry_points=False, plugins=[("testing", Plugin())])
+
+
+__all__ = ["DigitsA", "DigitsB", "Plugin", "make_host", "np"]

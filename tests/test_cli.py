@@ -1,0 +1,237 @@
+"""The `cdkd` command, driven in-process with Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cdkd_core.cli import app
+
+runner = CliRunner()
+
+COMMANDS = [
+    ["run"],
+    ["validate"],
+    ["components"],
+    ["init"],
+    ["plugins", "list"],
+    ["plugins", "available"],
+    ["plugins", "install"],
+]
+
+
+@pytest.fixture(autouse=True)
+def _builtins_only(monkeypatch):
+    """Installed plugins stay out of these tests (the CLI host loads entry points)."""
+    from cdkd_core import plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+
+
+def write(tmp_path, config, name="pipeline.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: cdkd" in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("cdkd ")
+
+
+def test_run_prints_the_table_and_writes_summary(tiny_config, tmp_path):
+    path = write(tmp_path, tiny_config)
+    out = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(path),
+            "--output",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "name=cli",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for word in ("sklearn.wine", "sklearn.breast_cancer", "teacher", "student", "baseline"):
+        assert word in result.output
+    (run_dir,) = out.iterdir()
+    assert run_dir.name.startswith("cli-")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 1
+    assert summary["domains"]["sklearn.wine"]["student"] is not None
+
+
+def test_run_without_config_is_the_quickstart(tmp_path):
+    result = runner.invoke(
+        app, ["run", "--output", str(tmp_path), "--quiet", "--json", "--set", "train.epochs=1"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert {"sklearn.digits", "sklearn.wine", "sklearn.breast_cancer"} <= set(summary["domains"])
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name.startswith("quickstart-")
+
+
+def test_validate_ok(tiny_config, tmp_path):
+    result = runner.invoke(app, ["validate", str(write(tmp_path, tiny_config))])
+    assert result.exit_code == 0 and "valid" in result.output
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"encoder": {"name": "pcaa"}}, "did you mean 'pca'"),
+        ({"encoder": {"name": "pca", "params": {"dims": 3}}}, "encoder.params.dims"),
+        ({"domains": []}, "domains"),
+        ({"domains": [{"name": "medical.nuclei"}]}, "cdkd plugins install medical"),
+        ({"losses": [{"name": "graph"}]}, "needs ['graph']"),
+        ({"name": "../escape"}, "not a safe run name"),
+    ],
+)
+def test_bad_config_one_message_exit_2_no_traceback(tiny_config, tmp_path, change, expected):
+    tiny_config.update(change)
+    path = write(tmp_path, tiny_config)
+    for command in (
+        ["validate", str(path)],
+        ["run", str(path), "--output", str(tmp_path / "runs")],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_config_file(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def test_debug_shows_the_exception(tmp_path):
+    result = runner.invoke(app, ["--debug", "validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code != 0
+    from cdkd_core.errors import ConfigError
+
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_bad_override(tiny_config, tmp_path):
+    result = runner.invoke(
+        app, ["validate", str(write(tmp_path, tiny_config)), "--set", "train.epochs"]
+    )
+    assert result.exit_code == 2 and "KEY.PATH=VALUE" in result.output
+
+
+def test_bad_data_names_the_file_and_leaves_nothing(tiny_config, tmp_path):
+    tiny_config["domains"].append(
+        {
+            "name": "tabular",
+            "role": "source",
+            "params": {"path": str(tmp_path / "loans.csv"), "label": "default"},
+        }
+    )
+    result = runner.invoke(
+        app,
+        ["run", str(write(tmp_path, tiny_config)), "--output", str(tmp_path / "runs"), "--quiet"],
+    )
+    assert result.exit_code == 2
+    assert "loans.csv" in result.output and "Traceback" not in result.output
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_tabular_csv_domain_through_the_cli(tiny_config, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = ["income,region,default"]
+    for i in range(200):
+        income = rng.normal(50, 10)
+        region = ["north", "south", ""][i % 3]
+        lines.append(f"{income:.2f},{region},{'yes' if income > 52 else 'no'}")
+    (tmp_path / "loans.csv").write_text("\n".join(lines) + "\n")
+    tiny_config["domains"].append(
+        {
+            "name": "tabular",
+            "alias": "loans",
+            "role": "target",
+            "label_fraction": 0.2,
+            "params": {"path": str(tmp_path / "loans.csv"), "label": "default"},
+        }
+    )
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(write(tmp_path, tiny_config)),
+            "--json",
+            "--quiet",
+            "--output",
+            str(tmp_path / "runs"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    loans = json.loads(result.output)["domains"]["loans"]
+    assert loans["role"] == "target" and loans["teacher"] is None
+    assert (
+        loans["sizes"]["labelled"] == round(0.2 * loans["sizes"]["train"])
+        or abs(loans["sizes"]["labelled"] - 0.2 * loans["sizes"]["train"]) <= 2
+    )
+
+
+def test_components():
+    result = runner.invoke(app, ["components"])
+    assert result.exit_code == 0
+    for name in ("pca", "linear", "graph", "kd", "hint", "mutual", "hard_examples", "mlp"):
+        assert name in result.output
+    result = runner.invoke(app, ["components", "losses", "--json"])
+    losses = json.loads(result.output)["losses"]
+    kd = next(c for c in losses if c["name"] == "kd")
+    assert "temperature" in kd["params"] and kd["plugin"] == "cdkd.losses"
+    result = runner.invoke(app, ["components", "widgets"])
+    assert result.exit_code == 2 and "unknown component kind" in result.output
+
+
+def test_plugins_list_and_available():
+    result = runner.invoke(app, ["plugins", "list", "--json"])
+    assert result.exit_code == 0
+    names = {p["name"] for p in json.loads(result.output)}
+    assert {"cdkd.domains", "cdkd.encoders", "cdkd.losses"} <= names
+    result = runner.invoke(app, ["plugins", "available", "--json"])
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["medical"]["package"] == "cdkd-medical"
+    assert {"medical", "finance", "nlp"} <= set(rows)
+
+
+def test_plugins_install_prints_what_it_installs():
+    result = runner.invoke(app, ["plugins", "install", "nlp", "--dry-run"])
+    assert result.exit_code == 0
+    assert "pip install" in result.output
+    assert "cdkd-nlp" in result.output
+
+
+def test_init_writes_a_valid_config(tmp_path):
+    path = tmp_path / "starter.yaml"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    assert "#" in path.read_text()
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
+    again = runner.invoke(app, ["init", str(path)])
+    assert again.exit_code == 1 and "--force" in again.output
+    assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0

@@ -1,0 +1,227 @@
+"""End to end: short pipelines through all four stages, checked through the run directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cdkd_core import load_config, run_pipeline
+from cdkd_core.errors import ConfigError
+from cdkd_core.rundir import load_weights, read_metrics
+from tests.halves import make_host
+
+TIMING_KEYS = {"wall_s", "latency_ms_per_sample"}
+
+
+def _run(cfg, tmp_path, host):
+    return run_pipeline(load_config(cfg, host=host), output=tmp_path, host=host)
+
+
+def test_run_writes_the_run_directory(tiny_config, tmp_path, host):
+    result = _run(tiny_config, tmp_path, host)
+    run_dir = result.run_dir
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("tiny-")
+    for name in (
+        "config.yaml",
+        "summary.json",
+        "metrics.jsonl",
+        "teacher.safetensors",
+        "student.safetensors",
+        "baseline.safetensors",
+        "encoder.safetensors",
+        "encoder.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob(".*.tmp"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    assert set(summary["domains"]) == {"sklearn.wine", "sklearn.breast_cancer"}
+    wine = summary["domains"]["sklearn.wine"]
+    assert wine["metric"] == "accuracy" and wine["role"] == "source"
+    for who in ("teacher", "student", "baseline"):
+        assert 0.0 <= wine[who] <= 1.0
+        assert wine["metrics"][who]["accuracy"] == wine[who]
+    assert summary["domains"]["sklearn.breast_cancer"]["metric"] == "roc_auc"
+    assert summary["params"]["teacher"] > summary["params"]["student"] > 0
+    assert summary["rounds"] == 1 and len(summary["round_results"]) == 1
+    assert summary["seed"] == 0 and summary["wall_s"] > 0
+    # the student checkpoint holds the student alone (the hint projector is dropped)
+    student = load_weights(run_dir / "student.safetensors")
+    assert all(k.split(".")[0] in {"stems", "trunk", "heads"} for k in student)
+    records = read_metrics(run_dir / "metrics.jsonl")
+    stages = {r.get("stage") for r in records}
+    assert {"teacher", "baseline", "student", "encoding", "evaluation"} <= stages
+    assert (
+        sum(1 for r in records if r.get("stage") == "teacher" and "epoch" in r and "event" not in r)
+        == 2
+    )
+
+
+def test_same_seed_same_numbers(tiny_config, tmp_path, host):
+    a = _run(tiny_config, tmp_path / "a", host).summary
+    b = _run(tiny_config, tmp_path / "b", host).summary
+    strip = lambda s: {k: v for k, v in s.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert strip(a) == strip(b)
+    tiny_config["seed"] = 1
+    c = _run(tiny_config, tmp_path / "c", host).summary
+    assert strip(c)["domains"] != strip(a)["domains"]
+
+
+def test_teacher_learns_and_test_split_is_untouched_by_training(tiny_config, tmp_path, host):
+    tiny_config["train"]["epochs"] = 15
+    summary = _run(tiny_config, tmp_path, host).summary
+    assert summary["domains"]["sklearn.wine"]["teacher"] > 0.85
+    assert summary["domains"]["sklearn.breast_cancer"]["teacher"] > 0.95
+    records = read_metrics(next(tmp_path.iterdir()) / "metrics.jsonl")
+    assert not any("test" in json.dumps(r.get("val", {})) for r in records)
+
+
+def test_roles_target_and_unseen_share_a_head(tmp_path):
+    host = make_host()
+    cfg = {
+        "name": "roles",
+        "domains": [
+            {"name": "testing.digits_a", "role": "source"},
+            {
+                "name": "testing.digits_b",
+                "alias": "b_target",
+                "role": "target",
+                "label_fraction": 0.05,
+            },
+            {
+                "name": "testing.digits_b",
+                "alias": "b_unseen",
+                "role": "unseen",
+                "params": {"max_examples": 200},
+            },
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 64, "depth": 1}},
+            "stems": {"image": {"name": "mlp"}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 16, "depth": 1}},
+            "stems": {"image": {"name": "cnn", "params": {"channels": 4}}},
+        },
+        "encoder": {"name": "pca", "params": {"dim": 8}},
+        "losses": [{"name": "ce"}, {"name": "kd", "params": {"temperature": 2.0}}],
+        "train": {"epochs": 8, "batch_size": 32, "lr": 0.01, "device": "cpu"},
+    }
+    summary = _run(cfg, tmp_path, host).summary
+    target = summary["domains"]["b_target"]
+    # the teacher has a stem and a head for the target: it is evaluated there
+    assert target["teacher"] is not None and target["teacher"] > 0.5
+    # stratified label subset: 5% of each class, at least one each
+    assert 10 <= target["sizes"]["labelled"] < 0.1 * target["sizes"]["train"]
+    unseen = summary["domains"]["b_unseen"]
+    assert unseen["role"] == "unseen"
+    assert unseen["student"] is not None and unseen["teacher"] is not None
+
+
+def test_unlabelled_target_learns_from_soft_labels(tmp_path):
+    host = make_host()
+    cfg = {
+        "name": "uda",
+        "domains": [
+            {"name": "testing.digits_a", "role": "source"},
+            {"name": "testing.digits_b", "role": "target", "label_fraction": 0.0},
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 64, "depth": 1}},
+            "stems": {"image": {"name": "mlp"}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 16, "depth": 1}},
+            "stems": {"image": {"name": "mlp"}},
+        },
+        "losses": [{"name": "ce"}, {"name": "kd"}],
+        "train": {"epochs": 8, "batch_size": 32, "lr": 0.01, "device": "cpu"},
+    }
+    summary = _run(cfg, tmp_path, host).summary
+    target = summary["domains"]["testing.digits_b"]
+    assert target["sizes"]["labelled"] == 0
+    assert target["student"] > 0.5
+
+
+def test_unlabelled_target_without_teacher_head_is_refused(tiny_config, tmp_path, host):
+    tiny_config["domains"].append({"name": "sklearn.iris", "role": "target", "label_fraction": 0.0})
+    with pytest.raises(ConfigError, match="label_fraction 0"):
+        _run(tiny_config, tmp_path, host)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_unseen_domain_without_shared_space_is_refused(tiny_config, tmp_path, host):
+    tiny_config["domains"].append({"name": "sklearn.iris", "role": "unseen"})
+    with pytest.raises(ConfigError, match="zero-shot"):
+        _run(tiny_config, tmp_path, host)
+
+
+def test_target_without_teacher_stem_trains_on_its_labels(tiny_config, tmp_path, host):
+    tiny_config["domains"].append({"name": "sklearn.iris", "role": "target", "label_fraction": 0.5})
+    summary = _run(tiny_config, tmp_path, host).summary
+    iris = summary["domains"]["sklearn.iris"]
+    assert iris["teacher"] is None and iris["student"] is not None
+    assert iris["baseline_is_chance"] is False
+
+
+@pytest.mark.parametrize(
+    ("encoder", "losses", "feedback"),
+    [
+        (
+            {"name": "graph", "params": {"dim": 4, "neighbors": 5}},
+            [{"name": "ce"}, {"name": "graph"}, {"name": "relational"}],
+            {"name": "none"},
+        ),
+        (
+            {"name": "linear", "params": {"dim": 3}},
+            [{"name": "ce"}, {"name": "kd"}, {"name": "relational", "params": {"method": "sp"}}],
+            {"name": "mutual", "params": {"rounds": 2}},
+        ),
+        (
+            {"name": "pca", "params": {"dim": 4}},
+            [{"name": "ce"}, {"name": "kd"}],
+            {"name": "hard_examples", "params": {"rounds": 2, "epochs": 1}},
+        ),
+    ],
+)
+def test_components_run_end_to_end(tiny_config, tmp_path, host, encoder, losses, feedback):
+    tiny_config.update(encoder=encoder, losses=losses, feedback=feedback)
+    result = _run(tiny_config, tmp_path, host)
+    summary = result.summary
+    assert summary["rounds"] == len(summary["round_results"])
+    for d in summary["domains"].values():
+        assert d["student"] is not None and d["baseline"] is not None
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    if feedback["name"] == "hard_examples":
+        events = [r for r in records if r.get("event") == "hard_examples"]
+        assert len(events) == 2  # one per source domain after round 0, none after the last
+        assert all(e["quiz_size"] > 0 for e in events)
+        first, _ = summary["round_results"]
+        assert first["domains"]["sklearn.wine"]["teacher"] is not None
+    if feedback["name"] in ("mutual", "hard_examples"):
+        # the teacher changed, so round 1 re-extracted its outputs
+        assert summary["teacher_cache"]["misses"] == 4
+
+
+def test_teacher_cache_serves_every_student_epoch(tiny_config, tmp_path, host):
+    tiny_config["train"]["epochs"] = 3
+    summary = _run(tiny_config, tmp_path, host).summary
+    assert summary["teacher_cache"] == {"hits": 0, "misses": 2}
+
+
+def test_checkpoints_are_safetensors_and_reload(tiny_config, tmp_path, host):
+    from cdkd_core.assembly import build_network
+    from cdkd_core.data import prepare_domains
+
+    result = _run(tiny_config, tmp_path, host)
+    config = load_config(tiny_config, host=host)
+    domains = prepare_domains(config, host)
+    student = build_network(config.student, domains, host, "student", seed=123)
+    student.load_state_dict(load_weights(result.run_dir / "student.safetensors"))
+    wine = domains[0]
+    logits = student(wine.test.student_x, wine.space, wine.task)
+    acc = float((logits.argmax(1) == wine.test.y).float().mean())
+    assert acc == pytest.approx(result.summary["domains"]["sklearn.wine"]["student"])
+    assert torch.isfinite(logits).all()
