@@ -34,5 +34,5 @@ class Architecture(Component):
         raise NotImplementedError(f"architecture {self.name!r} provides no trunk")
 
     def build_head(self, in_features: int, num_classes: int) -> nn.Module:
-        """A task head; a linear layer unless the architecture says otherwise."""
+        """A task head (used when the config names this architecture as ``head``)."""
         return nn.Linear(in_features, num_classes)

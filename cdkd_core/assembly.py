@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from torch import nn
 
 from cdkd_core.config import ModelSpec
 from cdkd_core.data import PreparedDomain
@@ -40,6 +41,11 @@ def build_network(
     torch.manual_seed(seed)
     trunk = host.get("architectures", spec.trunk.name).from_params(spec.trunk.params)
     trunk_module = trunk.build_trunk()
+    head_arch = (
+        host.get("architectures", spec.head.name).from_params(spec.head.params)
+        if spec.head is not None
+        else None
+    )
     stems, heads, shapes, classes = {}, {}, {}, {}
     for domain in domains:
         x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
@@ -55,7 +61,11 @@ def build_network(
             arch = stem_architecture(spec, domain.modality, host, view)
             stems[domain.space] = arch.build_stem(shape, trunk_module.in_features)
         if domain.task not in heads:
-            heads[domain.task] = trunk.build_head(trunk_module.out_features, domain.num_classes)
+            heads[domain.task] = (
+                head_arch.build_head(trunk_module.out_features, domain.num_classes)
+                if head_arch is not None
+                else nn.Linear(trunk_module.out_features, domain.num_classes)
+            )
             classes[domain.task] = domain.num_classes
         elif classes[domain.task] != domain.num_classes:
             raise DataError(

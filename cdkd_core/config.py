@@ -61,12 +61,15 @@ class DomainEntry(_Strict):
 
 
 class ModelSpec(_Strict):
-    """A teacher or student: a trunk, stems per modality (defaults per modality), heads."""
+    """A teacher or student: stems per modality (defaults per modality), a trunk, heads."""
 
     trunk: ComponentRef = Field(description="The shared trunk.")
     stems: dict[str, ComponentRef] = Field(
         default_factory=dict,
         description="Stem per modality (e.g. image: {name: cnn}); others use the default.",
+    )
+    head: ComponentRef | None = Field(
+        None, description="Architecture building the heads per task (default: a linear layer)."
     )
     feature_layer: str = Field(
         "trunk", description="Module path whose output is read as features by a forward hook."

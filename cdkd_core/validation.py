@@ -48,6 +48,8 @@ def validate_components(config: PipelineConfig, host: Any = None) -> None:
         trunk = check("architectures", spec.trunk, f"{slot}.trunk")
         if trunk is not None and not trunk.provides_trunk:
             errors.append(f"{slot}.trunk.name: architecture {spec.trunk.name!r} is not a trunk")
+        if spec.head is not None:
+            check("architectures", spec.head, f"{slot}.head")
         for modality, ref in spec.stems.items():
             stem = check("architectures", ref, f"{slot}.stems.{modality}")
             if stem is not None and modality not in stem.modalities:

@@ -36,7 +36,7 @@ class MLP(Architecture):
 
     As a trunk: ``depth`` blocks of ``width`` (``depth: 0`` is the identity on ``width``).
     As a stem (tabular, series, or any input, flattened): ``hidden`` blocks then a block to
-    the trunk's width.
+    the trunk's width. As a head: ``depth`` blocks of ``width``, then a linear layer.
     """
 
     name = "mlp"
@@ -68,6 +68,13 @@ class MLP(Architecture):
             layer for _ in range(cfg.depth) for layer in _block(cfg.width, cfg.width, cfg.dropout)
         ]
         return Trunk(cfg.width, cfg.width, *layers)
+
+    def build_head(self, in_features: int, num_classes: int) -> nn.Module:
+        """``depth`` blocks of ``width`` (the first from ``in_features``), then a linear layer."""
+        cfg = self.config
+        widths = [in_features] + [cfg.width] * cfg.depth
+        layers = [x for a, b in itertools.pairwise(widths) for x in _block(a, b, cfg.dropout)]
+        return nn.Sequential(*layers, nn.Linear(widths[-1], num_classes))
 
 
 class CNN(Architecture):
