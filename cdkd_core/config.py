@@ -95,6 +95,9 @@ class TrainConfig(_Strict):
         0.0, ge=0, lt=1, description="Not used by domains that give their own val split."
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch during the run (default: torch's)."
+    )
 
     @field_validator("device")
     @classmethod

@@ -433,10 +433,11 @@ class Pipeline:
                     for k, v in results.items()
                 },
             )
-            if round_ + 1 < self.feedback.rounds or self.feedback.live_teacher:
-                changed = self._feedback(round_, student, views)
-                if changed:
-                    save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
+            changed = self.feedback.live_teacher  # it trained beside the student
+            if round_ + 1 < self.feedback.rounds:
+                changed = self._feedback(round_, student, views) or changed
+            if changed:
+                save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
         assert student is not None
         save_weights(self.run_dir / "student.safetensors", student.state_dict())
         final = round_results[-1]["domains"]
@@ -462,11 +463,9 @@ class Pipeline:
                 "teacher": count_parameters(self.teacher),
                 "student": count_parameters(student),
             },
-            "latency_ms_per_sample": {
-                "teacher": _latency(self.teacher, self.domains, "teacher", self.device),
-                "student": _latency(student, self.domains, "student", self.device),
-            },
+            "latency_ms_per_sample": self._latencies(student, LATENCY_BATCH),
             "latency_batch_size": LATENCY_BATCH,
+            "latency_ms_per_sample_batch1": self._latencies(student, 1),
             "rounds": self.feedback.rounds,
             "seed": config.seed,
             "device": str(self.device),
@@ -477,11 +476,19 @@ class Pipeline:
         self.log.close()
         return summary
 
+    def _latencies(self, student: MultiDomainNet, batch_size: int) -> dict[str, float | None]:
+        """Teacher and student latency on the test inputs of the first domain both predict."""
+        for d in self.domains:
+            if all(m.has_stem(d.space) and m.has_head(d.task) for m in (self.teacher, student)):
+                return {
+                    "teacher": _latency(self.teacher, d.test.teacher_x, d, batch_size, self.device),
+                    "student": _latency(student, d.test.student_x, d, batch_size, self.device),
+                }
+        return {"teacher": None, "student": None}
+
     def _feedback(
         self, round_: int, student: MultiDomainNet, views: dict[str, FeedbackDomain]
     ) -> bool:
-        if self.feedback.live_teacher:
-            return True  # the teacher changed during the student's training
         val = {}
         for d in self.domains:
             if d.trained:
@@ -516,29 +523,26 @@ class Pipeline:
 @torch.no_grad()
 def _latency(
     model: MultiDomainNet,
-    domains: list[PreparedDomain],
-    view: str,
+    x: torch.Tensor,
+    domain: PreparedDomain,
+    batch_size: int,
     device: torch.device,
-    repeats: int = 5,
+    min_seconds: float = 0.2,
 ) -> float:
-    """Median milliseconds per sample of a forward pass at batch size 256 on the first domain
-    the model can predict."""
+    """Median milliseconds per sample of a forward pass at ``batch_size`` (inputs repeated to
+    fill the batch), over repeats lasting at least ``min_seconds``."""
     model.eval()
-    for d in domains:
-        if model.has_stem(d.space) and model.has_head(d.task):
-            x = d.test.teacher_x if view == "teacher" else d.test.student_x
-            reps = math.ceil(LATENCY_BATCH / len(x))
-            x = x.repeat(reps, *([1] * (x.dim() - 1)))[:LATENCY_BATCH].to(device)
-            model(x, d.space, d.task)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x, d.space, d.task)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-            return round(float(np.median(times)) * 1000 / LATENCY_BATCH, 6)
-    return float("nan")
+    reps = math.ceil(batch_size / len(x))
+    x = x.repeat(reps, *([1] * (x.dim() - 1)))[:batch_size].to(device)
+    model(x, domain.space, domain.task)  # warm-up
+    times: list[float] = []
+    while len(times) < 5 or (sum(times) < min_seconds and len(times) < 1000):
+        t0 = time.perf_counter()
+        model(x, domain.space, domain.task)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return round(float(np.median(times)) * 1000 / batch_size, 6)
 
 
 def run_pipeline(
@@ -566,6 +570,9 @@ def run_pipeline(
         validate_components(config, host)
     run_dir = create_run_dir(Path(output), config.name)
     atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    threads = torch.get_num_threads()
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
     with Progress(quiet=quiet) as progress:
         pipeline = Pipeline(config, host, run_dir, progress)
         try:
@@ -577,4 +584,5 @@ def run_pipeline(
             raise
         finally:
             pipeline.log.close()
+            torch.set_num_threads(threads)
     return RunResult(run_dir, summary)

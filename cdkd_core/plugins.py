@@ -31,6 +31,11 @@ BUILTIN_PLUGINS = {f"cdkd.{kind}": f"cdkd_core.builtins.{kind}" for kind in KIND
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 
+def kind_label(kind: str) -> str:
+    """The singular noun for a component kind ("loss", "feedback strategy", ...)."""
+    return {"feedback": "feedback strategy", "losses": "loss"}.get(kind, kind.removesuffix("s"))
+
+
 def base_class(kind: str) -> type:
     """The class every component of ``kind`` subclasses."""
     from cdkd_core.architecture import Architecture
@@ -209,8 +214,7 @@ class PluginHost:
         base = base_class(kind)
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise ComponentValidationError(
-                f"{cls!r} registered as {kind[:-1] if kind != 'feedback' else kind} "
-                f"is not a subclass of {base.__name__}"
+                f"{cls!r} registered as {kind_label(kind)} is not a subclass of {base.__name__}"
             )
         name = getattr(cls, "name", "")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -250,7 +254,7 @@ class PluginHost:
         from cdkd_core.catalog import provider_of
 
         known = sorted(self._registry[kind])
-        label = {"feedback": "feedback strategy", "losses": "loss"}.get(kind, kind[:-1])
+        label = kind_label(kind)
         place = f"{where}: " if where else ""
         parts = [f"{place}unknown {label} {name!r}"]
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)

@@ -53,14 +53,26 @@ def stratified_subset_mask(labels: torch.Tensor, fraction: float, seed: int) -> 
 
 
 def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.ndarray:
-    """Indices of at most ``max_examples`` examples, stratified, in their original order."""
+    """Indices of at most ``max_examples`` examples, stratified (per-class counts by largest
+    remainder, at least one per class while the cap allows), in their original order."""
     labels = np.asarray(labels)
     if max_examples is None or max_examples >= len(labels):
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    keep = []
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        n = max(1, round(len(idx) * max_examples / len(labels)))
-        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * max_examples / len(labels)
+    take = np.floor(quota).astype(int)
+    for j in np.argsort(-(quota - take), kind="stable")[: max_examples - take.sum()]:
+        take[j] += 1
+    short = np.flatnonzero(take == 0)
+    for j in short:  # give empty classes one example, taken from the largest quotas
+        donor = int(np.argmax(take))
+        if take[donor] > 1:
+            take[donor] -= 1
+            take[j] = 1
+    keep = [
+        rng.choice(np.flatnonzero(labels == c), size=int(n), replace=False)
+        for c, n in zip(classes, take, strict=True)
+        if n > 0
+    ]
     return np.sort(np.concatenate(keep))

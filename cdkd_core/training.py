@@ -206,9 +206,9 @@ def fit(
             total = sum(terms.values())
             if not torch.isfinite(total):
                 raise TrainingError(
-                    f"the loss became {float(total)} in epoch {epoch} on domain "
+                    f"the loss became {float(total.detach())} in epoch {epoch} on domain "
                     f"{plan.domain.name!r} (terms: "
-                    + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                    + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
                     + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -233,7 +233,7 @@ def fit(
         best.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if score > best.best_score:
+        if best.best_epoch == 0 or score > best.best_score:
             best.best_score, best.best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:

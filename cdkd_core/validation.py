@@ -14,7 +14,9 @@ def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
     try:
         return cls.Config.model_validate(ref.params)
     except ValidationError as exc:
-        lines = [f"invalid params for {kind[:-1] if kind != 'feedback' else kind} {ref.name!r}:"]
+        from cdkd_core.plugins import kind_label
+
+        lines = [f"invalid params for {kind_label(kind)} {ref.name!r}:"]
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]

@@ -12,7 +12,7 @@ from cdkd_core.errors import ConfigError
 from cdkd_core.rundir import load_weights, read_metrics
 from tests.halves import make_host
 
-TIMING_KEYS = {"wall_s", "latency_ms_per_sample"}
+TIMING_KEYS = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1"}
 
 
 def _run(cfg, tmp_path, host):

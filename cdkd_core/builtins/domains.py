@@ -142,7 +142,9 @@ class TabularCSV(Domain):
         raw_labels = table.column(cfg.label)
         for i, value in enumerate(raw_labels):
             if value == "" or value.lower() in ("na", "nan"):
-                raise DataError(f"{cfg.path}, line {i + 2}: label {cfg.label!r} is missing")
+                raise DataError(
+                    f"{cfg.path}, line {table.lines[i]}: label {cfg.label!r} is missing"
+                )
         names, codes = np.unique(np.asarray(raw_labels), return_inverse=True)
         keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
         index = stratified_split_indices(
@@ -155,8 +157,8 @@ class TabularCSV(Domain):
             if len(unseen):
                 row = int(index[split][np.isin(codes[index[split]], unseen)][0])
                 raise DataError(
-                    f"{cfg.path}, line {row + 2}: label {names[codes[row]]!r} appears in the "
-                    f"{split} split but never in train (too few examples of that class)"
+                    f"{cfg.path}, line {table.lines[row]}: label {names[codes[row]]!r} appears "
+                    f"in the {split} split but never in train (too few examples of that class)"
                 )
         remap = {int(c): j for j, c in enumerate(train_classes)}
         labels = np.asarray([remap[int(c)] for c in codes])

@@ -4,6 +4,7 @@ missing values imputed, all fitted on the train split only."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,12 @@ MISSING = {"", "na", "nan", "null", "none", "?"}
 
 @dataclass
 class Table:
-    """A CSV as columns of strings, with the file it came from."""
+    """A CSV as rows of strings, with the file it came from and each row's line number."""
 
     path: Path
     header: list[str]
     rows: list[list[str]]
+    lines: list[int]
 
     def column(self, name: str) -> list[str]:
         """The values of one column."""
@@ -45,23 +47,29 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
-    header = [h.strip() for h in next(reader)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows, lines = [], []
+        line_no = reader.line_num + 1  # the line the next record starts on
+        for row in reader:
+            start, line_no = line_no, reader.line_num + 1
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}, line {start}: {len(row)} fields, the header has {len(header)} "
+                    f"(delimiter {delimiter!r})"
+                )
+            rows.append([cell.strip() for cell in row])
+            lines.append(start)
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: malformed CSV: {exc}") from None
     if len(set(header)) != len(header):
         raise DataError(f"{path}: duplicate column names in the header")
-    rows = []
-    for line_no, row in enumerate(reader, start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}, line {line_no}: {len(row)} fields, the header has {len(header)} "
-                f"(delimiter {delimiter!r})"
-            )
-        rows.append([cell.strip() for cell in row])
     if not rows:
         raise DataError(f"{path}: no data rows after the header")
-    return Table(path, header, rows)
+    return Table(path, header, rows, lines)
 
 
 def _as_float(value: str) -> float | None:
@@ -89,11 +97,18 @@ class TabularEncoder:
         for name in self.columns:
             values = table.column(name)
             parsed = [_as_float(v) for v in values]
-            numeric = all(p is None or not math.isnan(p) for p in parsed)
+            numeric = all(parsed[i] is None or not math.isnan(parsed[i]) for i in rows)
             if numeric:
                 for i, p in enumerate(parsed):
+                    if p is not None and math.isnan(p):
+                        raise DataError(
+                            f"{table.path}, line {table.lines[i]}: column {name!r} is numeric "
+                            f"in the train split but holds {values[i]!r} here"
+                        )
                     if p is not None and math.isinf(p):
-                        raise DataError(f"{table.path}, line {i + 2}: column {name!r} is infinite")
+                        raise DataError(
+                            f"{table.path}, line {table.lines[i]}: column {name!r} is infinite"
+                        )
                 train = [parsed[i] for i in rows if parsed[i] is not None]
                 self.numeric[name] = float(np.median(train)) if train else 0.0
             else:

@@ -1,0 +1,555 @@
+"""The pipeline config: schema validation, overrides, YAML reading and component checks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cdkd_core.config import (
+    PipelineConfig,
+    apply_overrides,
+    dump_config,
+    load_config,
+    parse_config,
+    read_yaml,
+)
+from cdkd_core.errors import CdkdError, ConfigError
+from cdkd_core.plugins import PluginHost
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return PluginHost(entry_points=False)
+
+
+def _base(**extra) -> dict:
+    data = {"domains": [{"name": "sklearn.iris"}]}
+    data.update(extra)
+    return data
+
+
+def _config_error(data: dict) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.exit_code == 2
+    assert isinstance(info.value, CdkdError)
+    return info.value
+
+
+# --------------------------------------------------------------------------- parse_config
+
+
+def test_defaults_fill_every_section() -> None:
+    cfg = parse_config(_base())
+    assert isinstance(cfg, PipelineConfig)
+    assert cfg.name == "cdkd"
+    assert cfg.seed == 0
+    assert cfg.teacher.trunk.name == "mlp"
+    assert cfg.teacher.trunk.params == {"width": 256, "depth": 3}
+    assert cfg.student.trunk.params == {"width": 32, "depth": 1}
+    assert cfg.teacher.feature_layer == "trunk"
+    assert cfg.teacher.stems == {}
+    assert cfg.encoder.name == "pca" and cfg.encoder.params == {"dim": 32}
+    assert [(loss.name, loss.weight) for loss in cfg.losses] == [("ce", 1.0), ("kd", 1.0)]
+    assert cfg.losses[1].params == {"temperature": 4.0}
+    assert cfg.feedback.name == "none"
+    assert cfg.train.epochs == 20
+    assert cfg.train.teacher_epochs is None
+    assert cfg.train.scheduler == "cosine"
+    assert cfg.train.device == "auto"
+    entry = cfg.domains[0]
+    assert entry.role == "source"
+    assert entry.weight == 1.0
+    assert entry.key == "sklearn.iris"
+    assert entry.fraction == 1.0
+
+
+def test_defaults_are_not_shared_between_configs() -> None:
+    a, b = parse_config(_base()), parse_config(_base())
+    a.losses.append(a.losses[0])
+    assert len(b.losses) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        (_base(bogus=1), "bogus"),
+        (_base(train={"epochz": 3}), "train.epochz"),
+        ({"domains": [{"name": "sklearn.iris", "rol": "source"}]}, "domains.0.rol"),
+        (_base(teacher={"trunk": {"name": "mlp", "parms": {}}}), "teacher.trunk.parms"),
+        (_base(losses=[{"name": "ce", "wieght": 1}]), "losses.0.wieght"),
+    ],
+)
+def test_unknown_keys_are_rejected_with_their_path(data: dict, path: str) -> None:
+    err = _config_error(data)
+    assert f"{path}: unknown key" in str(err)
+
+
+@pytest.mark.parametrize("epochs", [0, -1, -100])
+def test_non_positive_epochs_are_rejected(epochs: int) -> None:
+    err = _config_error(_base(train={"epochs": epochs}))
+    assert "train.epochs" in str(err)
+
+
+def test_teacher_epochs_and_lr_must_be_positive() -> None:
+    assert "train.teacher_epochs" in str(_config_error(_base(train={"teacher_epochs": 0})))
+    assert "train.lr" in str(_config_error(_base(train={"lr": 0})))
+
+
+def test_bad_scheduler_lists_the_choices() -> None:
+    err = _config_error(_base(train={"scheduler": "step"}))
+    assert "train.scheduler" in str(err)
+    assert "cosine" in str(err) and "constant" in str(err)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:"])
+def test_bad_device_is_rejected(device: str) -> None:
+    assert "train.device" in str(_config_error(_base(train={"device": device})))
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps"])
+def test_good_devices_are_accepted(device: str) -> None:
+    assert parse_config(_base(train={"device": device})).train.device == device
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_label_fraction_outside_unit_interval(fraction: float) -> None:
+    data = {
+        "domains": [
+            {"name": "sklearn.iris"},
+            {"name": "sklearn.wine", "role": "target", "label_fraction": fraction},
+        ]
+    }
+    err = _config_error(data)
+    assert "domains.1.label_fraction" in str(err)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 1.0])
+def test_label_fraction_inside_unit_interval_on_a_target(fraction: float) -> None:
+    data = {
+        "domains": [
+            {"name": "sklearn.iris"},
+            {"name": "sklearn.wine", "role": "target", "label_fraction": fraction},
+        ]
+    }
+    cfg = parse_config(data)
+    assert cfg.domains[1].fraction == fraction
+    assert cfg.domains[0].fraction == 1.0
+
+
+@pytest.mark.parametrize("role", ["source", "unseen"])
+def test_label_fraction_on_a_non_target_is_rejected(role: str) -> None:
+    data = {
+        "domains": [
+            {"name": "sklearn.iris"},
+            {"name": "sklearn.wine", "role": role, "label_fraction": 0.5},
+        ]
+    }
+    err = _config_error(data)
+    assert "domains.1" in str(err)
+    assert "label_fraction applies to role 'target' only" in str(err)
+
+
+def test_bad_role_lists_the_choices() -> None:
+    err = _config_error({"domains": [{"name": "sklearn.iris", "role": "teacher"}]})
+    assert "domains.0.role" in str(err)
+    assert "source" in str(err) and "target" in str(err) and "unseen" in str(err)
+
+
+def test_duplicate_domain_names_are_rejected_and_an_alias_fixes_it() -> None:
+    dup = {"domains": [{"name": "sklearn.iris"}, {"name": "sklearn.iris", "role": "target"}]}
+    err = _config_error(dup)
+    assert "unique" in str(err) and "sklearn.iris" in str(err) and "alias" in str(err)
+
+    fixed = copy.deepcopy(dup)
+    fixed["domains"][1]["alias"] = "iris_b"
+    cfg = parse_config(fixed)
+    assert [d.key for d in cfg.domains] == ["sklearn.iris", "iris_b"]
+
+
+def test_an_alias_clashing_with_a_name_is_a_duplicate() -> None:
+    data = {
+        "domains": [
+            {"name": "sklearn.iris", "alias": "sklearn.wine"},
+            {"name": "sklearn.wine"},
+        ]
+    }
+    assert "unique" in str(_config_error(data))
+
+
+def test_unsafe_alias_is_rejected() -> None:
+    err = _config_error({"domains": [{"name": "sklearn.iris", "alias": "../x"}]})
+    assert "domains.0" in str(err) and "alias" in str(err)
+
+
+def test_a_source_domain_is_required() -> None:
+    data = {
+        "domains": [
+            {"name": "sklearn.iris", "role": "target"},
+            {"name": "sklearn.wine", "role": "unseen"},
+        ]
+    }
+    assert "role 'source'" in str(_config_error(data))
+
+
+def test_no_domains_is_rejected() -> None:
+    assert "domains" in str(_config_error({"domains": []}))
+    assert "domains" in str(_config_error({}))
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "-x", "a b", "x" * 129])
+def test_unsafe_run_names_are_rejected(name: str) -> None:
+    err = _config_error(_base(name=name))
+    assert "name" in str(err)
+    assert "not a safe run name" in str(err)
+
+
+@pytest.mark.parametrize("name", ["run1", "My-run_2.v3", "x" * 128])
+def test_safe_run_names_are_accepted(name: str) -> None:
+    assert parse_config(_base(name=name)).name == name
+
+
+def test_every_error_is_listed_with_its_source() -> None:
+    data = _base(train={"epochs": 0, "batch_size": 0}, seed=-1)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source="my.yaml")
+    text = str(info.value)
+    assert text.startswith("invalid config (my.yaml):")
+    for path in ("train.epochs", "train.batch_size", "seed"):
+        assert f"  {path}:" in text
+
+
+# --------------------------------------------------------------------------- apply_overrides
+
+
+def test_override_values_are_parsed_as_yaml() -> None:
+    data = _base(train={"epochs": 20})
+    out = apply_overrides(data, ["train.epochs=3", "train.lr=0.01", "train.patience=null"])
+    assert out["train"]["epochs"] == 3 and isinstance(out["train"]["epochs"], int)
+    assert out["train"]["lr"] == 0.01 and isinstance(out["train"]["lr"], float)
+    assert out["train"]["patience"] is None
+    assert data["train"] == {"epochs": 20}, "the input mapping must not be modified"
+
+
+def test_override_value_may_contain_equals_and_yaml_collections() -> None:
+    out = apply_overrides({}, ["name=a=b", "encoder={name: pca, params: {dim: 4}}"])
+    assert out["name"] == "a=b"
+    assert out["encoder"] == {"name": "pca", "params": {"dim": 4}}
+
+
+def test_override_creates_nested_mappings() -> None:
+    out = apply_overrides(_base(), ["teacher.trunk.params.width=64"])
+    assert out["teacher"] == {"trunk": {"params": {"width": 64}}}
+    assert out["domains"] == [{"name": "sklearn.iris"}]
+
+
+def test_override_list_item_by_index() -> None:
+    data = _base(losses=[{"name": "ce"}, {"name": "kd", "weight": 1.0}])
+    out = apply_overrides(data, ["losses.1.weight=0.5", "domains.0.role=target"])
+    assert out["losses"][1] == {"name": "kd", "weight": 0.5}
+    assert out["losses"][0] == {"name": "ce"}
+    assert out["domains"][0]["role"] == "target"
+
+
+def test_override_replaces_a_whole_list_item() -> None:
+    out = apply_overrides(_base(), ["domains.0=sklearn.wine"])
+    assert out["domains"] == ["sklearn.wine"]
+
+
+@pytest.mark.parametrize("item", ["losses.2.weight=1", "losses.x.weight=1", "losses.-1.weight=1"])
+def test_override_bad_list_index(item: str) -> None:
+    data = _base(losses=[{"name": "ce"}, {"name": "kd"}])
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(data, [item])
+    assert "not an index of a list of 2" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_override_without_equals_sign() -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(_base(), ["train.epochs"])
+    assert "KEY.PATH=VALUE" in str(info.value)
+
+
+def test_override_with_empty_key_path() -> None:
+    with pytest.raises(ConfigError, match="empty key path"):
+        apply_overrides(_base(), ["=3"])
+
+
+def test_override_inside_a_scalar() -> None:
+    with pytest.raises(ConfigError, match="non-mapping"):
+        apply_overrides(_base(name="x"), ["name.first=3"])
+
+
+def test_override_with_invalid_yaml_value() -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        apply_overrides(_base(), ["name=[1, 2"])
+
+
+def test_load_config_applies_overrides_before_validation(host: PluginHost) -> None:
+    data = _base(encoder={"name": "pca"})
+    cfg = load_config(data, ["train.epochs=3", "encoder.params.dim=4"], host=host)
+    assert cfg.train.epochs == 3
+    assert cfg.encoder.params == {"dim": 4}
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        load_config(_base(), ["train.epochs=0"], host=host)
+
+
+# --------------------------------------------------------------------------- read_yaml
+
+
+def test_read_yaml_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        read_yaml(tmp_path / "nope.yaml")
+    assert "config file not found" in str(info.value)
+    assert "nope.yaml" in str(info.value)
+
+
+def test_read_yaml_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("domains: [1, 2\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert "invalid YAML" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("", "NoneType"), ("3", "int")])
+def test_read_yaml_non_mapping(tmp_path: Path, text: str, kind: str) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert "must be a YAML mapping" in str(info.value)
+    assert kind in str(info.value)
+
+
+def test_read_yaml_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_yaml(path)
+
+
+def test_read_yaml_refuses_python_tags(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\ndomains: []\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert "invalid YAML" in str(info.value)
+    assert not marker.exists()
+
+
+def test_load_config_from_a_yaml_file(tmp_path: Path, host: PluginHost) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "name: fromfile\ndomains:\n  - name: sklearn.wine\ntrain:\n  epochs: 2\n", encoding="utf-8"
+    )
+    cfg = load_config(path, host=host)
+    assert cfg.name == "fromfile"
+    assert cfg.train.epochs == 2
+    assert cfg.domains[0].name == "sklearn.wine"
+    cfg2 = load_config(str(path), ["seed=5"], host=host)
+    assert cfg2.seed == 5
+
+
+def test_load_config_reports_the_file_as_source(tmp_path: Path, host: PluginHost) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("domains:\n  - name: sklearn.wine\ntrian: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, host=host)
+    assert str(path) in str(info.value)
+    assert "trian: unknown key" in str(info.value)
+
+
+def test_load_config_without_source_is_the_quickstart(host: PluginHost) -> None:
+    cfg = load_config(None, host=host)
+    assert cfg.name == "quickstart"
+    assert [d.name for d in cfg.domains] == [
+        "sklearn.digits",
+        "sklearn.wine",
+        "sklearn.breast_cancer",
+    ]
+
+
+# --------------------------------------------------------------------------- components
+
+
+def _component_error(data: dict, host: PluginHost) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(data, host=host)
+    assert info.value.exit_code == 2
+    return str(info.value)
+
+
+def test_unknown_encoder_suggests_close_matches(host: PluginHost) -> None:
+    msg = _component_error(_base(encoder={"name": "pcaa"}), host)
+    assert "encoder.name" in msg
+    assert "unknown encoder 'pcaa'" in msg
+    assert "did you mean 'pca'" in msg
+    assert "available: graph, linear, pca" in msg.lower()
+
+
+def test_unknown_loss_and_domain_suggest_close_matches(host: PluginHost) -> None:
+    msg = _component_error(
+        {"domains": [{"name": "sklearn.wines"}], "losses": [{"name": "hitn"}]}, host
+    )
+    assert "domains.0.name: unknown domain 'sklearn.wines'" in msg
+    assert "'sklearn.wine'" in msg
+    assert "losses.0.name: unknown loss 'hitn'" in msg
+    assert "'hint'" in msg
+
+
+def test_catalogued_but_missing_domain_says_what_to_install(host: PluginHost) -> None:
+    msg = _component_error({"domains": [{"name": "medical.nuclei"}]}, host)
+    assert "unknown domain 'medical.nuclei'" in msg
+    assert "cdkd-medical" in msg
+    assert "cdkd plugins install medical" in msg
+
+
+def test_catalogued_architecture_says_what_to_install(host: PluginHost) -> None:
+    msg = _component_error(_base(teacher={"trunk": {"name": "gru"}}), host)
+    assert "teacher.trunk.name" in msg
+    assert "cdkd-finance" in msg
+
+
+def test_params_are_validated_against_the_component_config(host: PluginHost) -> None:
+    msg = _component_error(_base(encoder={"name": "pca", "params": {"dim": 0}}), host)
+    assert "invalid params for encoder 'pca'" in msg
+    assert "encoder.params.dim" in msg
+
+    msg = _component_error(_base(encoder={"name": "pca", "params": {"dims": 3}}), host)
+    assert "encoder.params.dims: unknown key" in msg
+    assert "valid: dim, whiten" in msg
+
+
+def test_domain_params_are_validated(host: PluginHost) -> None:
+    msg = _component_error(
+        {"domains": [{"name": "sklearn.iris", "params": {"val_fraction": 0.9}}]}, host
+    )
+    assert "domains.0.params.val_fraction" in msg
+    msg = _component_error({"domains": [{"name": "tabular"}]}, host)
+    assert "domains.0.params.path" in msg and "domains.0.params.label" in msg
+
+
+def test_architecture_and_feedback_params_are_validated(host: PluginHost) -> None:
+    msg = _component_error(
+        _base(
+            student={"trunk": {"name": "mlp", "params": {"width": 0}}},
+            feedback={"name": "mutual", "params": {"rounds": 0}},
+        ),
+        host,
+    )
+    assert "student.trunk.params.width" in msg
+    assert "invalid params for feedback strategy 'mutual'" in msg
+    assert "feedback.params.rounds" in msg
+
+
+def test_loss_params_error_names_the_kind_loss(host: PluginHost) -> None:
+    msg = _component_error(_base(losses=[{"name": "kd", "params": {"temp": 2}}]), host)
+    assert "losses.0.params.temp: unknown key" in msg
+    assert "invalid params for loss 'kd'" in msg
+
+
+def test_a_graph_loss_needs_a_graph_encoder(host: PluginHost) -> None:
+    data = _base(losses=[{"name": "ce"}, {"name": "graph"}], encoder={"name": "pca"})
+    msg = _component_error(data, host)
+    assert "losses.1" in msg
+    assert "'graph'" in msg and "needs ['graph']" in msg
+    assert "'pca' provides only ['vectors']" in msg
+
+    data["encoder"] = {"name": "graph"}
+    cfg = load_config(data, host=host)
+    assert [loss.name for loss in cfg.losses] == ["ce", "graph"]
+
+
+def test_vector_losses_work_with_any_encoder(host: PluginHost) -> None:
+    for encoder in ("pca", "linear", "graph"):
+        data = _base(losses=[{"name": "hint"}, {"name": "relational"}], encoder={"name": encoder})
+        assert load_config(data, host=host).encoder.name == encoder
+
+
+def test_a_non_trunk_architecture_is_refused_as_trunk(host: PluginHost) -> None:
+    msg = _component_error(_base(teacher={"trunk": {"name": "cnn"}}), host)
+    assert "teacher.trunk.name: architecture 'cnn' is not a trunk" in msg
+
+
+def test_a_stem_for_the_wrong_modality_is_refused(host: PluginHost) -> None:
+    data = _base(
+        student={"trunk": {"name": "mlp"}, "stems": {"tabular": {"name": "cnn"}}},
+    )
+    msg = _component_error(data, host)
+    assert "student.stems.tabular.name" in msg
+    assert "'cnn' is no stem for modality 'tabular'" in msg
+    assert "image" in msg
+
+    data["student"]["stems"] = {"image": {"name": "cnn", "params": {"channels": 4}}}
+    assert load_config(data, host=host).student.stems["image"].params == {"channels": 4}
+
+
+def test_a_head_architecture_is_validated(host: PluginHost) -> None:
+    cfg = parse_config(_base())
+    assert cfg.teacher.head is None and cfg.student.head is None
+    msg = _component_error(_base(student={"trunk": {"name": "mlp"}, "head": {"name": "mpl"}}), host)
+    assert "student.head.name: unknown architecture 'mpl'" in msg
+    assert "'mlp'" in msg
+    msg = _component_error(
+        _base(student={"trunk": {"name": "mlp"}, "head": {"name": "mlp", "params": {"depth": -1}}}),
+        host,
+    )
+    assert "student.head.params.depth" in msg
+    data = _base(
+        student={"trunk": {"name": "mlp"}, "head": {"name": "mlp", "params": {"depth": 1}}}
+    )
+    assert load_config(data, host=host).student.head.params == {"depth": 1}
+
+
+def test_all_component_errors_are_reported_together(host: PluginHost) -> None:
+    data = _base(
+        encoder={"name": "pcaa"},
+        feedback={"name": "mutal"},
+        teacher={"trunk": {"name": "cnn"}},
+    )
+    msg = _component_error(data, host)
+    assert "encoder.name" in msg
+    assert "feedback.name" in msg and "'mutual'" in msg
+    assert "teacher.trunk.name" in msg
+
+
+# --------------------------------------------------------------------------- dump_config
+
+
+def test_dump_config_round_trips(host: PluginHost, tmp_path: Path) -> None:
+    data = {
+        "name": "round-trip",
+        "seed": 3,
+        "domains": [
+            {"name": "sklearn.iris", "params": {"split_seed": 2}},
+            {"name": "sklearn.wine", "role": "target", "label_fraction": 0.1, "alias": "w"},
+        ],
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 16, "depth": 0}},
+            "stems": {"image": {"name": "cnn", "params": {"channels": 4}}},
+            "head": {"name": "mlp", "params": {"width": 8, "depth": 1}},
+        },
+        "encoder": {"name": "graph", "params": {}},
+        "losses": [{"name": "ce"}, {"name": "graph", "weight": 0.25}],
+        "feedback": {"name": "hard_examples", "params": {"rounds": 2}},
+        "train": {"epochs": 3, "patience": 2, "grad_clip": None, "scheduler": "constant"},
+    }
+    cfg = load_config(data, host=host)
+    text = dump_config(cfg)
+    again = load_config(yaml.safe_load(text), host=host)
+    assert again == cfg
+    assert dump_config(again) == text
+
+    path = tmp_path / "resolved.yaml"
+    path.write_text(text)
+    assert load_config(path, host=host) == cfg

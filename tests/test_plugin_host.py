@@ -1,0 +1,452 @@
+"""The plugin host: in-process plugins, attribution, clashes, failures, and the contract every
+registered component keeps."""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import pydantic
+import pytest
+import torch
+
+from cdkd_core.component import ComponentConfig
+from cdkd_core.domain import Domain
+from cdkd_core.encoder import KnowledgeEncoder
+from cdkd_core.errors import ConfigError
+from cdkd_core.feedback import FeedbackStrategy
+from cdkd_core.hookspecs import hookimpl
+from cdkd_core.loss import Loss
+from cdkd_core.plugins import KINDS, NAME_PATTERN, PluginHost, base_class
+
+torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _plugin(**hooks: Any) -> types.ModuleType:
+    """A module-like plugin whose ``register_<kind>`` hooks register the given classes
+    (a callable value is used as the hook body itself)."""
+    module = types.ModuleType("fake_cdkd_plugin")
+    for kind, value in hooks.items():
+        if callable(value) and not isinstance(value, type):
+            body = value
+        else:
+            classes = value if isinstance(value, (list, tuple)) else [value]
+
+            def body(register, _classes=tuple(classes)) -> None:
+                for cls in _classes:
+                    register(cls)
+
+        def impl(register, _body=body) -> None:
+            _body(register)
+
+        impl.__name__ = f"register_{kind}"
+        setattr(module, f"register_{kind}", hookimpl(impl))
+    return module
+
+
+def _encoder(name: str, doc: str = "A toy encoder.") -> type:
+    return type(f"Enc_{name}", (KnowledgeEncoder,), {"name": name, "__doc__": doc})
+
+
+def _host(*plugins: tuple[str, object], **kwargs: Any) -> PluginHost:
+    return PluginHost(entry_points=False, plugins=list(plugins), **kwargs)
+
+
+class ToyLoss(Loss):
+    """A toy loss."""
+
+    name = "toy_loss"
+
+    class Config(ComponentConfig):
+        scale: float = 1.0
+
+
+class ToyFeedback(FeedbackStrategy):
+    """A toy feedback strategy."""
+
+    name = "toy_feedback"
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_in_process_plugin_registers_and_is_attributed() -> None:
+    enc = _encoder("toy_enc")
+    host = _host(("toyplug", _plugin(encoders=enc, losses=ToyLoss, feedback=ToyFeedback)))
+    assert host.get("encoders", "toy_enc") is enc
+    assert host.get("losses", "toy_loss") is ToyLoss
+    assert host.get("feedback", "toy_feedback") is ToyFeedback
+    info = host.components("encoders")["toy_enc"]
+    assert info.plugin == "toyplug"
+    assert info.kind == "encoders"
+    assert info.summary == "A toy encoder."
+    plugin = host.plugins["toyplug"]
+    assert plugin.ok and plugin.errors == []
+    assert plugin.source == "in-process"
+    assert plugin.components == {
+        "encoders": ["toy_enc"],
+        "losses": ["toy_loss"],
+        "feedback": ["toy_feedback"],
+    }
+    assert plugin.hooks == ["register_encoders", "register_feedback", "register_losses"]
+    assert plugin.as_dict()["ok"] is True
+    # built-ins are still there
+    assert "pca" in host.components("encoders")
+    assert host.components("encoders")["pca"].plugin != "toyplug"
+
+
+def test_components_returns_a_copy() -> None:
+    host = _host()
+    comps = host.components("encoders")
+    comps.clear()
+    assert "pca" in host.components("encoders")
+
+
+def test_duplicate_name_is_refused_naming_both_plugins() -> None:
+    first, second = _encoder("toy_enc"), _encoder("toy_enc")
+    host = _host(
+        ("alpha", _plugin(encoders=first)),
+        ("beta", _plugin(encoders=second)),
+        ("gamma", _plugin(encoders=_encoder("other_enc"))),
+    )
+    assert host.get("encoders", "toy_enc") is first
+    assert host.components("encoders")["toy_enc"].plugin == "alpha"
+    assert host.plugins["alpha"].ok
+    beta = host.plugins["beta"]
+    assert not beta.ok
+    assert len(beta.errors) == 1
+    assert "'toy_enc'" in beta.errors[0]
+    assert "'alpha'" in beta.errors[0] and "'beta'" in beta.errors[0]
+    assert beta.components == {}
+    assert host.plugins["gamma"].ok
+    assert host.components("encoders")["other_enc"].plugin == "gamma"
+    assert [p.name for p in host.failed_plugins()] == ["beta"]
+
+
+def test_duplicate_of_a_builtin_name_is_refused() -> None:
+    fake_pca = _encoder("pca")
+    host = _host(("clash", _plugin(encoders=fake_pca)))
+    owner = host.components("encoders")["pca"].plugin
+    assert host.get("encoders", "pca") is not fake_pca
+    assert owner != "clash"
+    assert f"'{owner}'" in host.plugins["clash"].errors[0]
+    assert "'clash'" in host.plugins["clash"].errors[0]
+
+
+def test_duplicate_within_one_plugin_drops_its_registrations() -> None:
+    host = _host(("twice", _plugin(encoders=[_encoder("dup_enc"), _encoder("dup_enc")])))
+    assert "dup_enc" not in host.components("encoders")
+    assert "registered by plugin 'twice'" in host.plugins["twice"].errors[0]
+
+
+def test_a_raising_hook_is_recorded_and_its_partial_registrations_dropped() -> None:
+    partial = _encoder("partial_enc")
+
+    def broken(register) -> None:
+        register(partial)
+        raise RuntimeError("boom")
+
+    host = _host(
+        ("broken", _plugin(encoders=broken, losses=ToyLoss)),
+        ("fine", _plugin(encoders=_encoder("fine_enc"))),
+    )
+    info = host.plugins["broken"]
+    assert not info.ok
+    assert info.errors == ["register_encoders failed: RuntimeError: boom"]
+    assert "Traceback" in info.error_details[0] and "boom" in info.error_details[0]
+    assert "partial_enc" not in host.components("encoders")
+    # its other hook still registered; another plugin is unaffected
+    assert host.get("losses", "toy_loss") is ToyLoss
+    assert info.components == {"losses": ["toy_loss"]}
+    assert host.plugins["fine"].ok
+    assert host.components("encoders")["fine_enc"].plugin == "fine"
+    assert host.failed_plugins() == [info]
+
+
+class _NoDoc(KnowledgeEncoder):
+    name = "no_doc"
+
+
+class _Upper(KnowledgeEncoder):
+    """Uppercase name."""
+
+    name = "Upper"
+
+
+class _Hyphen(KnowledgeEncoder):
+    """Hyphenated name."""
+
+    name = "toy-enc"
+
+
+class _Unnamed(KnowledgeEncoder):
+    """No name at all."""
+
+
+class _NotEncoder:
+    """Not an encoder."""
+
+    name = "not_encoder"
+
+    class Config(ComponentConfig):
+        pass
+
+
+class _WrongBase(Domain):
+    """A domain registered as an encoder."""
+
+    name = "wrong_base"
+
+
+class _DictConfig(KnowledgeEncoder):
+    """Config is not a pydantic model."""
+
+    name = "dict_config"
+    Config = dict  # type: ignore[assignment]
+
+
+class _PlainConfig(KnowledgeEncoder):
+    """Config is a plain class."""
+
+    name = "plain_config"
+
+    class Config:
+        pass
+
+
+def _instance() -> object:
+    return _encoder("an_instance")()
+
+
+@pytest.mark.parametrize(
+    ("cls", "fragment"),
+    [
+        (_NoDoc, "_NoDoc has no docstring"),
+        (_Upper, "_Upper.name='Upper' is not a lowercase name"),
+        (_Hyphen, "'toy-enc' is not a lowercase name"),
+        (_Unnamed, "_Unnamed.name='' is not a lowercase name"),
+        (_NotEncoder, "is not a subclass of KnowledgeEncoder"),
+        (_WrongBase, "is not a subclass of KnowledgeEncoder"),
+        (_DictConfig, "_DictConfig.Config is not a pydantic model"),
+        (_PlainConfig, "_PlainConfig.Config is not a pydantic model"),
+        (_instance, "is not a subclass of KnowledgeEncoder"),
+    ],
+)
+def test_invalid_components_are_refused(cls: Any, fragment: str) -> None:
+    target = cls() if cls is _instance else cls
+    host = _host(("bad", _plugin(encoders=target)), ("good", _plugin(encoders=_encoder("ok_enc"))))
+    info = host.plugins["bad"]
+    assert not info.ok
+    assert len(info.errors) == 1
+    assert info.errors[0].startswith("register_encoders failed: ComponentValidationError:")
+    assert fragment in info.errors[0]
+    assert info.components == {}
+    assert host.plugins["good"].ok
+    known = set(host.components("encoders"))
+    assert "ok_enc" in known
+    assert known == {"pca", "linear", "graph", "ok_enc"}
+
+
+def test_inherited_docstring_does_not_count() -> None:
+    parent = _encoder("parent_enc", doc="Has a docstring.")
+    child = type("Child", (parent,), {"name": "child_enc"})
+    assert child.__doc__ is None or child.__dict__.get("__doc__") is None
+    host = _host(("p", _plugin(encoders=child)))
+    assert "Child has no docstring" in host.plugins["p"].errors[0]
+
+
+def test_wrong_base_message_names_the_kind_loss() -> None:
+    host = _host(("bad", _plugin(losses=_encoder("enc_as_loss"))))
+    error = host.plugins["bad"].errors[0]
+    assert "registered as loss is not a subclass of Loss" in error
+
+
+def test_unknown_hook_is_reported_but_ignored() -> None:
+    module = _plugin(encoders=_encoder("hooked_enc"))
+
+    def register_widgets(register) -> None:
+        """Not a cdkd hook."""
+
+    module.register_widgets = hookimpl(register_widgets)
+    host = _host(("widgets", module))
+    info = host.plugins["widgets"]
+    assert any("unknown hook 'register_widgets'" in e for e in info.errors)
+    assert host.components("encoders")["hooked_enc"].plugin == "widgets"
+
+
+def test_a_second_plugin_with_the_same_name_is_skipped() -> None:
+    host = _host(
+        ("same", _plugin(encoders=_encoder("first_enc"))),
+        ("same", _plugin(encoders=_encoder("second_enc"))),
+    )
+    assert host.plugins["same"].ok
+    assert "first_enc" in host.components("encoders")
+    assert "second_enc" not in host.components("encoders")
+    skipped = host.plugins["same (in-process)"]
+    assert "already loaded" in skipped.errors[0]
+
+
+# --------------------------------------------------------------------------- disabling
+
+
+def test_disabled_plugins_are_skipped() -> None:
+    plugin = _plugin(encoders=_encoder("toy_enc"))
+    host = _host(("toyplug", plugin), ("other", _plugin(losses=ToyLoss)), disabled={"toyplug"})
+    assert "toyplug" not in host.plugins
+    assert "toy_enc" not in host.components("encoders")
+    assert "toy_loss" in host.components("losses")
+
+
+def test_env_var_disables_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDKD_DISABLE_PLUGINS", "unrelated, toyplug other2")
+    host = _host(
+        ("toyplug", _plugin(encoders=_encoder("toy_enc"))),
+        ("other2", _plugin(losses=ToyLoss)),
+        ("kept", _plugin(feedback=ToyFeedback)),
+    )
+    assert "toyplug" not in host.plugins and "other2" not in host.plugins
+    assert "toy_enc" not in host.components("encoders")
+    assert "toy_loss" not in host.components("losses")
+    assert "toy_feedback" in host.components("feedback")
+    # an explicit ``disabled`` replaces the environment variable
+    host = _host(("toyplug", _plugin(encoders=_encoder("toy_enc"))), disabled=[])
+    assert "toy_enc" in host.components("encoders")
+
+
+def test_a_builtin_plugin_can_be_disabled() -> None:
+    full = _host()
+    owner = full.components("feedback")["none"].plugin
+    host = _host(disabled={owner})
+    assert host.components("feedback") == {}
+    assert "pca" in host.components("encoders")
+    with pytest.raises(ConfigError, match="available: \\(none\\)"):
+        _get_lower(host, "feedback", "none")
+
+
+def _get_lower(host: PluginHost, kind: str, name: str) -> type:
+    try:
+        return host.get(kind, name)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).lower()) from exc
+
+
+# --------------------------------------------------------------------------- built-ins
+
+EXPECTED = {
+    "domains": {
+        "sklearn.breast_cancer",
+        "sklearn.wine",
+        "sklearn.iris",
+        "sklearn.digits",
+        "tabular",
+    },
+    "architectures": {"mlp", "cnn"},
+    "encoders": {"pca", "linear", "graph"},
+    "losses": {"ce", "kd", "hint", "relational", "graph"},
+    "feedback": {"none", "mutual", "hard_examples"},
+}
+
+_HOST = PluginHost(entry_points=False)
+_ALL = [(kind, name) for kind in KINDS for name in sorted(_HOST.components(kind))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_builtin_kinds_have_their_expected_names(kind: str) -> None:
+    assert set(_HOST.components(kind)) == EXPECTED[kind]
+    assert all(p.ok for p in _HOST.plugins.values()), _HOST.failed_plugins()
+
+
+def test_builtins_are_attributed_to_builtin_plugins() -> None:
+    for kind in KINDS:
+        for info in _HOST.components(kind).values():
+            assert _HOST.plugins[info.plugin].source == "builtin"
+            assert info.name in _HOST.plugins[info.plugin].components[kind]
+
+
+@pytest.mark.parametrize(("kind", "name"), _ALL, ids=[f"{k}:{n}" for k, n in _ALL])
+def test_component_contract(kind: str, name: str) -> None:
+    cls = _HOST.get(kind, name)
+    assert cls.name == name
+    assert name == name.lower() and NAME_PATTERN.match(name)
+    assert issubclass(cls, base_class(kind))
+    assert (cls.__dict__.get("__doc__") or "").strip()
+    assert cls.summary()
+    assert isinstance(cls.Config, type) and issubclass(cls.Config, pydantic.BaseModel)
+    required = {"path": "data.csv", "label": "y"} if (kind, name) == ("domains", "tabular") else {}
+    config = cls.Config.model_validate(required)
+    assert isinstance(cls.from_params(required).config, cls.Config)
+    assert cls.from_params(required).config == config
+    with pytest.raises(pydantic.ValidationError) as info:
+        cls.Config.model_validate({**required, "definitely_not_a_param": 1})
+    assert info.value.errors()[0]["type"] == "extra_forbidden"
+
+
+def test_tabular_needs_path_and_label() -> None:
+    cls = _HOST.get("domains", "tabular")
+    with pytest.raises(pydantic.ValidationError) as info:
+        cls.Config.model_validate({})
+    missing = {e["loc"][0] for e in info.value.errors() if e["type"] == "missing"}
+    assert missing == {"path", "label"}
+
+
+def test_components_are_kind_specific() -> None:
+    # 'graph' is both an encoder and a loss, in separate namespaces
+    assert _HOST.get("encoders", "graph") is not _HOST.get("losses", "graph")
+    assert issubclass(_HOST.get("encoders", "graph"), KnowledgeEncoder)
+    assert issubclass(_HOST.get("losses", "graph"), Loss)
+
+
+# --------------------------------------------------------------------------- lookup errors
+
+
+def test_get_unknown_name_suggests_close_matches() -> None:
+    with pytest.raises(ConfigError) as info:
+        _HOST.get("encoders", "pcaa", where="encoder.name")
+    msg = str(info.value)
+    assert info.value.exit_code == 2
+    assert msg.startswith("encoder.name: unknown encoder 'pcaa'")
+    assert "did you mean 'pca'" in msg
+    assert "graph, linear, pca" in msg
+
+
+def test_get_unknown_name_without_close_matches() -> None:
+    with pytest.raises(ConfigError) as info:
+        _HOST.get("losses", "zzzzzz")
+    msg = str(info.value)
+    assert "unknown loss 'zzzzzz'" in msg
+    assert "did you mean" not in msg
+    assert "ce, graph, hint, kd, relational" in msg
+
+
+def test_get_unknown_feedback_strategy() -> None:
+    with pytest.raises(ConfigError) as info:
+        _HOST.get("feedback", "hard_example")
+    assert "unknown feedback strategy 'hard_example'" in str(info.value)
+    assert "'hard_examples'" in str(info.value)
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(ConfigError, match="unknown component kind 'widgets'"):
+        _HOST.components("widgets")
+
+
+def test_catalogued_component_names_the_package() -> None:
+    with pytest.raises(ConfigError) as info:
+        _HOST.get("domains", "medical.nuclei")
+    assert "cdkd-medical" in str(info.value)
+    assert "cdkd plugins install medical" in str(info.value)
+
+
+def test_catalogued_component_of_a_failed_plugin_names_the_failure() -> None:
+    def broken(register) -> None:
+        raise RuntimeError("scanner offline")
+
+    host = _host(("medical", _plugin(domains=broken)))
+    with pytest.raises(ConfigError) as info:
+        host.get("domains", "medical.nuclei")
+    msg = str(info.value)
+    assert "'medical'" in msg and "failed" in msg
+    assert "scanner offline" in msg
