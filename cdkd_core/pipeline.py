@@ -469,6 +469,7 @@ class Pipeline:
             "rounds": self.feedback.rounds,
             "seed": config.seed,
             "device": str(self.device),
+            "threads": torch.get_num_threads(),
             "teacher_cache": {"hits": self.cache.hits, "misses": self.cache.misses},
             "wall_s": round(time.perf_counter() - start, 3),
         }

@@ -27,7 +27,9 @@ CORE_QUICKSTART: dict[str, Any] = {
         {"name": "hint", "weight": 0.5},
     ],
     "feedback": {"name": "none"},
-    "train": {"epochs": 30, "batch_size": 64, "lr": 0.003, "device": "auto"},
+    # one thread: these models are too small to gain from two, and a second thread makes
+    # the run many times slower whenever another process holds a core
+    "train": {"epochs": 30, "batch_size": 64, "lr": 0.003, "device": "auto", "threads": 1},
 }
 
 
