@@ -20,7 +20,9 @@ class Architecture(Component):
 
     #: Modalities this architecture can be a stem for (empty: no stem).
     modalities: ClassVar[tuple[str, ...]] = ()
-    #: Modalities for which it is the default stem when the config names none.
+    #: Modalities for which it is the default stem when the config names none; an entry
+    #: ``"<modality>:teacher"`` or ``"<modality>:student"`` applies to one side only (e.g. a
+    #: stem over cached embeddings for the teacher, over token ids for the student).
     default_for: ClassVar[tuple[str, ...]] = ()
     #: Whether it can serve as the shared trunk.
     provides_trunk: ClassVar[bool] = False

@@ -13,17 +13,21 @@ from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.network import MultiDomainNet
 
 
-def stem_architecture(spec: ModelSpec, modality: str, host, slot: str):
-    """The stem component for ``modality``: the config's choice, else the default one."""
+def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
+    """The stem component for ``modality`` in the teacher or student (``view``): the
+    config's choice, else the architecture whose ``default_for`` lists ``"<modality>:<view>"``,
+    else one listing ``"<modality>"``."""
     ref = spec.stems.get(modality)
     if ref is not None:
         return host.get("architectures", ref.name).from_params(ref.params)
-    for info in host.components("architectures").values():
-        if modality in info.cls.default_for:
-            return info.cls()
+    infos = list(host.components("architectures").values())
+    for key in (f"{modality}:{view}", modality):
+        for info in infos:
+            if key in info.cls.default_for:
+                return info.cls()
     raise ConfigError(
-        f"{slot}.stems: no default stem for modality {modality!r}; "
-        f"set {slot}.stems.{modality}: {{name: ...}}"
+        f"{view}.stems: no default stem for modality {modality!r}; "
+        f"set {view}.stems.{modality}: {{name: ...}}"
     )
 
 
