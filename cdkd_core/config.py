@@ -91,9 +91,6 @@ class TrainConfig(_Strict):
         None, ge=1, description="Stop after this many epochs without val improvement."
     )
     grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
-    val_fraction: float = Field(
-        0.0, ge=0, lt=1, description="Not used by domains that give their own val split."
-    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch during the run (default: torch's)."

@@ -29,6 +29,7 @@ class PreparedDomain:
     test: Split
     quiz: Split | None
     labelled: torch.Tensor
+    val_labelled: torch.Tensor
 
     @property
     def name(self) -> str:
@@ -139,8 +140,13 @@ def prepare_domains(
         if quiz_fraction > 0 and entry.role == "source":
             quiz_mask = stratified_subset_mask(train.y, quiz_fraction, seed + 17)
             quiz, train = train.subset(quiz_mask), train.subset(~quiz_mask)
+        # a target's label_fraction holds for its val split too: model selection may use
+        # no more of its labels than training does
         labelled = stratified_subset_mask(train.y, entry.fraction, seed)
+        val_labelled = stratified_subset_mask(splits["val"].y, entry.fraction, seed + 1)
         prepared.append(
-            PreparedDomain(entry, data, train, splits["val"], splits["test"], quiz, labelled)
+            PreparedDomain(
+                entry, data, train, splits["val"], splits["test"], quiz, labelled, val_labelled
+            )
         )
     return prepared

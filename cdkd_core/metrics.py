@@ -89,18 +89,6 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
 }
 
 
-def chance_level(metric: str, num_classes: int, y: torch.Tensor) -> float:
-    """The metric of a predictor that knows nothing (uniform scores over the classes)."""
-    uniform = torch.zeros(len(y), num_classes)
-    if metric in ("roc_auc",):
-        return 0.5
-    if metric == "ks":
-        return 0.0
-    if metric in ("accuracy", "balanced_accuracy"):
-        return 1.0 / num_classes
-    return compute(metric, uniform, y)
-
-
 def compute(metric: str, logits: torch.Tensor, y: torch.Tensor) -> float:
     """One metric by name."""
     if metric not in METRICS:

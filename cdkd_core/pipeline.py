@@ -31,9 +31,9 @@ from cdkd_core.domain import Split
 from cdkd_core.errors import CdkdError, ConfigError
 from cdkd_core.extraction import TeacherCache, extract_knowledge
 from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
-from cdkd_core.hooks import FeatureHook
+from cdkd_core.hooks import FeatureHook, find_module
 from cdkd_core.loss import Loss
-from cdkd_core.metrics import chance_level, evaluate
+from cdkd_core.metrics import evaluate
 from cdkd_core.network import MultiDomainNet, count_parameters
 from cdkd_core.progress import Progress
 from cdkd_core.rundir import (
@@ -105,10 +105,14 @@ def _check_reachability(domains: list[PreparedDomain]) -> None:
                 )
         if d.role == "target" and d.entry.fraction == 0:
             if d.space not in teacher_spaces or d.task not in teacher_tasks:
+                missing = (
+                    f"stem for its input space {d.space!r}"
+                    if d.space not in teacher_spaces
+                    else f"head for its task {d.task!r}"
+                )
                 raise ConfigError(
                     f"domains: target {d.name!r} has label_fraction 0 but the teacher has no "
-                    f"{'stem for its input space' if d.space not in teacher_spaces else 'head'}"
-                    f" for it (task {d.task!r}); an unlabelled target needs teacher soft labels"
+                    f"{missing}; an unlabelled target needs the teacher's soft labels"
                 )
 
 
@@ -307,9 +311,15 @@ class Pipeline:
             self.domains = prepare_domains(config, self.host, self.feedback.quiz_fraction)
             advance()
         _check_reachability(self.domains)
-        self.training_started = True
         sources = [d for d in self.domains if d.role == "source"]
         trained = [d for d in self.domains if d.trained]
+        # build both networks before any training, so a bad feature layer or inconsistent
+        # shapes are refused with nothing half-written
+        self.teacher = build_network(config.teacher, sources, self.host, "teacher", self.seed)
+        find_module(self.teacher, config.teacher.feature_layer)
+        baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
+        find_module(baseline, config.student.feature_layer)
+        self.training_started = True
         for d in self.domains:
             self.log.log(
                 event="domain",
@@ -326,7 +336,6 @@ class Pipeline:
             )
 
         # 1. teacher training
-        self.teacher = build_network(config.teacher, sources, self.host, "teacher", self.seed)
         self._train(
             self.teacher,
             self._plans(sources, "teacher", use_labels_only=True),
@@ -337,7 +346,6 @@ class Pipeline:
         save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
-        baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
         self._train(
             baseline,
             self._plans(trained, "student", use_labels_only=True),
@@ -346,16 +354,9 @@ class Pipeline:
             teacher=False,
         )
         save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
-        learned = [d for d in trained if bool(d.labelled.any())]
-        baseline_spaces = {d.space for d in learned}
-        baseline_tasks = {d.task for d in learned}
-        baseline_results = {}
-        for d in self.domains:
-            if d.space in baseline_spaces and d.task in baseline_tasks:
-                baseline_results[d.name] = (self._evaluate(baseline, d), False)
-            else:  # nothing to learn from: reported as chance
-                chance = {m: chance_level(m, d.num_classes, d.test.y) for m in d.data.metrics}
-                baseline_results[d.name] = (chance, True)
+        # an unlabelled target is evaluated through the head and stem it shares with a
+        # labelled domain: the source-only student, the usual reference for adaptation
+        baseline_results = {d.name: self._evaluate(baseline, d) for d in self.domains}
 
         views = self._views(self.domains)
         round_results = []
@@ -409,14 +410,13 @@ class Pipeline:
             for d in self.domains:
                 teacher_m = self._evaluate(self.teacher, d)
                 student_m = self._evaluate(student, d)
-                base_m, base_chance = baseline_results[d.name]
+                base_m = baseline_results[d.name]
                 results[d.name] = {
                     "role": d.role,
                     "metric": d.headline,
                     "teacher": None if teacher_m is None else teacher_m[d.headline],
                     "student": None if student_m is None else student_m[d.headline],
-                    "baseline": base_m[d.headline],
-                    "baseline_is_chance": base_chance,
+                    "baseline": None if base_m is None else base_m[d.headline],
                     "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
                     "sizes": {
                         "train": len(d.train),
@@ -451,7 +451,6 @@ class Pipeline:
                         "teacher",
                         "student",
                         "baseline",
-                        "baseline_is_chance",
                         "metrics",
                         "sizes",
                     )

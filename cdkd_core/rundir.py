@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -19,6 +20,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary open() would create it
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -29,6 +31,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats replaced by ``None`` (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomic UTF-8 text write."""
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -36,7 +55,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (indented, keys in insertion order)."""
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_weights(path: Path, state_dict: dict[str, Any]) -> None:
@@ -83,7 +102,7 @@ class MetricsLog:
     def log(self, **record: Any) -> None:
         """Append one record with the seconds since the log opened."""
         record = {"t": round(time.perf_counter() - self._start, 4), **record}
-        self._handle.write(json.dumps(record) + "\n")
+        self._handle.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -92,11 +111,15 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read a metrics log, ignoring a torn last line."""
+    """Read a metrics log; a torn last line (a write cut short) is ignored, a bad line
+    anywhere else is an error."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            continue
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON record") from None
     return records

@@ -60,6 +60,10 @@ def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
+    if max_examples < len(classes):
+        raise ValueError(
+            f"max_examples={max_examples} is below the number of classes ({len(classes)})"
+        )
     quota = counts * max_examples / len(labels)
     take = np.floor(quota).astype(int)
     for j in np.argsort(-(quota - take), kind="stable")[: max_examples - take.sum()]:

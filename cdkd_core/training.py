@@ -139,14 +139,18 @@ def read_features(
 def val_score(
     model: nn.Module, plans: list[DomainPlan], settings: FitSettings
 ) -> tuple[float, dict[str, dict[str, float]]]:
-    """Mean headline metric over the plans' val splits (NaNs skipped) and all val metrics."""
+    """Mean headline metric over the plans' labelled val examples (a target's val split is
+    cut to its ``label_fraction``; NaNs skipped) and the val metrics per domain."""
     per_domain, scores = {}, []
     for plan in plans:
         d = plan.domain
+        mask = d.val_labelled
+        if not bool(mask.any()):
+            continue
         logits = predict(
-            model, plan.val_x, d.space, d.task, settings.eval_batch_size, settings.device
+            model, plan.val_x[mask], d.space, d.task, settings.eval_batch_size, settings.device
         )
-        metrics = evaluate(d.data.metrics, logits, d.val.y)
+        metrics = evaluate(d.data.metrics, logits, d.val.y[mask])
         per_domain[d.name] = metrics
         if not math.isnan(metrics[d.headline]):
             scores.append(metrics[d.headline])
@@ -233,7 +237,9 @@ def fit(
         best.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if best.best_epoch == 0 or score > best.best_score:
+        # with no finite val score yet (no labelled val example, or an undefined metric),
+        # the latest epoch is kept
+        if score > best.best_score or not math.isfinite(best.best_score):
             best.best_score, best.best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:

@@ -171,6 +171,7 @@ def _domain(
         s["test"],
         None,
         torch.ones(12, dtype=torch.bool),
+        torch.ones(len(s["val"]), dtype=torch.bool),
     )
 
 

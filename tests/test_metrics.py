@@ -14,7 +14,6 @@ from cdkd_core.metrics import (
     METRICS,
     accuracy,
     balanced_accuracy,
-    chance_level,
     compute,
     evaluate,
     f1_macro,
@@ -200,17 +199,6 @@ def test_neg_log_loss_by_hand() -> None:
     y = torch.tensor([0, 0])
     expected = -(math.log(2.0) + math.log(4.0 / 3.0)) / 2
     assert neg_log_loss(logits, y) == pytest.approx(expected)
-
-
-def test_chance_level() -> None:
-    y = torch.tensor([0, 0, 1, 2])
-    assert chance_level("accuracy", 3, y) == pytest.approx(1 / 3)
-    assert chance_level("balanced_accuracy", 4, y) == pytest.approx(1 / 4)
-    assert chance_level("roc_auc", 3, y) == 0.5
-    assert chance_level("ks", 2, y) == 0.0
-    assert chance_level("neg_log_loss", 3, y) == pytest.approx(-math.log(3))
-    # uniform scores predict class 0 everywhere: class 0 has p=1/2, r=1, F1=2/3; others 0
-    assert chance_level("f1_macro", 3, y) == pytest.approx((2 / 3) / 3)
 
 
 def test_compute_and_evaluate() -> None:

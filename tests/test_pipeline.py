@@ -163,7 +163,7 @@ def test_target_without_teacher_stem_trains_on_its_labels(tiny_config, tmp_path,
     summary = _run(tiny_config, tmp_path, host).summary
     iris = summary["domains"]["sklearn.iris"]
     assert iris["teacher"] is None and iris["student"] is not None
-    assert iris["baseline_is_chance"] is False
+    assert iris["baseline"] is not None
 
 
 @pytest.mark.parametrize(
@@ -225,3 +225,51 @@ def test_checkpoints_are_safetensors_and_reload(tiny_config, tmp_path, host):
     acc = float((logits.argmax(1) == wine.test.y).float().mean())
     assert acc == pytest.approx(result.summary["domains"]["sklearn.wine"]["student"])
     assert torch.isfinite(logits).all()
+
+
+def test_bad_feature_layer_is_refused_before_training(tiny_config, tmp_path, host):
+    tiny_config["student"]["feature_layer"] = "trunk.99"
+    with pytest.raises(ConfigError, match=r"feature_layer 'trunk\.99'"):
+        _run(tiny_config, tmp_path, host)
+    assert not list(tmp_path.iterdir())
+
+
+def test_target_val_labels_are_cut_to_label_fraction(host):
+    from cdkd_core.data import prepare_domains
+
+    config = load_config(
+        {
+            "domains": [
+                {"name": "sklearn.wine", "role": "source"},
+                {"name": "sklearn.digits", "role": "target", "label_fraction": 0.1},
+            ]
+        },
+        host=host,
+    )
+    wine, digits = prepare_domains(config, host)
+    assert bool(wine.val_labelled.all())
+    n_val = len(digits.val)
+    assert 10 <= int(digits.val_labelled.sum()) <= 0.1 * n_val + 10
+    assert int(digits.labelled.sum()) == pytest.approx(0.1 * len(digits.train), abs=10)
+
+
+def test_run_files_are_strict_json_and_world_readable(tmp_path):
+    import math
+    import os
+
+    from cdkd_core.rundir import MetricsLog, atomic_write_json
+
+    atomic_write_json(tmp_path / "s.json", {"auc": math.nan, "x": [math.inf, 1.0]})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"auc": None, "x": [None, 1.0]}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "s.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.log(score=-math.inf)
+    log.close()
+    with (tmp_path / "m.jsonl").open("a") as handle:
+        handle.write('{"torn": ')
+    assert read_metrics(tmp_path / "m.jsonl")[0]["score"] is None
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\nnot json\n{"b": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(tmp_path / "bad.jsonl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -352,9 +353,13 @@ def test_max_examples_caps_stratified(tmp_path: Path) -> None:
 def test_task_and_input_space_defaults(tmp_path: Path) -> None:
     path = _write(tmp_path / "heart.csv", ["id", "x", "label"], _simple_rows())
     data = _load(path)
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     assert data.modality == "tabular"
-    assert data.task == "tabular.heart.label"
-    assert data.input_space == "tabular.heart"
+    assert data.task == f"tabular.heart.{digest}.label"
+    assert data.input_space == f"tabular.heart.{digest}"
+    (tmp_path / "elsewhere").mkdir()
+    other = _write(tmp_path / "elsewhere" / "heart.csv", ["id", "x", "label"], _simple_rows())
+    assert _load(other).input_space != data.input_space  # same file name, other file
     assert data.metrics == ["accuracy", "f1_macro"]
     assert data.classes == ["no", "yes"]
 

@@ -64,7 +64,14 @@ def _domain(
     )
     entry = DomainEntry(name=name, weight=weight)
     return PreparedDomain(
-        entry, data, splits["train"], splits["val"], splits["test"], None, torch.ones(64).bool()
+        entry,
+        data,
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        None,
+        torch.ones(64).bool(),
+        torch.ones(len(splits["val"])).bool(),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ class TabularCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.builtins.tabular import TabularEncoder, read_csv
+        from cdkd_core.builtins.tabular import MISSING, TabularEncoder, read_csv
 
         cfg: TabularConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
@@ -141,7 +142,7 @@ class TabularCSV(Domain):
             raise DataError(f"{cfg.path}: feature column(s) {unknown} not in {table.header}")
         raw_labels = table.column(cfg.label)
         for i, value in enumerate(raw_labels):
-            if value == "" or value.lower() in ("na", "nan"):
+            if value.lower() in MISSING:
                 raise DataError(
                     f"{cfg.path}, line {table.lines[i]}: label {cfg.label!r} is missing"
                 )
@@ -165,7 +166,9 @@ class TabularCSV(Domain):
         encoder = TabularEncoder(columns).fit(table, index["train"])
         x = torch.as_tensor(encoder.transform(table))
         y = torch.as_tensor(labels, dtype=torch.long)
-        default_id = f"tabular.{Path(cfg.path).stem}"
+        # two different files with one name must not share a stem or head by accident
+        digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
+        default_id = f"tabular.{Path(cfg.path).stem}.{digest}"
         return DomainData(
             modality="tabular",
             task=cfg.task or f"{default_id}.{cfg.label}",

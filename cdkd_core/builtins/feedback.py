@@ -37,10 +37,13 @@ class MutualLearning(FeedbackStrategy):
         lr: float = Field(1e-4, gt=0, description="Teacher learning rate during mutual steps.")
         temperature: float = Field(1.0, gt=0, description="Temperature of the KL term.")
         kl_weight: float = Field(1.0, ge=0, description="Weight of the KL term.")
+        weight_decay: float = Field(0.0, ge=0, description="Teacher AdamW weight decay.")
 
     def begin_round(self, teacher: nn.Module, domains: dict[str, FeedbackDomain]) -> None:
         """A fresh optimiser over the teacher for this round."""
-        self._optimizer = torch.optim.AdamW(teacher.parameters(), lr=self.config.lr)
+        self._optimizer = torch.optim.AdamW(
+            teacher.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
 
     def student_step(self, teacher: nn.Module, step: StudentStep) -> None:
         """One teacher step on the student's batch."""

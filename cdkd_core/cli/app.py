@@ -78,14 +78,13 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         delta = None
         if d["student"] is not None and d["baseline"] is not None:
             delta = d["student"] - d["baseline"]
-        baseline = _fmt(d["baseline"]) + (" (chance)" if d.get("baseline_is_chance") else "")
         table.add_row(
             name,
             d["role"],
             d["metric"],
             _fmt(d["teacher"]),
             _fmt(d["student"]),
-            baseline,
+            _fmt(d["baseline"]),
             "-" if delta is None else f"{delta:+.4f}",
         )
     console = Console(width=None if stdout_is_terminal() else 120)
@@ -179,7 +178,7 @@ def components(
                             "name": c.name,
                             "plugin": c.plugin,
                             "summary": c.summary,
-                            "params": c.cls.Config.model_json_schema().get("properties", {}),
+                            "params": _params(c.cls),
                         }
                         for c in v.values()
                     ]
@@ -193,6 +192,16 @@ def components(
         typer.echo(f"{k}:")
         for c in comps.values():
             typer.echo(f"  {c.name:<24} {c.plugin:<22} {c.summary}")
+
+
+def _params(cls: type) -> dict[str, Any]:
+    """Each param's JSON schema, with its default (computed defaults included)."""
+    props = cls.Config.model_json_schema().get("properties", {})
+    for name, field in cls.Config.model_fields.items():
+        if name in props and not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            props[name]["default"] = json.loads(json.dumps(default, default=str))
+    return props
 
 
 STARTER = """\
