@@ -55,7 +55,10 @@ class DomainData:
     of them process the other. It defaults to the domain's own name.
     ``metrics`` lists metric names, the headline metric first.
     ``channel_dim`` is the axis whose entries are standardised separately (features of a
-    table, channels of an image); ``standardize=False`` leaves inputs as they are (token ids).
+    table, channels of an image); ``standardize=False`` leaves inputs as they are (floating
+    inputs only are ever standardised, so token ids pass untouched either way).
+    ``reference`` holds reference values reported beside the results, e.g. the test split's
+    majority-class rate as the chance level of a hard task.
     """
 
     modality: str
@@ -66,6 +69,7 @@ class DomainData:
     input_space: str | None = None
     channel_dim: int = 1
     standardize: bool = True
+    reference: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [s for s in SPLITS if s not in self.splits]

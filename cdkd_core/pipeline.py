@@ -418,6 +418,7 @@ class Pipeline:
                     "student": None if student_m is None else student_m[d.headline],
                     "baseline": None if base_m is None else base_m[d.headline],
                     "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
+                    "reference": dict(d.data.reference),
                     "sizes": {
                         "train": len(d.train),
                         "labelled": int(d.labelled.sum()),
@@ -453,6 +454,7 @@ class Pipeline:
                         "baseline",
                         "metrics",
                         "sizes",
+                        "reference",
                     )
                 }
                 for name, r in final.items()
