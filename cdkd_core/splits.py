@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field
+
+from cdkd_core.component import ComponentConfig
 
 
 def stratified_split_indices(
@@ -80,3 +83,14 @@ def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.
         if n > 0
     ]
     return np.sort(np.concatenate(keep))
+
+
+class SplitConfig(ComponentConfig):
+    """Split sizes and caps shared by the built-in domains."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
+    split_seed: int = Field(0, ge=0, description="Seed of the split (fixed across run seeds).")
+    max_examples: int | None = Field(
+        None, ge=10, description="Stratified cap on examples (before splitting)."
+    )

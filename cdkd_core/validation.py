@@ -23,7 +23,8 @@ def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
             valid = ", ".join(sorted(cls.Config.model_fields))
             if err["type"] == "extra_forbidden":
                 msg += f" (valid: {valid or 'none'})"
-            lines.append(f"  {where}.params.{loc}: {msg.removeprefix('Value error, ')}")
+            path = f"{where}.params" + (f".{loc}" if loc else "")
+            lines.append(f"  {path}: {msg.removeprefix('Value error, ')}")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -9,22 +9,10 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cdkd_core.component import ComponentConfig
 from cdkd_core.domain import Domain, DomainData, Split
 from cdkd_core.errors import DataError
 from cdkd_core.hookspecs import Register, hookimpl
-from cdkd_core.splits import cap_examples, stratified_split_indices
-
-
-class SplitConfig(ComponentConfig):
-    """Split sizes and caps shared by the built-in domains."""
-
-    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
-    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
-    split_seed: int = Field(0, ge=0, description="Seed of the split (fixed across run seeds).")
-    max_examples: int | None = Field(
-        None, ge=10, description="Stratified cap on examples (before splitting)."
-    )
+from cdkd_core.splits import SplitConfig, cap_examples, stratified_split_indices
 
 
 def _make_splits(x: np.ndarray, y: np.ndarray, config: SplitConfig) -> dict[str, Split]:

@@ -13,7 +13,10 @@ import numpy as np
 
 from cdkd_core.errors import DataError
 
+#: Tokens read as a missing number (or label).
 MISSING = {"", "na", "nan", "null", "none", "?"}
+#: Tokens read as a missing category ("none" is often a real category, e.g. "no guarantor").
+CATEGORY_MISSING = MISSING - {"none"}
 
 
 @dataclass
@@ -113,7 +116,10 @@ class TabularEncoder:
                 self.numeric[name] = float(np.median(train)) if train else 0.0
             else:
                 seen = sorted(
-                    {values[i] if values[i].lower() not in MISSING else "<missing>" for i in rows}
+                    {
+                        values[i] if values[i].lower() not in CATEGORY_MISSING else "<missing>"
+                        for i in rows
+                    }
                 )
                 self.categories[name] = seen
         return self
@@ -142,7 +148,7 @@ class TabularEncoder:
                 cats = {c: j for j, c in enumerate(self.categories[name])}
                 block = np.zeros((len(values), len(cats)))
                 for i, v in enumerate(values):
-                    key = "<missing>" if v.lower() in MISSING else v
+                    key = "<missing>" if v.lower() in CATEGORY_MISSING else v
                     if key in cats:
                         block[i, cats[key]] = 1.0
                 blocks.append(block)

