@@ -56,7 +56,9 @@ class DomainEntry(_Strict):
 
     @property
     def fraction(self) -> float:
-        """Fraction of train labels the student uses (1 for sources)."""
+        """Fraction of train labels the student uses (1 for sources, 0 for unseen)."""
+        if self.role == "unseen":
+            return 0.0
         return 1.0 if self.label_fraction is None else self.label_fraction
 
 

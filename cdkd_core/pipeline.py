@@ -181,6 +181,9 @@ class Pipeline:
             self.config, self.device, teacher=teacher, seed=self.seed, layer=spec.feature_layer
         )
         label = stage if round_ is None else f"{stage} (round {round_})"
+        # every stage starts from a known RNG state (dropout, say), so one stage's numbers
+        # never depend on what was built or run before it; baseline and student share one
+        seed_everything(self.seed if teacher else self.student_seed)
         with self.progress.stage(label, settings.epochs) as advance:
 
             def on_epoch(record: dict) -> None:

@@ -1,7 +1,14 @@
-"""The built-in quickstart pipeline (``cdkd run`` without a config)."""
+"""The built-in quickstart pipeline (``cdkd run`` without a config).
+
+With no domain plugin installed it runs on real data bundled with scikit-learn. Each
+plugin listed in ``registry.yaml`` may give a ``quickstart`` fragment (its domains, capped
+in size, and the stems they need); when such plugins are installed and loaded, the
+quickstart is their cross-domain example instead.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 CORE_QUICKSTART: dict[str, Any] = {
@@ -33,9 +40,36 @@ CORE_QUICKSTART: dict[str, Any] = {
 }
 
 
-def quickstart_config(host: Any = None) -> dict[str, Any]:
-    """The quickstart config: real data bundled with the installed packages, capped in size
-    so it finishes in minutes on two CPU cores."""
-    import copy
+def plugin_fragments(host: Any) -> list[dict[str, Any]]:
+    """The ``quickstart`` fragments of catalogued plugins that are loaded without error and
+    register every domain their fragment names."""
+    from cdkd_core.catalog import catalog
 
-    return copy.deepcopy(CORE_QUICKSTART)
+    domains = host.components("domains")
+    fragments = []
+    for entry in catalog():
+        fragment = entry.get("quickstart")
+        plugin = host.plugins.get(entry["name"])
+        if not fragment or plugin is None or not plugin.ok:
+            continue
+        if all(d["name"] in domains for d in fragment.get("domains", [])):
+            fragments.append(fragment)
+    return fragments
+
+
+def quickstart_config(host: Any = None) -> dict[str, Any]:
+    """The quickstart config: the installed plugins' cross-domain example, else the core's
+    scikit-learn domains; capped in size so it finishes in minutes on two CPU cores."""
+    from cdkd_core.plugins import PluginHost
+
+    config = copy.deepcopy(CORE_QUICKSTART)
+    fragments = plugin_fragments(host if host is not None else PluginHost())
+    if not fragments:
+        return config
+    config["domains"] = [copy.deepcopy(d) for f in fragments for d in f["domains"]]
+    for slot in ("teacher", "student"):
+        stems = config[slot]["stems"]
+        for fragment in fragments:
+            stems.update(copy.deepcopy(fragment.get(f"{slot}_stems", {})))
+    config["train"]["epochs"] = min(f.get("epochs", 30) for f in fragments)
+    return config

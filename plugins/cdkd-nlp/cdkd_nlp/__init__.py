@@ -1,0 +1,60 @@
+"""cdkd-nlp: text domains for cdkd and the stems that read them.
+
+Domains (modality ``text``, input space ``nlp.text``; teacher view: cached all-MiniLM-L6-v2
+sentence embedding, float32 ``[N, 384]``; student view: hashed word uni/bigram ids, int64
+``[N, 256]``, 0 = padding):
+
+- ``nlp.sentiment_tweets``, ``nlp.sentiment_movies``, ``nlp.sentiment_amazon``,
+  ``nlp.sentiment_nyt``: VADER's human-rated sentiment sets, task ``sentiment``;
+- ``nlp.bbc_news``: BBC News, 5 topics, task ``topic``;
+- ``nlp.text_file``: your own CSV/TSV or JSON Lines file.
+
+Architectures: ``minilm`` (the teacher's default text stem) and ``embedding_bag`` (the
+student's). Module-level imports stay light; transformers loads when a text is embedded.
+"""
+
+from __future__ import annotations
+
+from cdkd_core import hookimpl
+from cdkd_nlp.architectures import ARCHITECTURES, EmbeddingBagStem, MiniLMStem
+from cdkd_nlp.bbc import BBCNews
+from cdkd_nlp.text_file import TextFile
+from cdkd_nlp.vader import (
+    SENTIMENT_DOMAINS,
+    SentimentAmazon,
+    SentimentMovies,
+    SentimentNYT,
+    SentimentTweets,
+)
+
+__version__ = "0.1.0"
+
+DOMAINS = (*SENTIMENT_DOMAINS, BBCNews, TextFile)
+
+__all__ = [
+    "ARCHITECTURES",
+    "DOMAINS",
+    "BBCNews",
+    "EmbeddingBagStem",
+    "MiniLMStem",
+    "SentimentAmazon",
+    "SentimentMovies",
+    "SentimentNYT",
+    "SentimentTweets",
+    "TextFile",
+    "__version__",
+]
+
+
+@hookimpl
+def register_domains(register):
+    """The nlp domains."""
+    for cls in DOMAINS:
+        register(cls)
+
+
+@hookimpl
+def register_architectures(register):
+    """The text stems."""
+    for cls in ARCHITECTURES:
+        register(cls)

@@ -1,0 +1,117 @@
+"""What every nlp domain shares: text clean-up, de-duplication, the split config, and
+turning texts and labels into a :class:`~cdkd_core.DomainData` with two views per example
+(teacher: cached MiniLM embedding; student: hashed token ids)."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from cdkd_core.component import ComponentConfig
+from cdkd_core.domain import DomainData, Split
+from cdkd_core.splits import cap_examples, stratified_split_indices
+from cdkd_nlp.tokenize import MAX_TOKENS
+
+#: The input space of every nlp domain by default: a text, seen by the teacher as its
+#: MiniLM embedding and by the student as hashed n-gram ids. Domains sharing it share stems.
+TEXT_SPACE = "nlp.text"
+
+_SPACES = re.compile(r"\s+")
+T = TypeVar("T")
+
+
+class TextSplitConfig(ComponentConfig):
+    """Split sizes, the stratified cap and the student's token length."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
+    split_seed: int = Field(0, ge=0, description="Seed of the split (fixed across run seeds).")
+    max_examples: int | None = Field(
+        None,
+        ge=10,
+        description="Stratified cap on examples, applied after de-duplication and before "
+        "embedding (a capped domain embeds only what it keeps).",
+    )
+    max_tokens: int = Field(
+        MAX_TOKENS,
+        ge=8,
+        le=4096,
+        description="Length of the student view (hashed n-gram ids, 0-padded); domains "
+        "sharing an input space must use the same.",
+    )
+
+
+def clean_text(text: str) -> str:
+    """HTML entities decoded (``&amp;`` in the tweets), whitespace collapsed, stripped."""
+    return _SPACES.sub(" ", html.unescape(text)).strip()
+
+
+def dedup_key(text: str) -> str:
+    """Texts with equal keys count as one example: NFKC, case-folded, spaces collapsed."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def dedupe(
+    texts: Sequence[str], values: Sequence[T], combine: Callable[[list[T]], T]
+) -> tuple[list[str], list[T], int]:
+    """One entry per :func:`dedup_key`, in first-occurrence order, its text the first
+    occurrence's and its value ``combine`` of all occurrences' values; also returns how many
+    duplicates were merged. No text can then sit in two splits."""
+    groups: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        groups.setdefault(dedup_key(text), []).append(i)
+    out_texts = [texts[g[0]] for g in groups.values()]
+    out_values = [combine([values[i] for i in g]) for g in groups.values()]
+    return out_texts, out_values, len(texts) - len(groups)
+
+
+def build_domain_data(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    classes: list[str],
+    config: TextSplitConfig,
+    *,
+    task: str,
+    metrics: list[str],
+    input_space: str = TEXT_SPACE,
+) -> DomainData:
+    """Cap (stratified), split (stratified, by ``split_seed``), embed and tokenize.
+
+    ``texts`` must already be de-duplicated. Only the texts kept by the cap are embedded.
+    """
+    import torch
+
+    from cdkd_nlp.embeddings import embed_texts
+    from cdkd_nlp.tokenize import encode
+
+    labels = np.asarray(labels, dtype=np.int64)
+    keep = cap_examples(labels, config.max_examples, config.split_seed)
+    texts = [texts[i] for i in keep]
+    labels = labels[keep]
+    index = stratified_split_indices(
+        labels, config.val_fraction, config.test_fraction, config.split_seed
+    )
+    teacher = torch.from_numpy(embed_texts(texts))
+    student = torch.from_numpy(encode(texts, config.max_tokens))
+    y = torch.from_numpy(labels)
+    splits = {
+        name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
+        for name, idx in index.items()
+    }
+    test_y = labels[index["test"]]
+    majority = float(np.bincount(test_y, minlength=len(classes)).max() / max(len(test_y), 1))
+    return DomainData(
+        modality="text",
+        task=task,
+        classes=list(classes),
+        splits=splits,
+        metrics=list(metrics),
+        input_space=input_space,
+        reference={"majority_rate": round(majority, 6)},
+    )
