@@ -59,6 +59,9 @@ class DomainData:
     inputs only are ever standardised, so token ids pass untouched either way).
     ``reference`` holds reference values reported beside the results, e.g. the test split's
     majority-class rate as the chance level of a hard task.
+    ``teacher_view_params`` counts the parameters of a frozen model that computed the
+    teacher view (e.g. the sentence encoder behind cached embeddings): the teacher needs it
+    at inference, so the reported teacher size includes it.
     """
 
     modality: str
@@ -70,6 +73,7 @@ class DomainData:
     channel_dim: int = 1
     standardize: bool = True
     reference: dict[str, float] = field(default_factory=dict)
+    teacher_view_params: int = 0
 
     def __post_init__(self) -> None:
         missing = [s for s in SPLITS if s not in self.splits]

@@ -463,10 +463,7 @@ class Pipeline:
                 for name, r in final.items()
             },
             "round_results": round_results,
-            "params": {
-                "teacher": count_parameters(self.teacher),
-                "student": count_parameters(student),
-            },
+            "params": self._params(student),
             "latency_ms_per_sample": self._latencies(student, LATENCY_BATCH),
             "latency_batch_size": LATENCY_BATCH,
             "latency_ms_per_sample_batch1": self._latencies(student, 1),
@@ -480,6 +477,21 @@ class Pipeline:
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.log.close()
         return summary
+
+    def _params(self, student: MultiDomainNet) -> dict[str, int]:
+        """Teacher (its network plus the frozen encoders behind its input views, each input
+        space counted once) and student parameter counts."""
+        views: dict[str, int] = {}
+        for d in self.domains:
+            if self.teacher.has_stem(d.space):
+                views[d.space] = max(views.get(d.space, 0), d.data.teacher_view_params)
+        network = count_parameters(self.teacher)
+        return {
+            "teacher": network + sum(views.values()),
+            "student": count_parameters(student),
+            "teacher_network": network,
+            "teacher_view_encoders": sum(views.values()),
+        }
 
     def _latencies(self, student: MultiDomainNet, batch_size: int) -> dict[str, float | None]:
         """Teacher and student latency on the test inputs of the first domain both predict."""

@@ -18,6 +18,7 @@ class _Half(Domain):
         """Cap on examples."""
 
         max_examples: int = Field(400, ge=30)
+        view_params: int = Field(0, ge=0)
 
     def load(self, seed: int) -> DomainData:
         """Every other digit image, stratified splits."""
@@ -34,6 +35,7 @@ class _Half(Domain):
             classes=[str(c) for c in range(10)],
             splits={k: Split.single_view(xt[v], yt[v]) for k, v in index.items()},
             input_space="digits8x8",
+            teacher_view_params=self.config.view_params,
         )
 
 

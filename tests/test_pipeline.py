@@ -273,3 +273,27 @@ def test_run_files_are_strict_json_and_world_readable(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\nnot json\n{"b": 2}\n')
     with pytest.raises(ValueError, match="line 2"):
         read_metrics(tmp_path / "bad.jsonl")
+
+
+def test_frozen_view_encoders_count_once_per_input_space(tmp_path):
+    host = make_host()
+    frozen = {"view_params": 1000, "max_examples": 60}
+    cfg = {
+        "name": "views",
+        "domains": [
+            {"name": "testing.digits_a", "role": "source", "params": frozen},
+            {"name": "testing.digits_b", "role": "source", "params": frozen},
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 8, "depth": 1}},
+            "stems": {"image": {"name": "mlp"}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 4, "depth": 1}},
+            "stems": {"image": {"name": "mlp"}},
+        },
+        "train": {"epochs": 1, "device": "cpu"},
+    }
+    params = _run(cfg, tmp_path, host).summary["params"]
+    assert params["teacher_view_encoders"] == 1000
+    assert params["teacher"] == params["teacher_network"] + 1000

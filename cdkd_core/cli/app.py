@@ -90,9 +90,12 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     console = Console(width=None if stdout_is_terminal() else 120)
     console.print(table)
     params, latency = summary["params"], summary["latency_ms_per_sample"]
+    frozen = params.get("teacher_view_encoders", 0)
     console.print(
-        f"parameters: teacher {params['teacher']:,}, student {params['student']:,} "
-        f"({params['student'] / params['teacher']:.1%} of the teacher)"
+        f"parameters: teacher {params['teacher']:,}"
+        + (f" (of which {frozen:,} in frozen encoders of its input views)" if frozen else "")
+        + f", student {params['student']:,} ({params['student'] / params['teacher']:.1%} of "
+        "the teacher)"
     )
     console.print(
         f"latency (ms/sample at batch {summary.get('latency_batch_size', 256)}, "

