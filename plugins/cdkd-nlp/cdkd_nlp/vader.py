@@ -30,6 +30,8 @@ from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, clean_text, de
 
 REQUIREMENT = "vaderSentiment==3.3.2"
 INNER_ARCHIVE = "*/additional_resources/hutto_ICWSM_2014.tar.gz"
+#: SHA-256 of the data read from the archive, checked on every read.
+INNER_ARCHIVE_SHA256 = "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa"
 #: dataset -> (ground-truth file, documented number of rated texts)
 DATASETS: dict[str, tuple[str, int]] = {
     "tweets": ("tweets_GroundTruth.txt", 4200),
@@ -66,7 +68,7 @@ def vader_archive() -> Path:
 def _inner_archive(outer: Path) -> bytes:
     from cdkd_core.fetch import read_member
 
-    return read_member(outer, INNER_ARCHIVE)
+    return read_member(outer, INNER_ARCHIVE, INNER_ARCHIVE_SHA256)
 
 
 def parse_ground_truth(data: bytes, source: str) -> tuple[list[str], np.ndarray]:
