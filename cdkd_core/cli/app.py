@@ -71,7 +71,9 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title="test-split results (last round)")
-    for column in ("domain", "role", "metric", "teacher", "student", "baseline", "Δ student"):
+    references = sorted({k for d in summary["domains"].values() for k in d.get("reference", {})})
+    columns = ["domain", "role", "metric", "teacher", "student", "baseline", "Δ student"]
+    for column in columns + references:
         left = column in ("domain", "role", "metric")
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for name, d in summary["domains"].items():
@@ -86,6 +88,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             _fmt(d["student"]),
             _fmt(d["baseline"]),
             "-" if delta is None else f"{delta:+.4f}",
+            *(_fmt(d.get("reference", {}).get(k)) for k in references),
         )
     console = Console(width=None if stdout_is_terminal() else 120)
     console.print(table)
