@@ -58,3 +58,17 @@ def test_registry_fragments_are_valid_configs():
         if entry["name"] in host.plugins:
             names = {d["name"] for d in config["domains"]}
             assert {d["name"] for d in fragment["domains"]} <= names
+
+
+def test_shipped_cross_domain_example_is_the_plugin_quickstart():
+    from pathlib import Path
+
+    import yaml
+
+    from cdkd_core.plugins import PluginHost
+
+    host = PluginHost()
+    if not all(name in host.plugins for name in ("medical", "finance", "nlp")):
+        pytest.skip("the three domain plugins are not installed")
+    path = Path(__file__).parents[1] / "examples" / "cross_domain.yaml"
+    assert yaml.safe_load(path.read_text()) == quickstart_config(host)
