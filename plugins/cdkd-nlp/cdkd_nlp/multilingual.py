@@ -17,11 +17,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cdkd_core.domain import DomainData, Split
+from cdkd_core.domain import DomainData
 from cdkd_core.errors import DataError
-from cdkd_core.splits import cap_examples, stratified_split_indices
 from cdkd_nlp.embeddings import Embedder
-from cdkd_nlp.textdata import TextSplitConfig
+from cdkd_nlp.textdata import TextSplitConfig, build_domain_data
 
 #: The input space of the multilingual domains: a text in one of USE's 16 languages, seen by
 #: the teacher as its 512-d USE embedding and by the student as hashed n-gram ids.
@@ -107,37 +106,14 @@ def build_multilingual_data(
     input_space: str = MULTILINGUAL_SPACE,
     embedder: Embedder | None = None,
 ) -> DomainData:
-    """Cap (stratified), split (stratified, by ``split_seed``), embed with the multilingual
-    embedder (cached) and tokenize. ``texts`` must already be de-duplicated."""
-    import torch
-
-    from cdkd_nlp.embeddings import embed_texts
-    from cdkd_nlp.tokenize import encode
-
-    labels = np.asarray(labels, dtype=np.int64)
-    keep = cap_examples(labels, config.max_examples, config.split_seed)
-    texts = [texts[i] for i in keep]
-    labels = labels[keep]
-    index = stratified_split_indices(
-        labels, config.val_fraction, config.test_fraction, config.split_seed
-    )
-    embedder = embedder or multilingual_embedder()
-    teacher = torch.from_numpy(embed_texts(texts, embedder))
-    student = torch.from_numpy(encode(texts, config.max_tokens))
-    y = torch.from_numpy(labels)
-    splits = {
-        name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
-        for name, idx in index.items()
-    }
-    test_y = labels[index["test"]]
-    majority = float(np.bincount(test_y, minlength=len(classes)).max() / max(len(test_y), 1))
-    return DomainData(
-        modality="text",
+    """:func:`~cdkd_nlp.textdata.build_domain_data` with the multilingual embedder."""
+    return build_domain_data(
+        texts,
+        labels,
+        classes,
+        config,
         task=task,
-        classes=list(classes),
-        splits=splits,
-        metrics=list(metrics),
+        metrics=metrics,
         input_space=input_space,
-        reference={"majority_rate": round(majority, 6)},
-        teacher_view_params=embedder.params,
+        embedder=embedder or multilingual_embedder(),
     )

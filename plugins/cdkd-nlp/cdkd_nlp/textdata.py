@@ -8,7 +8,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -17,6 +17,9 @@ from cdkd_core.component import ComponentConfig
 from cdkd_core.domain import DomainData, Split
 from cdkd_core.splits import cap_examples, stratified_split_indices
 from cdkd_nlp.tokenize import MAX_TOKENS
+
+if TYPE_CHECKING:
+    from cdkd_nlp.embeddings import Embedder
 
 #: The input space of every nlp domain by default: a text, seen by the teacher as its
 #: MiniLM embedding and by the student as hashed n-gram ids. Domains sharing it share stems.
@@ -80,8 +83,10 @@ def build_domain_data(
     task: str,
     metrics: list[str],
     input_space: str = TEXT_SPACE,
+    embedder: Embedder | None = None,
 ) -> DomainData:
-    """Cap (stratified), split (stratified, by ``split_seed``), embed and tokenize.
+    """Cap (stratified), split (stratified, by ``split_seed``), embed (with ``embedder``,
+    default MiniLM; cached) and tokenize.
 
     ``texts`` must already be de-duplicated. Only the texts kept by the cap are embedded.
     """
@@ -97,7 +102,7 @@ def build_domain_data(
     index = stratified_split_indices(
         labels, config.val_fraction, config.test_fraction, config.split_seed
     )
-    embedder = default_embedder()
+    embedder = embedder or default_embedder()
     teacher = torch.from_numpy(embed_texts(texts, embedder))
     student = torch.from_numpy(encode(texts, config.max_tokens))
     y = torch.from_numpy(labels)
