@@ -116,24 +116,13 @@ class TabularCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.builtins.tabular import MISSING, TabularEncoder, read_csv
+        from cdkd_core.builtins.tabular import TabularEncoder, read_csv
 
         cfg: TabularConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
-        if cfg.label not in table.header:
-            raise DataError(
-                f"{cfg.path}: no label column {cfg.label!r}; columns are {table.header}"
-            )
+        raw_labels = table.labels(cfg.label)
         columns = cfg.features or [c for c in table.header if c != cfg.label]
-        unknown = [c for c in columns if c not in table.header]
-        if unknown:
-            raise DataError(f"{cfg.path}: feature column(s) {unknown} not in {table.header}")
-        raw_labels = table.column(cfg.label)
-        for i, value in enumerate(raw_labels):
-            if value.lower() in MISSING:
-                raise DataError(
-                    f"{cfg.path}, line {table.lines[i]}: label {cfg.label!r} is missing"
-                )
+        table.require(columns, "feature column")
         names, codes = np.unique(np.asarray(raw_labels), return_inverse=True)
         keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
         index = stratified_split_indices(

@@ -33,6 +33,23 @@ class Table:
         j = self.header.index(name)
         return [row[j] for row in self.rows]
 
+    def require(self, columns: list[str], what: str = "column") -> None:
+        """A :class:`DataError` naming the file unless every one of ``columns`` exists."""
+        unknown = [c for c in columns if c not in self.header]
+        if unknown:
+            raise DataError(f"{self.path}: {what}(s) {unknown} not in the header {self.header}")
+
+    def labels(self, name: str) -> list[str]:
+        """The label column's values; a :class:`DataError` naming the file (and line) when
+        the column is absent or a label is missing."""
+        if name not in self.header:
+            raise DataError(f"{self.path}: no label column {name!r}; columns are {self.header}")
+        values = self.column(name)
+        for i, value in enumerate(values):
+            if value.lower() in MISSING:
+                raise DataError(f"{self.path}, line {self.lines[i]}: label {name!r} is missing")
+        return values
+
 
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """Read a CSV with a header row; the delimiter is sniffed unless given."""

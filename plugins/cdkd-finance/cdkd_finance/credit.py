@@ -363,29 +363,18 @@ class CreditCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.builtins.tabular import MISSING, read_csv
+        from cdkd_core.builtins.tabular import read_csv
         from cdkd_core.splits import cap_examples, stratified_split_indices
 
         cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
-        if cfg.label not in table.header:
-            raise DataError(
-                f"{cfg.path}: no label column {cfg.label!r}; columns are {table.header}"
-            )
+        raw_labels = table.labels(cfg.label)
         wanted = (
             list(cfg.common.values())
             if cfg.schema == "common" and cfg.common
             else cfg.features or [c for c in table.header if c != cfg.label]
         )
-        unknown = [c for c in wanted if c not in table.header]
-        if unknown:
-            raise DataError(f"{cfg.path}: column(s) {unknown} not in the header {table.header}")
-        raw_labels = table.column(cfg.label)
-        for i, value in enumerate(raw_labels):
-            if value.lower() in MISSING:
-                raise DataError(
-                    f"{cfg.path}, line {table.lines[i]}: label {cfg.label!r} is missing"
-                )
+        table.require(wanted)
         values = sorted(set(raw_labels))
         if cfg.positive is not None:
             if cfg.positive not in values:
