@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -31,9 +33,49 @@ def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
     )
 
 
+@dataclass(frozen=True)
+class NetworkSlot:
+    """What a network needs of one domain: its input space and shape, modality and task.
+
+    A run directory keeps these (``layout.json``) so a network can be rebuilt from its
+    weights without loading any data (``cdkd export``).
+    """
+
+    name: str
+    space: str
+    modality: str
+    task: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    input_dtype: str
+
+    @classmethod
+    def of(cls, domain: PreparedDomain, view: Literal["teacher", "student"]) -> NetworkSlot:
+        """The slot of a prepared domain on the teacher or student side."""
+        x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
+        return cls(
+            name=domain.name,
+            space=domain.space,
+            modality=domain.modality,
+            task=domain.task,
+            num_classes=domain.num_classes,
+            input_shape=tuple(int(n) for n in x.shape[1:]),
+            input_dtype=str(x.dtype).removeprefix("torch."),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**asdict(self), "input_shape": list(self.input_shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSlot:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "input_shape": tuple(data["input_shape"])})
+
+
 def build_network(
     spec: ModelSpec,
-    domains: list[PreparedDomain],
+    domains: Sequence[PreparedDomain | NetworkSlot],
     host,
     view: Literal["teacher", "student"],
     seed: int,
@@ -42,6 +84,7 @@ def build_network(
 
     Built under ``torch.manual_seed(seed)`` so two builds with one seed are identical.
     """
+    slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, view) for d in domains]
     torch.manual_seed(seed)
     trunk = host.get("architectures", spec.trunk.name).from_params(spec.trunk.params)
     trunk_module = trunk.build_trunk()
@@ -51,9 +94,8 @@ def build_network(
         else None
     )
     stems, heads, shapes, classes = {}, {}, {}, {}
-    for domain in domains:
-        x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
-        shape = tuple(x.shape[1:])
+    for domain in slots:
+        shape = domain.input_shape
         if domain.space in shapes:
             if shapes[domain.space] != shape:
                 raise DataError(

@@ -76,6 +76,14 @@ class ModelSpec(_Strict):
     feature_layer: str = Field(
         "trunk", description="Module path whose output is read as features by a forward hook."
     )
+    checkpoint: str | None = Field(
+        None,
+        description=(
+            "Teacher only: a teacher.safetensors from an earlier run with the same teacher and "
+            "source domains; the teacher is loaded from it instead of trained, so many "
+            "students can be distilled from one teacher."
+        ),
+    )
 
 
 class TrainConfig(_Strict):
@@ -159,6 +167,11 @@ class PipelineConfig(_Strict):
             raise ValueError(f"domain names must be unique (use alias): {dupes}")
         if not any(d.role == "source" for d in self.domains):
             raise ValueError("at least one domain needs role 'source' (the teacher learns it)")
+        if self.student.checkpoint is not None:
+            raise ValueError(
+                "student.checkpoint: only the teacher can be loaded from a checkpoint "
+                "(the student is trained from scratch, beside its baseline)"
+            )
         return self
 
 

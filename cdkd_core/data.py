@@ -7,7 +7,7 @@ train split when the feedback strategy asks for one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,6 +30,9 @@ class PreparedDomain:
     quiz: Split | None
     labelled: torch.Tensor
     val_labelled: torch.Tensor
+    #: the fitted z-scoring of each view ("teacher_x", "student_x"); None where a view is
+    #: used as it is (integer ids, or a domain that asks for no standardisation)
+    standardizers: dict[str, Standardizer | None] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -100,12 +103,14 @@ def _check(name: str, data: DomainData) -> None:
                 )
 
 
-def _standardize(data: DomainData) -> dict[str, Split]:
+def _standardize(
+    data: DomainData,
+) -> tuple[dict[str, Split], dict[str, Standardizer | None]]:
+    views: dict[str, Standardizer | None] = {"teacher_x": None, "student_x": None}
     if not data.standardize:
-        return dict(data.splits)
+        return dict(data.splits), views
     train = data.splits["train"]
-    views = {}
-    for view in ("teacher_x", "student_x"):
+    for view in views:
         x = getattr(train, view)
         views[view] = Standardizer(x, data.channel_dim) if x.is_floating_point() else None
     out = {}
@@ -116,7 +121,7 @@ def _standardize(data: DomainData) -> dict[str, Split]:
         else:
             s = views["student_x"](split.student_x) if views["student_x"] else split.student_x
         out[split_name] = Split(t, s, split.y)
-    return out
+    return out, views
 
 
 def prepare_domains(
@@ -134,7 +139,7 @@ def prepare_domains(
         except (ValueError, OSError) as exc:
             raise DataError(f"domain {entry.key!r} ({entry.name}): {exc}") from exc
         _check(entry.key, data)
-        splits = _standardize(data)
+        splits, standardizers = _standardize(data)
         train, quiz = splits["train"], None
         seed = config.seed * 1000 + i
         if quiz_fraction > 0 and entry.role == "source":
@@ -146,7 +151,15 @@ def prepare_domains(
         val_labelled = stratified_subset_mask(splits["val"].y, entry.fraction, seed + 1)
         prepared.append(
             PreparedDomain(
-                entry, data, train, splits["val"], splits["test"], quiz, labelled, val_labelled
+                entry,
+                data,
+                train,
+                splits["val"],
+                splits["test"],
+                quiz,
+                labelled,
+                val_labelled,
+                standardizers,
             )
         )
     return prepared

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cdkd_core.assembly import build_network
+from cdkd_core.assembly import NetworkSlot, build_network
 from cdkd_core.config import PipelineConfig, dump_config, load_config
 from cdkd_core.data import PreparedDomain, prepare_domains
 from cdkd_core.domain import Split
@@ -41,6 +41,7 @@ from cdkd_core.rundir import (
     atomic_write_json,
     atomic_write_text,
     create_run_dir,
+    load_weights,
     save_weights,
 )
 from cdkd_core.training import (
@@ -251,15 +252,20 @@ class Pipeline:
             losses.append((loss, ref.weight))
         return losses
 
-    def _evaluate(
+    def _logits(
         self, model: MultiDomainNet, d: PreparedDomain, split: str = "test"
-    ) -> dict[str, float] | None:
+    ) -> torch.Tensor | None:
         if not (model.has_stem(d.space) and model.has_head(d.task)):
             return None
         s = getattr(d, split)
         x = s.teacher_x if self._is_teacher(model) else s.student_x
-        logits = predict(model, x, d.space, d.task, self.config.train.eval_batch_size, self.device)
-        return evaluate(d.data.metrics, logits, s.y)
+        return predict(model, x, d.space, d.task, self.config.train.eval_batch_size, self.device)
+
+    def _evaluate(
+        self, model: MultiDomainNet, d: PreparedDomain, split: str = "test"
+    ) -> dict[str, float] | None:
+        logits = self._logits(model, d, split)
+        return None if logits is None else evaluate(d.data.metrics, logits, getattr(d, split).y)
 
     def _is_teacher(self, model: nn.Module) -> bool:
         return model is self.teacher
@@ -322,7 +328,10 @@ class Pipeline:
         find_module(self.teacher, config.teacher.feature_layer)
         baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
         find_module(baseline, config.student.feature_layer)
+        if config.teacher.checkpoint is not None:
+            self._load_teacher(Path(config.teacher.checkpoint))
         self.training_started = True
+        self._write_layout(sources, trained)
         for d in self.domains:
             self.log.log(
                 event="domain",
@@ -338,14 +347,17 @@ class Pipeline:
                 labelled=int(d.labelled.sum()),
             )
 
-        # 1. teacher training
-        self._train(
-            self.teacher,
-            self._plans(sources, "teacher", use_labels_only=True),
-            self._ce(),
-            stage="teacher",
-            teacher=True,
-        )
+        # 1. teacher training (or a teacher loaded from an earlier run)
+        if config.teacher.checkpoint is None:
+            self._train(
+                self.teacher,
+                self._plans(sources, "teacher", use_labels_only=True),
+                self._ce(),
+                stage="teacher",
+                teacher=True,
+            )
+        else:
+            self.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
         save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
@@ -359,7 +371,11 @@ class Pipeline:
         save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
         # an unlabelled target is evaluated through the head and stem it shares with a
         # labelled domain: the source-only student, the usual reference for adaptation
-        baseline_results = {d.name: self._evaluate(baseline, d) for d in self.domains}
+        baseline_logits = {d.name: self._logits(baseline, d) for d in self.domains}
+        baseline_results = {
+            d.name: None if logits is None else evaluate(d.data.metrics, logits, d.test.y)
+            for d, logits in zip(self.domains, baseline_logits.values(), strict=True)
+        }
 
         views = self._views(self.domains)
         round_results = []
@@ -409,10 +425,21 @@ class Pipeline:
             )
 
             # 4. evaluation and feedback
-            results = {}
+            results, predictions = {}, {}
             for d in self.domains:
-                teacher_m = self._evaluate(self.teacher, d)
-                student_m = self._evaluate(student, d)
+                logits = {
+                    "teacher": self._logits(self.teacher, d),
+                    "student": self._logits(student, d),
+                    "baseline": baseline_logits[d.name],
+                }
+                predictions[f"{d.name}/labels"] = d.test.y
+                for model, value in logits.items():
+                    if value is not None:
+                        predictions[f"{d.name}/{model}"] = value
+                teacher_m, student_m = (
+                    None if logits[m] is None else evaluate(d.data.metrics, logits[m], d.test.y)
+                    for m in ("teacher", "student")
+                )
                 base_m = baseline_results[d.name]
                 results[d.name] = {
                     "role": d.role,
@@ -444,6 +471,7 @@ class Pipeline:
                 save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
         assert student is not None
         save_weights(self.run_dir / "student.safetensors", student.state_dict())
+        save_weights(self.run_dir / "predictions.safetensors", predictions)
         final = round_results[-1]["domains"]
         summary = {
             "domains": {
@@ -477,6 +505,63 @@ class Pipeline:
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.log.close()
         return summary
+
+    def _load_teacher(self, path: Path) -> None:
+        """Load ``teacher.checkpoint``, refusing one that does not fit this teacher."""
+        where = "teacher.checkpoint"
+        if not path.is_file():
+            raise ConfigError(f"{where}: no such file: {path}")
+        try:
+            state = load_weights(path)
+        except Exception as exc:  # safetensors raises its own error types
+            raise ConfigError(f"{where}: {path} is not a safetensors file ({exc})") from exc
+        own = self.teacher.state_dict()
+        problems = [f"missing {k}" for k in own if k not in state]
+        problems += [f"unexpected {k}" for k in state if k not in own]
+        problems += [
+            f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}"
+            for k, v in own.items()
+            if k in state and state[k].shape != v.shape
+        ]
+        if problems:
+            shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+            raise ConfigError(
+                f"{where}: {path} does not fit this config's teacher ({shown}); it must come "
+                "from a run with the same teacher architecture and source domains"
+            )
+        self.teacher.load_state_dict(state)
+
+    def _write_layout(self, sources: list[PreparedDomain], trained: list[PreparedDomain]) -> None:
+        """``layout.json`` (what each network reads and predicts, to rebuild it from its
+        weights) and ``preprocessing.safetensors`` (each view's fitted standardisation)."""
+        layout = {
+            "teacher": [NetworkSlot.of(d, "teacher").to_dict() for d in sources],
+            "student": [NetworkSlot.of(d, "student").to_dict() for d in trained],
+            "domains": {
+                d.name: {
+                    "role": d.role,
+                    "space": d.space,
+                    "task": d.task,
+                    "modality": d.modality,
+                    "classes": list(d.data.classes),
+                    "student_input_shape": list(d.test.student_x.shape[1:]),
+                    "student_input_dtype": str(d.test.student_x.dtype).removeprefix("torch."),
+                    "standardized": {
+                        view: d.standardizers.get(view) is not None
+                        for view in ("teacher_x", "student_x")
+                    },
+                }
+                for d in self.domains
+            },
+        }
+        atomic_write_json(self.run_dir / "layout.json", layout)
+        stats = {}
+        for d in self.domains:
+            for view, standardizer in d.standardizers.items():
+                if standardizer is not None:
+                    stats[f"{d.name}/{view}/mean"] = standardizer.mean
+                    stats[f"{d.name}/{view}/std"] = standardizer.std
+        save_weights(self.run_dir / "preprocessing.safetensors", stats)
 
     def _params(self, student: MultiDomainNet) -> dict[str, int]:
         """Teacher (its network plus the frozen encoders behind its input views, each input

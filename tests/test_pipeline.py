@@ -297,3 +297,71 @@ def test_frozen_view_encoders_count_once_per_input_space(tmp_path):
     params = _run(cfg, tmp_path, host).summary["params"]
     assert params["teacher_view_encoders"] == 1000
     assert params["teacher"] == params["teacher_network"] + 1000
+
+
+def test_predictions_hold_the_test_logits_behind_the_summary(tiny_config, tmp_path, host):
+    from cdkd_core.metrics import evaluate
+
+    result = _run(tiny_config, tmp_path, host)
+    predictions = load_weights(result.run_dir / "predictions.safetensors")
+    for name, domain in result.summary["domains"].items():
+        labels = predictions[f"{name}/labels"]
+        assert len(labels) == domain["sizes"]["test"]
+        for who in ("teacher", "student", "baseline"):
+            metrics = evaluate([domain["metric"]], predictions[f"{name}/{who}"], labels)
+            assert metrics[domain["metric"]] == pytest.approx(domain[who])
+
+
+def test_layout_rebuilds_the_student_without_data(tiny_config, tmp_path, host):
+    from cdkd_core.assembly import NetworkSlot, build_network
+
+    result = _run(tiny_config, tmp_path, host)
+    layout = json.loads((result.run_dir / "layout.json").read_text())
+    config = load_config(tiny_config, host=host)
+    slots = [NetworkSlot.from_dict(s) for s in layout["student"]]
+    student = build_network(config.student, slots, host, "student", seed=5)
+    student.load_state_dict(load_weights(result.run_dir / "student.safetensors"))
+    wine = layout["domains"]["sklearn.wine"]
+    assert wine["classes"] == ["class_0", "class_1", "class_2"]
+    assert wine["student_input_shape"] == [13] and wine["standardized"]["student_x"]
+    stats = load_weights(result.run_dir / "preprocessing.safetensors")
+    from sklearn.datasets import load_wine
+
+    # the stored standardisation is that of the train split: its mean lies near the data's
+    raw = torch.tensor(load_wine().data)
+    mean = stats["sklearn.wine/student_x/mean"].flatten()
+    assert torch.allclose(mean, raw.mean(0), rtol=0.15)
+
+
+def test_teacher_checkpoint_is_loaded_not_trained(tiny_config, tmp_path, host):
+    first = _run(tiny_config, tmp_path / "a", host)
+    tiny_config["teacher"]["checkpoint"] = str(first.run_dir / "teacher.safetensors")
+    tiny_config["losses"] = [{"name": "ce"}, {"name": "kd"}]
+    second = _run(tiny_config, tmp_path / "b", host)
+    records = read_metrics(second.run_dir / "metrics.jsonl")
+    assert not [r for r in records if r.get("stage") == "teacher" and "epoch" in r]
+    assert any(r.get("event") == "loaded" for r in records)
+    a = load_weights(first.run_dir / "teacher.safetensors")
+    b = load_weights(second.run_dir / "teacher.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for name, domain in first.summary["domains"].items():
+        assert second.summary["domains"][name]["teacher"] == domain["teacher"]
+        assert second.summary["domains"][name]["baseline"] == domain["baseline"]
+
+
+def test_teacher_checkpoint_that_does_not_fit_is_refused(tiny_config, tmp_path, host):
+    first = _run(tiny_config, tmp_path / "a", host)
+    tiny_config["teacher"]["checkpoint"] = str(first.run_dir / "teacher.safetensors")
+    tiny_config["teacher"]["trunk"]["params"]["width"] = 16
+    with pytest.raises(ConfigError, match=r"teacher\.checkpoint: .* does not fit .*shape"):
+        _run(tiny_config, tmp_path / "b", host)
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+    tiny_config["teacher"]["checkpoint"] = str(tmp_path / "nope.safetensors")
+    with pytest.raises(ConfigError, match="no such file"):
+        _run(tiny_config, tmp_path / "c", host)
+
+
+def test_student_checkpoint_is_refused(tiny_config, host):
+    tiny_config["student"]["checkpoint"] = "x.safetensors"
+    with pytest.raises(ConfigError, match="only the teacher"):
+        load_config(tiny_config, host=host)
