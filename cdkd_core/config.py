@@ -101,6 +101,14 @@ class TrainConfig(_Strict):
         None, ge=1, description="Stop after this many epochs without val improvement."
     )
     grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
+    teacher_gate: Literal["none", "val"] = Field(
+        "none",
+        description=(
+            "val: a domain whose labelled val examples the teacher scores below the "
+            "no-teacher baseline gets no soft labels from it (its labels, and the knowledge "
+            "vectors, still train the student); decided again every round."
+        ),
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch during the run (default: torch's)."

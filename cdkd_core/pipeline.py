@@ -15,7 +15,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +126,15 @@ class _LiveTeacher:
         teacher: MultiDomainNet,
         views: dict[str, FeedbackDomain],
         device: torch.device,
+        gated: frozenset[str] = frozenset(),
     ) -> None:
         self.strategy, self.teacher, self.views, self.device = strategy, teacher, views, device
+        self.gated = gated
 
     def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
         d = plan.domain
+        if d.name in self.gated:
+            return None
         if not (self.teacher.has_stem(d.space) and self.teacher.has_head(d.task)):
             return None
         with torch.no_grad():
@@ -405,6 +409,13 @@ class Pipeline:
                 domains=sorted(outputs),
             )
 
+            gated = frozenset()
+            if config.train.teacher_gate == "val":
+                gated = self._gate(baseline, round_)
+                outputs = {
+                    k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()
+                }
+
             # 3. student distillation
             student = build_network(
                 config.student, trained, self.host, "student", self.student_seed
@@ -413,7 +424,7 @@ class Pipeline:
             live = None
             if self.feedback.live_teacher:
                 self.feedback.begin_round(self.teacher, views)
-                live = _LiveTeacher(self.feedback, self.teacher, views, self.device)
+                live = _LiveTeacher(self.feedback, self.teacher, views, self.device, gated)
             self._train(
                 student,
                 self._plans(trained, "student", use_labels_only=False, outputs=outputs),
@@ -506,6 +517,38 @@ class Pipeline:
         self.log.close()
         return summary
 
+    def _val_headline(self, model: MultiDomainNet, d: PreparedDomain) -> float:
+        """Headline metric on the domain's labelled val examples (NaN where undefined)."""
+        mask = d.val_labelled
+        if not bool(mask.any()) or not (model.has_stem(d.space) and model.has_head(d.task)):
+            return math.nan
+        x = (d.val.teacher_x if self._is_teacher(model) else d.val.student_x)[mask]
+        logits = predict(model, x, d.space, d.task, self.config.train.eval_batch_size, self.device)
+        return evaluate([d.headline], logits, d.val.y[mask])[d.headline]
+
+    def _gate(self, baseline: MultiDomainNet, round_: int) -> frozenset[str]:
+        """``train.teacher_gate: val``: the trained domains whose labelled val examples the
+        teacher scores below the no-teacher baseline (their soft labels are withheld)."""
+        gated = set()
+        for d in self.domains:
+            if not d.trained:
+                continue
+            teacher, base = self._val_headline(self.teacher, d), self._val_headline(baseline, d)
+            if math.isnan(teacher) or math.isnan(base):
+                continue
+            keep = teacher >= base
+            self.log.log(
+                stage="gate",
+                round=round_,
+                domain=d.name,
+                teacher_val=teacher,
+                baseline_val=base,
+                soft_labels=keep,
+            )
+            if not keep:
+                gated.add(d.name)
+        return frozenset(gated)
+
     def _load_teacher(self, path: Path) -> None:
         """Load ``teacher.checkpoint``, refusing one that does not fit this teacher."""
         where = "teacher.checkpoint"
@@ -583,8 +626,12 @@ class Pipeline:
         for d in self.domains:
             if all(m.has_stem(d.space) and m.has_head(d.task) for m in (self.teacher, student)):
                 return {
-                    "teacher": _latency(self.teacher, d.test.teacher_x, d, batch_size, self.device),
-                    "student": _latency(student, d.test.student_x, d, batch_size, self.device),
+                    "teacher": measure_latency(
+                        self.teacher, d.test.teacher_x, d, batch_size, self.device
+                    ),
+                    "student": measure_latency(
+                        student, d.test.student_x, d, batch_size, self.device
+                    ),
                 }
         return {"teacher": None, "student": None}
 
@@ -623,7 +670,7 @@ class Pipeline:
 
 
 @torch.no_grad()
-def _latency(
+def measure_latency(
     model: MultiDomainNet,
     x: torch.Tensor,
     domain: PreparedDomain,

@@ -182,76 +182,82 @@ def fit(
     for loss, _ in losses:
         loss.to(device)
     params = list(model.parameters()) + [p for loss, _ in losses for p in loss.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    # foreach: one fused update over all parameters (PyTorch uses it only on CUDA by default)
+    optimizer = torch.optim.AdamW(
+        params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True
+    )
     generator = torch.Generator().manual_seed(settings.seed)
     steps_per_epoch = sum(math.ceil(len(p.index) / settings.batch_size) for p in plans)
     scheduler = _schedule(optimizer, settings, steps_per_epoch * settings.epochs)
     best = FitResult(best_epoch=0, best_score=-math.inf)
     best_state = copy.deepcopy(model.state_dict())
     stale = 0
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        batches = []
-        for p_idx, plan in enumerate(plans):
-            order = plan.index[torch.randperm(len(plan.index), generator=generator)]
-            batches += [
-                (p_idx, order[i : i + settings.batch_size])
-                for i in range(0, len(order), settings.batch_size)
-            ]
-        order = torch.randperm(len(batches), generator=generator).tolist()
-        sums: dict[str, float] = {}
-        steps = 0
-        for b in order:
-            p_idx, idx = batches[b]
-            plan = plans[p_idx]
-            terms, student_logits = _step(model, plan, idx, losses, settings, live)
-            if not terms:
-                continue
-            total = sum(terms.values())
-            if not torch.isfinite(total):
-                raise TrainingError(
-                    f"the loss became {float(total.detach())} in epoch {epoch} on domain "
-                    f"{plan.domain.name!r} (terms: "
-                    + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-                    + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if settings.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if live is not None:
-                live.step(plan, idx, student_logits.detach())
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            steps += 1
-        score, val = val_score(model, plans, settings)
-        record = {
-            "epoch": epoch,
-            "loss": {k: v / max(steps, 1) for k, v in sums.items()},
-            "val_score": score,
-            "val": val,
-        }
-        best.history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        # with no finite val score yet (no labelled val example, or an undefined metric),
-        # the latest epoch is kept
-        if score > best.best_score or not math.isfinite(best.best_score):
-            best.best_score, best.best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if settings.patience is not None and stale >= settings.patience:
-                break
+    # one hook for the whole stage (registering one per step costs a module-tree walk)
+    with FeatureHook(model, settings.feature_layer) as hook:
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            batches = []
+            for p_idx, plan in enumerate(plans):
+                order = plan.index[torch.randperm(len(plan.index), generator=generator)]
+                batches += [
+                    (p_idx, order[i : i + settings.batch_size])
+                    for i in range(0, len(order), settings.batch_size)
+                ]
+            order = torch.randperm(len(batches), generator=generator).tolist()
+            sums: dict[str, float] = {}
+            steps = 0
+            for b in order:
+                p_idx, idx = batches[b]
+                plan = plans[p_idx]
+                terms, student_logits = _step(model, hook, plan, idx, losses, settings, live)
+                if not terms:
+                    continue
+                total = sum(terms.values())
+                if not torch.isfinite(total):
+                    raise TrainingError(
+                        f"the loss became {float(total.detach())} in epoch {epoch} on domain "
+                        f"{plan.domain.name!r} (terms: "
+                        + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+                        + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if settings.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if live is not None:
+                    live.step(plan, idx, student_logits.detach())
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach()  # no per-step sync
+                steps += 1
+            score, val = val_score(model, plans, settings)
+            record = {
+                "epoch": epoch,
+                "loss": {k: float(v) / max(steps, 1) for k, v in sums.items()},
+                "val_score": score,
+                "val": val,
+            }
+            best.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            # with no finite val score yet (no labelled val example, or an undefined metric),
+            # the latest epoch is kept
+            if score > best.best_score or not math.isfinite(best.best_score):
+                best.best_score, best.best_epoch, stale = score, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if settings.patience is not None and stale >= settings.patience:
+                    break
     model.load_state_dict(best_state)
     return best
 
 
 def _step(
     model: nn.Module,
+    hook: FeatureHook,
     plan: DomainPlan,
     idx: torch.Tensor,
     losses: list[tuple[Loss, float]],
@@ -262,9 +268,8 @@ def _step(
     d = plan.domain
     device = settings.device
     x = plan.x[idx].to(device)
-    with FeatureHook(model, settings.feature_layer) as hook:
-        logits = model(x, d.space, d.task)
-        features = hook.take()
+    logits = model(x, d.space, d.task)
+    features = hook.take()
     teacher_logits = knowledge = teacher_features = None
     if plan.teacher is not None:
         t = plan.teacher

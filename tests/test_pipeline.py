@@ -365,3 +365,31 @@ def test_student_checkpoint_is_refused(tiny_config, host):
     tiny_config["student"]["checkpoint"] = "x.safetensors"
     with pytest.raises(ConfigError, match="only the teacher"):
         load_config(tiny_config, host=host)
+
+
+def test_teacher_gate_withholds_soft_labels_where_the_teacher_is_worse(
+    tiny_config, tmp_path, host
+):
+    tiny_config["train"].update(
+        {"teacher_gate": "val", "epochs": 3, "teacher_epochs": 1, "teacher_lr": 1e-7}
+    )
+    result = _run(tiny_config, tmp_path / "weak", host)
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    gates = {r["domain"]: r for r in records if r.get("stage") == "gate"}
+    assert set(gates) == {"sklearn.wine", "sklearn.breast_cancer"}
+    # an untrained teacher is below the baseline on val: no soft labels anywhere
+    for name, gate in gates.items():
+        assert gate["teacher_val"] < gate["baseline_val"] and gate["soft_labels"] is False
+        assert result.summary["domains"][name]["teacher"] < 0.8
+    student = [r for r in records if r.get("stage") == "student" and "loss" in r]
+    assert student and all(not any(k.endswith(":kd") for k in r["loss"]) for r in student)
+    assert all(any(k.endswith(":hint") for k in r["loss"]) for r in student)
+
+    tiny_config["train"].update({"teacher_epochs": 30, "teacher_lr": 0.01})
+    result = _run(tiny_config, tmp_path / "strong", host)
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    gates = [r for r in records if r.get("stage") == "gate"]
+    kept = [g for g in gates if g["soft_labels"]]
+    assert kept and all(g["teacher_val"] >= g["baseline_val"] for g in kept)
+    student = [r for r in records if r.get("stage") == "student" and "loss" in r]
+    assert all(any(k.endswith(":kd") for k in r["loss"]) for r in student)

@@ -18,6 +18,7 @@ from cdkd_core.data import PreparedDomain
 from cdkd_core.domain import DomainData, Split
 from cdkd_core.errors import TrainingError
 from cdkd_core.extraction import TeacherCache, state_hash
+from cdkd_core.hooks import FeatureHook
 from cdkd_core.loss import BatchContext, Loss
 from cdkd_core.network import MultiDomainNet, module_key
 from cdkd_core.training import (
@@ -229,7 +230,10 @@ def test_step_scales_terms_by_loss_and_domain_weight() -> None:
     plan.labelled = plan.labelled.clone()
     plan.labelled[9] = False
     plan.labels[9] = -1
-    terms, logits = _step(model, plan, idx, [(CrossEntropyLoss(), 0.5)], _settings(), None)
+    with FeatureHook(model, "trunk") as hook:
+        terms, logits = _step(
+            model, hook, plan, idx, [(CrossEntropyLoss(), 0.5)], _settings(), None
+        )
     keep = [0, 1, 3]
     expected = F.cross_entropy(model(plan.x[idx], d.space, d.task)[keep], d.train.y[idx][keep])
     assert terms["0:ce"].item() == pytest.approx(3.0 * 0.5 * expected.item(), rel=1e-5)

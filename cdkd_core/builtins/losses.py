@@ -78,8 +78,13 @@ class CrossEntropyLoss(Loss):
         mask = ctx.labelled.to(device=logits.device, dtype=torch.bool) & (labels >= 0)
         if not bool(mask.any()):
             return None
+        # ignore_index rather than boolean indexing: the same mean over labelled examples,
+        # without a gather of the batch
         return F.cross_entropy(
-            logits[mask], labels[mask], label_smoothing=self.config.label_smoothing
+            logits,
+            torch.where(mask, labels, -100),
+            ignore_index=-100,
+            label_smoothing=self.config.label_smoothing,
         )
 
 

@@ -1,0 +1,1 @@
+"""Reproducible quality, speed and size benchmarks of cdkd (``python -m benchmarks``)."""

@@ -1,0 +1,254 @@
+"""Running configs for the benchmark and reading back what a run measured.
+
+A run goes through :func:`cdkd_core.run_pipeline` like any user's; a student variant reuses
+the teacher of its seed through ``teacher.checkpoint``, so one teacher serves every
+variant. Per-domain numbers come from the run directory: ``summary.json`` and the test
+logits in ``predictions.safetensors``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.stats import probabilities, score
+from cdkd_core import load_config, run_pipeline
+from cdkd_core.assembly import NetworkSlot, build_network
+from cdkd_core.data import PreparedDomain, prepare_domains
+from cdkd_core.network import MultiDomainNet
+from cdkd_core.pipeline import measure_latency
+from cdkd_core.plugins import PluginHost
+from cdkd_core.rundir import load_weights, read_metrics
+
+MODELS = ("teacher", "student", "baseline")
+
+
+@dataclass
+class Run:
+    """One finished run: its directory, summary and per-domain test probabilities."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    probs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def teacher_path(self) -> Path:
+        """The run's teacher weights."""
+        return self.run_dir / "teacher.safetensors"
+
+    def stage_seconds(self, stage: str, round_: int | None = None) -> float:
+        """Seconds the stage's training took (from the log record before its first one to
+        its ``selected`` event)."""
+        records = read_metrics(self.run_dir / "metrics.jsonl")
+        previous, start = 0.0, None
+        for r in records:
+            ours = r.get("stage") == stage and r.get("round") == round_
+            if ours and start is None:
+                start = previous
+            if ours and r.get("event") == "selected" and start is not None:
+                return float(r["t"] - start)
+            previous = r["t"]
+        return float("nan")
+
+
+class Harness:
+    """Runs configs under ``root`` with one plugin host, one thread."""
+
+    def __init__(self, root: Path, host: PluginHost | None = None) -> None:
+        self.root = Path(root)
+        self.host = host or PluginHost()
+
+    def run(
+        self,
+        config: dict[str, Any],
+        tag: str,
+        *,
+        seed: int,
+        teacher: Path | None = None,
+        **overrides: Any,
+    ) -> Run:
+        """Run ``config`` with ``overrides`` (top-level keys replaced) at ``seed``."""
+        cfg = copy.deepcopy(config)
+        cfg.update(copy.deepcopy(overrides))
+        cfg["name"] = f"{config['name']}-{tag}-s{seed}"
+        cfg["seed"] = seed
+        if teacher is not None:
+            cfg["teacher"] = {**cfg["teacher"], "checkpoint": str(teacher)}
+        t0 = time.perf_counter()
+        result = run_pipeline(load_config(cfg, host=self.host), output=self.root, host=self.host)
+        run = Run(result.run_dir, result.summary)
+        preds = load_weights(result.run_dir / "predictions.safetensors")
+        for name in result.summary["domains"]:
+            run.labels[name] = preds[f"{name}/labels"].numpy()
+            run.probs[name] = {
+                m: probabilities(preds[f"{name}/{m}"]) for m in MODELS if f"{name}/{m}" in preds
+            }
+        print(
+            f"  {cfg['name']}: {time.perf_counter() - t0:.1f} s  "
+            + "  ".join(
+                f"{n}={_fmt(d['teacher'])}/{_fmt(d['student'])}/{_fmt(d['baseline'])}"
+                for n, d in result.summary["domains"].items()
+            ),
+            flush=True,
+        )
+        return run
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def domain_scores(run: Run, model: str) -> dict[str, float | None]:
+    """Headline metric of ``model`` per domain (from the run's summary)."""
+    return {name: d[model] for name, d in run.summary["domains"].items()}
+
+
+def recompute(run: Run, domain: str, model: str) -> float:
+    """The headline metric recomputed from the stored probabilities (a consistency check)."""
+    metric = run.summary["domains"][domain]["metric"]
+    return score(metric, run.probs[domain][model], run.labels[domain])
+
+
+# -- sizes and latencies ---------------------------------------------------------------------
+def load_networks(
+    run: Run, host: PluginHost
+) -> tuple[MultiDomainNet, MultiDomainNet, list[PreparedDomain]]:
+    """Teacher and student of a finished run, rebuilt from ``layout.json`` and their
+    weights, with the run's prepared domains (for inputs)."""
+    config = load_config(run.run_dir / "config.yaml", host=host)
+    layout = json.loads((run.run_dir / "layout.json").read_text())
+    nets = []
+    for side in ("teacher", "student"):
+        slots = [NetworkSlot.from_dict(s) for s in layout[side]]
+        net = build_network(getattr(config, side), slots, host, side, seed=0)
+        net.load_state_dict(load_weights(run.run_dir / f"{side}.safetensors"))
+        nets.append(net.eval())
+    return nets[0], nets[1], prepare_domains(config, host)
+
+
+def latencies(
+    teacher: MultiDomainNet, student: MultiDomainNet, domains: list[PreparedDomain]
+) -> dict[str, dict[str, float | None]]:
+    """Per domain, CPU milliseconds per sample of teacher and student networks at batch 256
+    and batch 1 on the domain's test inputs."""
+    device = torch.device("cpu")
+    out = {}
+    for d in domains:
+        row: dict[str, float | None] = {}
+        for who, net, x in (
+            ("teacher", teacher, d.test.teacher_x),
+            ("student", student, d.test.student_x),
+        ):
+            usable = net.has_stem(d.space) and net.has_head(d.task)
+            for bs in (256, 1):
+                row[f"{who}_b{bs}"] = measure_latency(net, x, d, bs, device) if usable else None
+        out[d.name] = row
+    return out
+
+
+def text_view_latency(texts: list[str], embedder) -> dict[str, float]:
+    """Milliseconds per text of the text views at batch 256 and 1: the teacher's sentence
+    embedding (``embedder``) and the student's hashed n-gram ids."""
+    from cdkd_nlp.tokenize import encode
+
+    def per_item(fn, batch: list[str], repeats: int) -> float:
+        fn(batch)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(batch)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times)) * 1000 / len(batch)
+
+    from cdkd_nlp.tokenize import MAX_TOKENS
+
+    batch = (texts * (256 // max(len(texts), 1) + 1))[:256]
+    single = [[t] for t in texts[:20]]
+
+    def tokens(b: list[str]) -> object:
+        return encode(b, MAX_TOKENS)
+
+    return {
+        "teacher_b256": per_item(embedder.encode, batch, 2),
+        "teacher_b1": float(np.median([per_item(embedder.encode, s, 1) for s in single])),
+        "student_b256": per_item(tokens, batch, 5),
+        "student_b1": float(np.median([per_item(tokens, s, 3) for s in single])),
+    }
+
+
+# -- classical references --------------------------------------------------------------------
+def classical_references(
+    domains: list[PreparedDomain], seed: int
+) -> dict[str, dict[str, float | None]]:
+    """Logistic regression and gradient boosting on each domain's teacher-view features
+    (flattened, standardised as the networks see them), fitted on the labelled train
+    examples; None where a domain has no labelled train example or a single class."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    out = {}
+    for d in domains:
+        labelled = d.labelled if d.trained else torch.zeros(len(d.train), dtype=torch.bool)
+        y = d.train.y[labelled].numpy()
+        row: dict[str, float | None] = {"logreg": None, "gboost": None}
+        if len(np.unique(y)) >= 2:
+            x = d.train.teacher_x[labelled].reshape(int(labelled.sum()), -1).float().numpy()
+            xt = d.test.teacher_x.reshape(len(d.test), -1).float().numpy()
+            yt = d.test.y.numpy()
+            models = {
+                "logreg": LogisticRegression(max_iter=3000, C=1.0),
+                "gboost": HistGradientBoostingClassifier(random_state=seed, max_iter=200),
+            }
+            for key, model in models.items():
+                model.fit(x, y)
+                probs = np.zeros((len(xt), d.num_classes))
+                probs[:, model.classes_] = model.predict_proba(xt)
+                row[key] = score(d.headline, probs, yt)
+        out[d.name] = row
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """The hardware and versions the numbers were measured on."""
+    import os
+
+    import sklearn
+
+    import cdkd_core
+
+    info = {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": 1,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "cdkd": cdkd_core.__version__,
+        "platform": platform.platform(),
+    }
+    try:
+        import torchdistill
+
+        info["torchdistill"] = torchdistill.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

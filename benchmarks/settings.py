@@ -1,0 +1,213 @@
+"""The benchmark settings: real domains of the three plugins, as cdkd configs.
+
+Every setting is a plain config mapping; the suites vary its encoder, losses, feedback or
+label fractions. ``quick`` shrinks epochs and domain sizes so that ``--quick`` ends in
+minutes; the full settings are the plugins' own example sizes or the whole dataset.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+CE = {"name": "ce", "weight": 1.0}
+KD = {"name": "kd", "weight": 1.0, "params": {"temperature": 4.0}}
+HINT = {"name": "hint", "weight": 0.5}
+GRAPH = {"name": "graph", "weight": 0.5}
+
+
+def _train(epochs: int, quick: bool, batch_size: int = 64) -> dict[str, Any]:
+    return {
+        "epochs": max(2, epochs // 4) if quick else epochs,
+        "batch_size": batch_size,
+        "lr": 0.003,
+        "device": "cpu",
+        "threads": 1,
+    }
+
+
+def _cap(n: int | None, quick: bool, quick_n: int) -> dict[str, Any]:
+    cap = quick_n if quick else n
+    return {} if cap is None else {"max_examples": cap}
+
+
+def medical(quick: bool = False) -> dict[str, Any]:
+    """Nuclei patches (image) and FNA measurements (tabular), both sources."""
+    return {
+        "name": "bench-medical",
+        "domains": [
+            {"name": "medical.nuclei", "role": "source", "params": _cap(None, quick, 600)},
+            {"name": "medical.breast_cancer_fna", "role": "source"},
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 128, "depth": 2}},
+            "stems": {"image": {"name": "resnet", "params": {"width": 16, "layers": [1, 1, 1]}}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}},
+            "stems": {"image": {"name": "cnn", "params": {"channels": 8, "blocks": 2}}},
+        },
+        "encoder": {"name": "pca", "params": {"dim": 16}},
+        "losses": [CE, KD, HINT],
+        "train": _train(8, quick),
+    }
+
+
+def finance(quick: bool = False) -> dict[str, Any]:
+    """Three credit tables in their own schemas and the S&P 500 direction, all sources."""
+    return {
+        "name": "bench-finance",
+        "domains": [
+            {"name": "finance.credit_data", "role": "source"},
+            {"name": "finance.german_credit", "role": "source"},
+            {"name": "finance.default", "role": "source", "params": _cap(None, quick, 2000)},
+            {"name": "finance.sp500", "role": "source"},
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 128, "depth": 2}},
+            "stems": {"series": {"name": "gru", "params": {"hidden": 32}}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}},
+            "stems": {"series": {"name": "tcn", "params": {"channels": 8, "blocks": 2}}},
+        },
+        "encoder": {"name": "pca", "params": {"dim": 16}},
+        "losses": [CE, KD, HINT],
+        "train": _train(20, quick, batch_size=128),
+    }
+
+
+def nlp(quick: bool = False) -> dict[str, Any]:
+    """The four VADER sentiment domains and BBC News topics, all sources (text)."""
+    cap = _cap(None, quick, 500)
+    return {
+        "name": "bench-nlp",
+        "domains": [
+            {"name": f"nlp.sentiment_{d}", "role": "source", "params": cap}
+            for d in ("tweets", "movies", "amazon", "nyt")
+        ]
+        + [{"name": "nlp.bbc_news", "role": "source", "params": cap}],
+        "teacher": {"trunk": {"name": "mlp", "params": {"width": 256, "depth": 2, "dropout": 0.1}}},
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 64, "depth": 1}},
+            "stems": {"text": {"name": "embedding_bag", "params": {"dim": 48}}},
+        },
+        "encoder": {"name": "pca", "params": {"dim": 32}},
+        "losses": [CE, KD, HINT],
+        "train": _train(10, quick),
+    }
+
+
+def multilingual(quick: bool = False) -> dict[str, Any]:
+    """ChatterBot topics in five languages (multilingual USE teacher view), all sources."""
+    langs = {"english": 600, "italian": 500, "japanese": 500, "spanish": 400, "chinese": 400}
+    return {
+        "name": "bench-multilingual",
+        "domains": [
+            {
+                "name": "nlp.chatterbot",
+                "alias": f"chat_{lang[:2] if lang != 'japanese' else 'ja'}",
+                "role": "source",
+                "params": {"languages": [lang], "max_examples": min(n, 200) if quick else n},
+            }
+            for lang, n in langs.items()
+        ],
+        "teacher": {
+            "trunk": {"name": "mlp", "params": {"width": 128, "depth": 1, "dropout": 0.1}},
+            "stems": {"text": {"name": "minilm"}},
+        },
+        "student": {
+            "trunk": {"name": "mlp", "params": {"width": 64, "depth": 1}},
+            "stems": {"text": {"name": "embedding_bag", "params": {"dim": 48}}},
+        },
+        "encoder": {"name": "pca", "params": {"dim": 16}},
+        "losses": [CE, KD, HINT],
+        "train": _train(15, quick),
+    }
+
+
+QUALITY_SETTINGS = {
+    "medical": medical,
+    "finance": finance,
+    "nlp": nlp,
+    "multilingual": multilingual,
+}
+
+
+def student_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The student variants of the quality table, as config overrides: logit KD only, and
+    KD plus feature alignment through each encoder (same dimension)."""
+    dim = config["encoder"]["params"]["dim"]
+    return {
+        "kd": {"losses": [CE, KD]},
+        "pca": {"encoder": {"name": "pca", "params": {"dim": dim}}, "losses": [CE, KD, HINT]},
+        "linear": {
+            "encoder": {"name": "linear", "params": {"dim": dim}},
+            "losses": [CE, KD, HINT],
+        },
+        "graph": {
+            "encoder": {"name": "graph", "params": {"dim": dim}},
+            "losses": [CE, KD, GRAPH],
+        },
+    }
+
+
+def finance_transfer(fraction: float | None, quick: bool = False) -> dict[str, Any]:
+    """Teacher on two credit schemas through the common space; Default a target with
+    ``fraction`` of its labels, or unseen (``None``)."""
+    target = {"name": "finance.default", "params": {"schema": "common", **_cap(None, quick, 2000)}}
+    target.update(
+        {"role": "unseen"} if fraction is None else {"role": "target", "label_fraction": fraction}
+    )
+    return {
+        "name": "bench-finance-transfer",
+        "domains": [
+            {"name": "finance.credit_data", "role": "source", "params": {"schema": "common"}},
+            {"name": "finance.german_credit", "role": "source", "params": {"schema": "common"}},
+            target,
+        ],
+        "teacher": {"trunk": {"name": "mlp", "params": {"width": 128, "depth": 2}}},
+        "student": {"trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}}},
+        "encoder": {"name": "pca", "params": {"dim": 16}},
+        "losses": [CE, KD, HINT],
+        "train": _train(20, quick, batch_size=128),
+    }
+
+
+def nlp_transfer(fraction: float | None, quick: bool = False) -> dict[str, Any]:
+    """Teacher on tweets, movies and Amazon reviews; NYT editorials a target with
+    ``fraction`` of its labels, or unseen (``None``)."""
+    cap = _cap(None, quick, 500)
+    target = {"name": "nlp.sentiment_nyt", "params": cap}
+    target.update(
+        {"role": "unseen"} if fraction is None else {"role": "target", "label_fraction": fraction}
+    )
+    config = nlp(quick)
+    config["name"] = "bench-nlp-transfer"
+    config["domains"] = [
+        {"name": f"nlp.sentiment_{d}", "role": "source", "params": cap}
+        for d in ("tweets", "movies", "amazon")
+    ] + [target]
+    return config
+
+
+TRANSFER_SETTINGS = {"finance": finance_transfer, "nlp": nlp_transfer}
+
+
+def feedback_setting(quick: bool = False) -> dict[str, Any]:
+    """The feedback study: two credit tables in the common schema, Default a 5% target."""
+    config = finance_transfer(0.05, quick)
+    config["name"] = "bench-feedback"
+    return config
+
+
+def peer_setting(quick: bool = False) -> dict[str, Any]:
+    """One domain, one teacher, one student: the torchdistill comparison (nuclei images)."""
+    config = copy.deepcopy(medical(quick))
+    config["name"] = "bench-peer"
+    config["domains"] = config["domains"][:1]
+    config["losses"] = [
+        {"name": "ce", "weight": 0.5},
+        {"name": "kd", "weight": 0.5, "params": {"temperature": 4.0}},
+    ]
+    return config
