@@ -27,3 +27,10 @@ class PluginError(CdkdError):
 
 class TrainingError(CdkdError):
     """Training diverged (NaN or exploding loss)."""
+
+
+class ExportError(CdkdError):
+    """A run that cannot be exported as asked: not a finished run directory, an unknown
+    format, or a missing exporter package."""
+
+    exit_code = 2

@@ -1,4 +1,5 @@
-"""The run directory: atomic writes of artifacts and an append-only metrics log."""
+"""The run directory: atomic writes of artifacts (files and whole directories) and an
+append-only metrics log."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,54 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (indented, keys in insertion order)."""
     atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """A temporary directory beside ``path`` (``.<name>.<random>.tmp``) to fill; when the
+    block ends without an error its files are synced and it replaces ``path`` (an existing
+    ``path`` is moved aside, then deleted), otherwise it is removed and ``path`` is left as
+    it was. ``path`` is never seen half-written (a process killed between the two renames
+    leaves no ``path``, and the old one in ``.<name>.<random>.old/``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        os.chmod(staging, 0o777 & ~_umask())  # as an ordinary mkdir would create it
+        yield staging
+        for file in staging.rglob("*"):
+            if file.is_file():
+                with file.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+        aside = None
+        if path.exists():
+            aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, aside / path.name)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            if aside is not None:  # put the old one back
+                os.replace(aside / path.name, path)
+            raise
+        _fsync_dir(path.parent)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. a platform that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_weights(path: Path, state_dict: dict[str, Any]) -> None:

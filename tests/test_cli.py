@@ -15,6 +15,7 @@ runner = CliRunner()
 COMMANDS = [
     ["run"],
     ["validate"],
+    ["export"],
     ["components"],
     ["init"],
     ["plugins", "list"],

@@ -1,9 +1,10 @@
-"""``cdkd``: run, validate, init, components, plugins."""
+"""``cdkd``: run, validate, export, init, components, plugins."""
 
 from __future__ import annotations
 
 import json
 import math
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -155,6 +156,57 @@ def validate(
         f"losses {', '.join(loss.name for loss in cfg.losses)}; "
         f"feedback {cfg.feedback.name}"
     )
+
+
+class ExportFormat(str, Enum):
+    """``cdkd export --format``: the formats of cdkd_core.export.FORMATS."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"
+    export = "export"
+
+
+@app.command("export")
+@user_errors
+def export_student(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(help="A finished run directory (it holds summary.json).", metavar="RUN_DIR"),
+    ],
+    formats: Annotated[
+        list[ExportFormat] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx (needs pip install 'cdkd[export]'), torchscript, or export "
+            "(torch.export, .pt2); repeat for several. Default: onnx.",
+            metavar="FORMAT",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print manifest.json instead.")] = False,
+) -> None:
+    """Export a finished run's student to RUN_DIR/export/: per domain it predicts, one file
+    from the raw student view (standardisation built in) to logits, and manifest.json.
+
+    An existing RUN_DIR/export/ is replaced once every new file is written and checked.
+
+    Example: cdkd export runs/quickstart-20261128-003053 --format onnx --format export
+    """
+    from cdkd_core.export import export_run
+
+    chosen = [f.value for f in formats] if formats else ["onnx"]
+    manifest = export_run(
+        run_dir,
+        chosen,
+        host=make_host(),
+        on_file=None if json_out else lambda path: typer.echo(f"wrote {path}"),
+    )
+    if json_out:
+        typer.echo(json.dumps(manifest, indent=2))
+        return
+    for name, reason in manifest["skipped"].items():
+        typer.echo(f"skipped {name}: {reason}")
 
 
 @app.command()

@@ -48,6 +48,12 @@ class MiniLMStem(Architecture):
         return nn.Sequential(*layers)
 
 
+def _capturing() -> bool:
+    """Whether ``torch.jit.trace`` or ``torch.export`` is capturing a graph."""
+    exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.4
+    return torch.jit.is_tracing() or (exporting is not None and bool(exporting()))
+
+
 class BagOfEmbeddings(nn.Module):
     """Mean of the embeddings of the non-padding ids (0 = padding), then Linear -> LayerNorm
     -> GELU. A row of padding only gives a zero bag.
@@ -72,7 +78,9 @@ class BagOfEmbeddings(nn.Module):
                 "embedding_bag reads integer token ids [N, L] (the nlp domains' student view); "
                 f"got {ids.dtype} inputs of shape {list(ids.shape)}"
             )
-        if ids.numel():
+        # the id range check reads the data, which a captured graph (torch.jit.trace,
+        # torch.export, ONNX: `cdkd export`) cannot hold: it runs eagerly only
+        if ids.numel() and not _capturing():
             low, high = int(ids.min()), int(ids.max())
             if low < 0 or high >= self.vocab_size:
                 raise ConfigError(

@@ -47,3 +47,16 @@ def test_vocab_default_matches_tokenizer_and_mismatch_is_a_clear_error():
         stem(torch.from_numpy(encode(["hashed ids exceed a small vocabulary"], 8)))
     with pytest.raises(ConfigError, match="integer token ids"):
         stem(torch.rand(2, 8))
+
+
+def test_embedding_bag_stem_exports_with_a_dynamic_batch():
+    """The id range check stays out of the captured graph, so torch.export (and the ONNX
+    exporter built on it) can capture the stem."""
+    stem = EmbeddingBagStem.from_params({"dim": 8}).build_stem((6,), 4).eval()
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(
+        stem, (torch.zeros(2, 6, dtype=torch.long),), dynamic_shapes=({0: batch},)
+    )
+    ids = torch.from_numpy(encode(["a good movie", "awful", "great fun!"], 6))
+    with torch.no_grad():
+        assert torch.allclose(program.module()(ids), stem(ids))

@@ -1,0 +1,247 @@
+"""`cdkd export`: a finished run's student as ONNX, TorchScript and torch.export files that
+take raw (unstandardised) inputs and reproduce the run's student logits."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+import warnings
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from cdkd_core import load_config, run_pipeline
+from cdkd_core.assembly import NetworkSlot, build_network
+from cdkd_core.cli import app
+from cdkd_core.data import prepare_domains
+from cdkd_core.errors import CdkdError, ExportError
+from cdkd_core.export import FORMATS, export_run
+from cdkd_core.plugins import PluginHost
+from cdkd_core.rundir import load_weights
+from tests.conftest import TINY
+
+runner = CliRunner()
+ALL_FORMATS = ("onnx", "torchscript", "export")
+#: the example batch the graphs are captured at is 2: these differ from it
+BATCHES = (1, 5)
+
+
+@pytest.fixture(scope="module")
+def builtins() -> PluginHost:
+    return PluginHost(entry_points=False)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, builtins):
+    """A finished run with two tables (MLP stems) and 8x8 digits (a CNN stem), exported in
+    every format: (run directory, config, manifest)."""
+    cfg = copy.deepcopy(TINY)
+    cfg["domains"].append(
+        {"name": "sklearn.digits", "role": "source", "params": {"max_examples": 400}}
+    )
+    cfg["teacher"]["stems"] = {"image": {"name": "cnn", "params": {"channels": 4}}}
+    cfg["student"]["stems"] = {"image": {"name": "cnn", "params": {"channels": 4}}}
+    config = load_config(cfg, host=builtins)
+    result = run_pipeline(config, output=tmp_path_factory.mktemp("runs"), host=builtins)
+    manifest = export_run(result.run_dir, ALL_FORMATS, host=builtins)
+    return result.run_dir, config, manifest
+
+
+@pytest.fixture(scope="module")
+def expected(run, builtins):
+    """Per domain: its raw test inputs and the run's student logits on the standardised
+    ones (the student rebuilt independently of cdkd_core.export)."""
+    run_dir, config, _ = run
+    layout = json.loads((run_dir / "layout.json").read_text())
+    slots = [NetworkSlot.from_dict(s) for s in layout["student"]]
+    student = build_network(config.student, slots, builtins, "student", seed=0)
+    student.load_state_dict(load_weights(run_dir / "student.safetensors"))
+    student.eval()
+    recorded = load_weights(run_dir / "predictions.safetensors")
+    out = {}
+    for d in prepare_domains(config, builtins):
+        component = builtins.get("domains", d.entry.name).from_params(d.entry.params)
+        raw = component.load(config.seed).splits["test"].student_x
+        assert not torch.allclose(raw, d.test.student_x)  # the view is standardised
+        with torch.no_grad():
+            logits = student(d.test.student_x, d.space, d.task)
+        assert torch.allclose(logits, recorded[f"{d.name}/student"], atol=1e-5)
+        out[d.name] = (raw, logits)
+    return out
+
+
+def _predict(fmt: str, path, x: torch.Tensor) -> torch.Tensor:
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
+        if fmt == "torchscript":
+            return torch.jit.load(str(path))(x)
+        return torch.export.load(path).module()(x)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_exported_graph_reproduces_the_student_on_raw_inputs(fmt, run, expected):
+    run_dir, _, manifest = run
+    assert set(manifest["domains"]) == set(expected)
+    for name, (raw, logits) in expected.items():
+        path = run_dir / "export" / manifest["domains"][name]["files"][fmt]
+        assert path.name == name + FORMATS[fmt]
+        # the whole test split, then batches of other sizes than the captured one
+        got = _predict(fmt, path, raw)
+        assert got.shape == logits.shape
+        assert torch.allclose(got, logits, rtol=1e-5, atol=1e-5), (name, fmt)
+        for batch in BATCHES:
+            got = _predict(fmt, path, raw[:batch])
+            assert torch.allclose(got, logits[:batch], rtol=1e-5, atol=1e-5), (name, batch)
+
+
+def test_manifest_describes_each_file(run):
+    run_dir, _, manifest = run
+    on_disk = json.loads((run_dir / "export" / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["formats"] == list(ALL_FORMATS) and manifest["skipped"] == {}
+    assert manifest["run"] == run_dir.name and manifest["torch_version"] == torch.__version__
+    wine = manifest["domains"]["sklearn.wine"]
+    assert wine["input"] == {"name": "x", "shape": ["batch", 13], "dtype": "float32"}
+    assert wine["output"] == {"name": "logits", "shape": ["batch", 3]}
+    assert wine["classes"] == ["class_0", "class_1", "class_2"]
+    assert wine["task"] == "sklearn.wine" and wine["standardization_included"] is True
+    assert "before standardisation" in wine["note"] and "logits" in wine["note"]
+    digits = manifest["domains"]["sklearn.digits"]
+    assert digits["input"]["shape"] == ["batch", 1, 8, 8]
+    assert digits["classes"] == [str(i) for i in range(10)]
+    assert digits["modality"] == "image" and digits["plugin"] == "cdkd.domains"
+    files = {f for d in manifest["domains"].values() for f in d["files"].values()}
+    assert {p.name for p in (run_dir / "export").iterdir()} == files | {"manifest.json"}
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_a_domain_the_student_cannot_predict_is_skipped(run, builtins, tmp_path):
+    run_dir = shutil.copytree(run[0], tmp_path / "run")
+    layout = json.loads((run_dir / "layout.json").read_text())
+    layout["domains"]["elsewhere"] = {**layout["domains"]["sklearn.wine"], "space": "other"}
+    (run_dir / "layout.json").write_text(json.dumps(layout))
+    manifest = export_run(run_dir, ["export"], host=builtins)
+    assert "elsewhere" not in manifest["domains"] and len(manifest["domains"]) == 3
+    assert manifest["skipped"] == {
+        "elsewhere": "the student has no stem for its input space 'other'"
+    }
+
+
+def test_unknown_format_and_missing_onnx_packages(run, builtins, monkeypatch):
+    run_dir = run[0]
+    with pytest.raises(ExportError, match="unknown export format 'tflite'"):
+        export_run(run_dir, ["tflite"], host=builtins)
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(ExportError, match="pip install onnxscript"):
+        export_run(run_dir, ["onnx"], host=builtins)
+
+
+def test_a_failed_export_leaves_the_previous_one(run, builtins, monkeypatch, tmp_path):
+    run_dir = shutil.copytree(run[0], tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (run_dir / "export").iterdir()}
+    from cdkd_core import export
+
+    def broken(fmt, module, x, path, domain):
+        raise CdkdError(f"domain {domain!r}: broken")
+
+    monkeypatch.setattr(export, "_verify", broken)
+    with pytest.raises(CdkdError, match="broken"):
+        export_run(run_dir, ["torchscript"], host=builtins)
+    assert {p.name: p.read_bytes() for p in (run_dir / "export").iterdir()} == before
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+# the CLI
+
+
+@pytest.fixture
+def cli_run(run, tmp_path, monkeypatch):
+    """A copy of the run (the CLI rewrites export/); installed plugins stay out."""
+    from cdkd_core import plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+    return shutil.copytree(run[0], tmp_path / "run")
+
+
+def test_cli_export_replaces_the_export_directory(cli_run):
+    result = runner.invoke(app, ["export", str(cli_run), "--format", "torchscript"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {cli_run / 'export' / 'sklearn.digits.pt'}" in result.output
+    assert f"wrote {cli_run / 'export' / 'manifest.json'}" in result.output
+    # the earlier export (every format) is replaced as a whole
+    assert sorted(p.name for p in (cli_run / "export").iterdir()) == [
+        "manifest.json",
+        "sklearn.breast_cancer.pt",
+        "sklearn.digits.pt",
+        "sklearn.wine.pt",
+    ]
+    result = runner.invoke(app, ["export", str(cli_run), "-f", "export", "-f", "export", "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.output)
+    assert manifest["formats"] == ["export"]
+    assert manifest["domains"]["sklearn.wine"]["files"] == {"export": "sklearn.wine.pt2"}
+
+
+def test_cli_formats_match_the_exporter():
+    from cdkd_core.cli.app import ExportFormat
+
+    assert [f.value for f in ExportFormat] == list(FORMATS)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("missing", "no such run directory"),
+        ("file", "not a directory"),
+        ("empty", "not a run directory (it has no config.yaml)"),
+        ("unfinished", "the run has not finished (no summary.json)"),
+        ("old", "missing layout.json"),
+    ],
+)
+def test_cli_bad_run_dir_is_one_message(damage, message, cli_run, tmp_path):
+    target = cli_run
+    if damage == "missing":
+        target = tmp_path / "nowhere"
+    elif damage == "file":
+        target = cli_run / "summary.json"
+    elif damage == "empty":
+        target = tmp_path / "empty"
+        target.mkdir()
+    elif damage == "unfinished":
+        (cli_run / "summary.json").unlink()
+    else:
+        (cli_run / "layout.json").unlink()
+    result = runner.invoke(app, ["export", str(target), "--format", "export"])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert result.output.count("error:") == 1
+
+
+def test_cli_unknown_format_and_missing_onnx_packages(cli_run, monkeypatch):
+    result = runner.invoke(app, ["export", str(cli_run), "--format", "tflite"])
+    assert result.exit_code == 2 and "'tflite' is not one of" in result.output
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    result = runner.invoke(app, ["export", str(cli_run)])  # onnx is the default
+    assert result.exit_code == 2
+    assert "pip install onnx" in result.output and "Traceback" not in result.output
+
+
+def test_cli_run_needing_a_plugin_that_is_not_installed(cli_run):
+    config = yaml.safe_load((cli_run / "config.yaml").read_text())
+    config["domains"][0]["name"] = "medical.nuclei"
+    config["domains"][0]["params"] = {}
+    (cli_run / "config.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["export", str(cli_run), "--format", "export"])
+    assert result.exit_code == 2, result.output
+    assert "config.yaml" in result.output and "medical.nuclei" in result.output
+    assert "cdkd plugins install medical" in result.output
+    assert "Traceback" not in result.output
