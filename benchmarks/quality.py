@@ -103,3 +103,38 @@ def run(h: Harness, seeds: list[int], quick: bool, replicates: int, only=None) -
         print(f"quality: {name}", flush=True)
         out[name] = run_setting(h, name, seeds, quick, replicates)
     return out
+
+
+def remeasure_latency(h: Harness, quality: dict[str, Any], seeds: list[int]) -> None:
+    """Measure the latencies of finished quality runs again (``--suites latency``), e.g. on
+    a quiet machine after the suites ran side by side; updates ``quality`` in place."""
+    from statistics import mean
+
+    from benchmarks.harness import Run
+
+    for name, setting in quality.items():
+        prefix = setting["config"]["name"]
+        rows = []
+        for seed in seeds:
+            found = sorted(h.root.glob(f"{prefix}-pca-s{seed}-*"))
+            found = [p for p in found if (p / "summary.json").is_file()]
+            if not found:
+                continue
+            run = Run(found[-1], {})
+            teacher, student, domains = load_networks(run, h.host)
+            rows.append(latencies(teacher, student, domains))
+        if not rows:
+            print(f"latency: no finished runs of {name} under {h.root}", flush=True)
+            continue
+        for dname, d in setting["domains"].items():
+            d["latency_ms"] = {
+                k: (
+                    None
+                    if any(r[dname][k] is None for r in rows)
+                    else mean(r[dname][k] for r in rows)
+                )
+                for k in rows[0][dname]
+            }
+        if "text_view_latency_ms" in setting:
+            setting["text_view_latency_ms"] = _text_views(name)
+        print(f"latency: {name} measured again on {len(rows)} run(s)", flush=True)

@@ -367,9 +367,7 @@ def test_student_checkpoint_is_refused(tiny_config, host):
         load_config(tiny_config, host=host)
 
 
-def test_teacher_gate_withholds_soft_labels_where_the_teacher_is_worse(
-    tiny_config, tmp_path, host
-):
+def test_teacher_gate_withholds_soft_labels_where_the_teacher_is_worse(tiny_config, tmp_path, host):
     tiny_config["train"].update(
         {"teacher_gate": "val", "epochs": 3, "teacher_epochs": 1, "teacher_lr": 1e-7}
     )
