@@ -27,6 +27,7 @@ from cdkd_core.network import MultiDomainNet
 from cdkd_core.pipeline import measure_latency
 from cdkd_core.plugins import PluginHost
 from cdkd_core.rundir import load_weights, read_metrics
+from cdkd_core.training import FitSettings
 
 MODELS = ("teacher", "student", "baseline")
 
@@ -116,6 +117,70 @@ def recompute(run: Run, domain: str, model: str) -> float:
     """The headline metric recomputed from the stored probabilities (a consistency check)."""
     metric = run.summary["domains"][domain]["metric"]
     return score(metric, run.probs[domain][model], run.labels[domain])
+
+
+def fit_settings(config, epochs: int) -> FitSettings:
+    """cdkd's student settings of a config, for ``epochs`` epochs on the CPU, no early stop."""
+    t = config.train
+    return FitSettings(
+        epochs=epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler,
+        patience=None,
+        grad_clip=t.grad_clip,
+        eval_batch_size=t.eval_batch_size,
+        device=torch.device("cpu"),
+        seed=config.seed,
+    )
+
+
+def plain_loop(student: MultiDomainNet, d: PreparedDomain, batch_loss, s: FitSettings) -> float:
+    """A hand-written PyTorch training loop on one domain, the way a script would do it:
+    AdamW, cosine schedule, gradient clipping, the val metric and a best-state copy each
+    epoch; ``batch_loss(idx)`` gives the loss of a batch of train indices. Returns the
+    seconds it took; the student ends with its best val state."""
+    import copy
+    import math
+
+    from cdkd_core.metrics import compute
+    from cdkd_core.training import predict
+
+    optimizer = torch.optim.AdamW(student.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    steps = math.ceil(len(d.train) / s.batch_size) * s.epochs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(s.seed)
+    best, best_state = -math.inf, copy.deepcopy(student.state_dict())
+    start = time.perf_counter()
+    for _ in range(s.epochs):
+        student.train()
+        order = torch.randperm(len(d.train), generator=generator)
+        for i in range(0, len(order), s.batch_size):
+            loss = batch_loss(order[i : i + s.batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), s.grad_clip)
+            optimizer.step()
+            scheduler.step()
+        logits = predict(student, d.val.student_x, d.space, d.task, s.eval_batch_size, "cpu")
+        score = compute(d.headline, logits, d.val.y)
+        if score > best:
+            best, best_state = score, copy.deepcopy(student.state_dict())
+    seconds = time.perf_counter() - start
+    student.load_state_dict(best_state)
+    return seconds
+
+
+def for_settings(label: str, settings: dict, only, run_setting) -> dict[str, Any]:
+    """``run_setting(name)`` for each setting (or those in ``only``), keyed by name."""
+    out = {}
+    for name in settings:
+        if only and name not in only:
+            continue
+        print(f"{label}: {name}", flush=True)
+        out[name] = run_setting(name)
+    return out
 
 
 # -- sizes and latencies ---------------------------------------------------------------------

@@ -4,7 +4,6 @@ the same computation, and what caching the teacher's outputs saves in a KD epoch
 from __future__ import annotations
 
 import copy
-import math
 import statistics
 import time
 from typing import Any
@@ -12,32 +11,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.harness import Harness
+from benchmarks.harness import Harness, fit_settings, plain_loop
 from benchmarks.settings import finance, medical
 from cdkd_core import load_config
 from cdkd_core.assembly import build_network
 from cdkd_core.data import PreparedDomain, prepare_domains
-from cdkd_core.metrics import compute
 from cdkd_core.rundir import load_weights
 from cdkd_core.training import DomainPlan, FitSettings, TeacherOutputs, fit, predict
 
 REPEATS = 3
-
-
-def _settings(config, epochs: int) -> FitSettings:
-    t = config.train
-    return FitSettings(
-        epochs=epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        scheduler=t.scheduler,
-        patience=None,
-        grad_clip=t.grad_clip,
-        eval_batch_size=t.eval_batch_size,
-        device=torch.device("cpu"),
-        seed=config.seed,
-    )
 
 
 def _plan(d: PreparedDomain, teacher: TeacherOutputs | None = None) -> DomainPlan:
@@ -54,30 +36,12 @@ def _plan(d: PreparedDomain, teacher: TeacherOutputs | None = None) -> DomainPla
 
 
 def hand_loop(student, d: PreparedDomain, s: FitSettings) -> None:
-    """The same computation as cdkd's ``fit`` with ``ce`` alone, written out: AdamW,
-    cosine schedule, gradient clipping, val metric and best-state copy each epoch."""
-    optimizer = torch.optim.AdamW(student.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=math.ceil(len(d.train) / s.batch_size) * s.epochs
-    )
-    generator = torch.Generator().manual_seed(s.seed)
-    best, best_state = -math.inf, None
-    for _ in range(s.epochs):
-        student.train()
-        order = torch.randperm(len(d.train), generator=generator)
-        for i in range(0, len(order), s.batch_size):
-            idx = order[i : i + s.batch_size]
-            loss = F.cross_entropy(student(d.train.student_x[idx], d.space, d.task), d.train.y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), s.grad_clip)
-            optimizer.step()
-            scheduler.step()
-        logits = predict(student, d.val.student_x, d.space, d.task, s.eval_batch_size, "cpu")
-        score = compute(d.headline, logits, d.val.y)
-        if score > best:
-            best, best_state = score, copy.deepcopy(student.state_dict())
-    student.load_state_dict(best_state)
+    """The same computation as cdkd's ``fit`` with ``ce`` alone, written out."""
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(student(d.train.student_x[idx], d.space, d.task), d.train.y[idx])
+
+    plain_loop(student, d, batch_loss, s)
 
 
 class _UncachedTeacher:
@@ -112,7 +76,7 @@ def workload(h: Harness, name: str, config_dict: dict, epochs: int) -> dict[str,
     (d,) = prepare_domains(config, h.host)
     teacher = build_network(config.teacher, [d], h.host, "teacher", 0)
     teacher.load_state_dict(load_weights(run.teacher_path))
-    s = _settings(config, epochs)
+    s = fit_settings(config, epochs)
     host = h.host
     ce = [(host.get("losses", "ce")(), 1.0)]
     kd = [*ce, (host.get("losses", "kd").from_params({"temperature": 4.0}), 1.0)]

@@ -4,14 +4,11 @@ torchdistill's ``KDLoss`` (through its ``ForwardHookManager``) and with cdkd's `
 
 from __future__ import annotations
 
-import copy
-import math
-import time
 from typing import Any
 
 import torch
 
-from benchmarks.harness import Harness, load_networks
+from benchmarks.harness import Harness, fit_settings, load_networks, plain_loop
 from benchmarks.settings import peer_setting
 from benchmarks.stats import mean_std, paired_bootstrap, paired_t, probabilities
 from cdkd_core import load_config
@@ -40,43 +37,24 @@ def torchdistill_student(run, host, *, alpha: float, temperature: float) -> dict
     s_hooks.add_hook(student, head, requires_input=False, requires_output=True)
     t_hooks.add_hook(teacher, head, requires_input=False, requires_output=True)
     criterion = KDLoss(head, "output", head, "output", temperature=temperature, alpha=alpha)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    steps = math.ceil(len(d.train) / t.batch_size) * t.epochs
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    generator = torch.Generator().manual_seed(config.seed)
-    metric = d.headline
-    best, best_state = -math.inf, copy.deepcopy(student.state_dict())
     teacher.eval()
-    start = time.perf_counter()
-    for _ in range(t.epochs):
-        student.train()
-        order = torch.randperm(len(d.train), generator=generator)
-        for i in range(0, len(order), t.batch_size):
-            idx = order[i : i + t.batch_size]
-            with torch.no_grad():
-                teacher(d.train.teacher_x[idx], d.space, d.task)
-            student(d.train.student_x[idx], d.space, d.task)
-            loss = criterion(s_hooks.pop_io_dict(), t_hooks.pop_io_dict(), d.train.y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), t.grad_clip)
-            optimizer.step()
-            scheduler.step()
-        val_logits = predict(student, d.val.student_x, d.space, d.task, t.eval_batch_size, "cpu")
-        score = compute(metric, val_logits, d.val.y)
-        if score > best:
-            best, best_state = score, copy.deepcopy(student.state_dict())
-    seconds = time.perf_counter() - start
-    student.load_state_dict(best_state)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            teacher(d.train.teacher_x[idx], d.space, d.task)
+        student(d.train.student_x[idx], d.space, d.task)
+        return criterion(s_hooks.pop_io_dict(), t_hooks.pop_io_dict(), d.train.y[idx])
+
+    seconds = plain_loop(student, d, batch_loss, fit_settings(config, t.epochs))
     logits = predict(student, d.test.student_x, d.space, d.task, t.eval_batch_size, "cpu")
     s_hooks.clear()
     t_hooks.clear()
     return {
         "probs": probabilities(logits),
-        "score": compute(metric, logits, d.test.y),
+        "score": compute(d.headline, logits, d.test.y),
         "seconds": seconds,
         "domain": d.name,
-        "metric": metric,
+        "metric": d.headline,
     }
 
 

@@ -9,6 +9,7 @@ from benchmarks.harness import (
     Harness,
     Run,
     classical_references,
+    for_settings,
     latencies,
     load_networks,
     text_view_latency,
@@ -96,13 +97,12 @@ def _text_views(name: str) -> dict[str, Any]:
 
 def run(h: Harness, seeds: list[int], quick: bool, replicates: int, only=None) -> dict[str, Any]:
     """Every quality setting (or those in ``only``)."""
-    out = {}
-    for name in QUALITY_SETTINGS:
-        if only and name not in only:
-            continue
-        print(f"quality: {name}", flush=True)
-        out[name] = run_setting(h, name, seeds, quick, replicates)
-    return out
+    return for_settings(
+        "quality",
+        QUALITY_SETTINGS,
+        only,
+        lambda name: run_setting(h, name, seeds, quick, replicates),
+    )
 
 
 def remeasure_latency(h: Harness, quality: dict[str, Any], seeds: list[int]) -> None:

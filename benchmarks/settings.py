@@ -100,17 +100,23 @@ def nlp(quick: bool = False) -> dict[str, Any]:
 
 def multilingual(quick: bool = False) -> dict[str, Any]:
     """ChatterBot topics in five languages (multilingual USE teacher view), all sources."""
-    langs = {"english": 600, "italian": 500, "japanese": 500, "spanish": 400, "chinese": 400}
+    langs = {  # language: (ISO code, examples)
+        "english": ("en", 600),
+        "italian": ("it", 500),
+        "japanese": ("ja", 500),
+        "spanish": ("es", 400),
+        "chinese": ("zh", 400),
+    }
     return {
         "name": "bench-multilingual",
         "domains": [
             {
                 "name": "nlp.chatterbot",
-                "alias": f"chat_{lang[:2] if lang != 'japanese' else 'ja'}",
+                "alias": f"chat_{code}",
                 "role": "source",
                 "params": {"languages": [lang], "max_examples": min(n, 200) if quick else n},
             }
-            for lang, n in langs.items()
+            for lang, (code, n) in langs.items()
         ],
         "teacher": {
             "trunk": {"name": "mlp", "params": {"width": 128, "depth": 1, "dropout": 0.1}},

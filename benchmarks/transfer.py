@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.harness import Harness, Run, classical_references
+from benchmarks.harness import Harness, Run, classical_references, for_settings
 from benchmarks.settings import CE, KD, TRANSFER_SETTINGS
 from benchmarks.stats import mean_std, paired_bootstrap
 from cdkd_core import load_config
@@ -108,10 +108,9 @@ def run_setting(
 
 def run(h: Harness, seeds: list[int], quick: bool, replicates: int, only=None) -> dict[str, Any]:
     """Every transfer setting (or those in ``only``)."""
-    out = {}
-    for name in TRANSFER_SETTINGS:
-        if only and name not in only:
-            continue
-        print(f"transfer: {name}", flush=True)
-        out[name] = run_setting(h, name, seeds, quick, replicates)
-    return out
+    return for_settings(
+        "transfer",
+        TRANSFER_SETTINGS,
+        only,
+        lambda name: run_setting(h, name, seeds, quick, replicates),
+    )
