@@ -28,7 +28,7 @@ from cdkd_core.assembly import NetworkSlot, build_network
 from cdkd_core.config import PipelineConfig, dump_config, load_config
 from cdkd_core.data import PreparedDomain, prepare_domains
 from cdkd_core.domain import Split
-from cdkd_core.errors import CdkdError, ConfigError
+from cdkd_core.errors import CdkdError, ConfigError, PluginError
 from cdkd_core.extraction import TeacherCache, extract_knowledge
 from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
 from cdkd_core.hooks import FeatureHook, find_module
@@ -694,6 +694,23 @@ def measure_latency(
     return round(float(np.median(times)) * 1000 / batch_size, 6)
 
 
+def _plugin_error(host, exc: Exception) -> PluginError | None:
+    """A :class:`PluginError` naming the plugin (and its version and component) whose code
+    raised ``exc``; None when the error did not come from a plugin."""
+    from cdkd_core.plugins import kind_label
+
+    blamed = host.blame(exc)
+    if blamed is None:
+        return None
+    plugin, component = blamed
+    version = f" {plugin.version}" if plugin.version else ""
+    where = f", {kind_label(component.kind)} {component.name!r}," if component is not None else ""
+    return PluginError(
+        f"plugin {plugin.name!r}{version}{where} failed: {type(exc).__name__}: {exc} "
+        "(run with --debug for the traceback)"
+    )
+
+
 def run_pipeline(
     config: PipelineConfig | dict | str | Path | None = None,
     *,
@@ -725,7 +742,13 @@ def run_pipeline(
     with Progress(quiet=quiet) as progress:
         pipeline = Pipeline(config, host, run_dir, progress)
         try:
-            summary = pipeline.run()
+            try:
+                summary = pipeline.run()
+            except Exception as exc:
+                blamed = None if isinstance(exc, CdkdError) else _plugin_error(host, exc)
+                if blamed is None:
+                    raise
+                raise blamed from exc
         except CdkdError:
             pipeline.log.close()
             if not pipeline.training_started:  # bad data: leave nothing half-written

@@ -276,6 +276,40 @@ class PluginHost:
         parts.append(f"available: {', '.join(known) if known else '(none)'}")
         return "; ".join(parts)
 
+    def blame(self, exc: BaseException) -> tuple[PluginInfo, ComponentInfo | None] | None:
+        """The plugin (not a built-in) whose code raised ``exc``, found from the innermost
+        traceback frame in one of its modules, and the component whose method was running
+        there if any; None when no plugin code is on the traceback."""
+        owners: dict[str, str] = {}  # module -> plugin
+        packages: dict[str, str] = {}  # top-level package -> plugin (installed plugins)
+        classes: list[ComponentInfo] = []
+        for kind in KINDS:
+            for info in self._registry[kind].values():
+                if info.plugin in BUILTIN_PLUGINS:
+                    continue
+                owners[info.cls.__module__] = info.plugin
+                classes.append(info)
+        for plugin in self.plugins.values():
+            if plugin.source == "entry point" and plugin.module:
+                packages[plugin.module.split(":")[0].split(".")[0]] = plugin.name
+        frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+        for i in range(len(frames) - 1, -1, -1):
+            module = str(frames[i].f_globals.get("__name__", ""))
+            name = owners.get(module) or packages.get(module.split(".")[0])
+            if name is None:
+                continue
+            component = None
+            for frame in reversed(frames[: i + 1]):
+                obj = frame.f_locals.get("self", frame.f_locals.get("cls"))
+                cls = obj if isinstance(obj, type) else type(obj)
+                component = next(
+                    (c for c in classes if c.plugin == name and issubclass(cls, c.cls)), None
+                )
+                if component is not None:
+                    break
+            return self.plugins[name], component
+        return None
+
     def failed_plugins(self) -> list[PluginInfo]:
         """Plugins with errors."""
         return [p for p in self.plugins.values() if not p.ok]

@@ -450,3 +450,34 @@ def test_catalogued_component_of_a_failed_plugin_names_the_failure() -> None:
     msg = str(info.value)
     assert "'medical'" in msg and "failed" in msg
     assert "scanner offline" in msg
+
+
+def test_a_component_failing_at_run_time_is_reported_against_its_plugin(tmp_path):
+    from cdkd_core import load_config, run_pipeline
+    from cdkd_core.errors import PluginError
+    from tests.conftest import TINY
+    from tests.faulty_plugin import make_host
+
+    host = make_host()
+    cfg = {**TINY, "losses": [{"name": "ce"}, {"name": "testing.exploding"}]}
+    with pytest.raises(PluginError) as info:
+        run_pipeline(load_config(cfg, host=host), output=tmp_path / "a", host=host)
+    message = str(info.value)
+    assert message.startswith("plugin 'faulty' 1.2.3, loss 'testing.exploding', failed: ")
+    assert "RuntimeError: bad batch of" in message and "--debug" in message
+    assert isinstance(info.value.__cause__, RuntimeError)  # the traceback --debug shows
+
+    cfg = {**TINY, "domains": [{"name": "testing.broken_wine", "role": "source"}]}
+    with pytest.raises(PluginError, match=r"plugin 'faulty' 1\.2\.3, domain 'testing\.broken_"):
+        run_pipeline(load_config(cfg, host=host), output=tmp_path / "b", host=host)
+    assert not list((tmp_path / "b").iterdir())  # failed before training: nothing left
+
+
+def test_a_core_error_is_not_blamed_on_a_plugin(tmp_path):
+    from tests.faulty_plugin import make_host
+
+    host = make_host()
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        assert host.blame(exc) is None
