@@ -124,6 +124,11 @@ class TabularCSV(Domain):
         columns = cfg.features or [c for c in table.header if c != cfg.label]
         table.require(columns, "feature column")
         names, codes = np.unique(np.asarray(raw_labels), return_inverse=True)
+        if len(names) < 2:
+            raise DataError(
+                f"{cfg.path}: label column {cfg.label!r} holds the single value {names[0]!r}; "
+                "a task needs at least two classes"
+            )
         keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
         index = stratified_split_indices(
             codes[keep], cfg.val_fraction, cfg.test_fraction, cfg.split_seed

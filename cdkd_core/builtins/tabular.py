@@ -56,10 +56,15 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save the file as UTF-8"
+        ) from None
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     if delimiter is None:
