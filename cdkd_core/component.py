@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 class ComponentConfig(BaseModel):
     """Base for a component's parameters; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Component:

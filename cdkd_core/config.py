@@ -16,7 +16,7 @@ Role = Literal["source", "target", "unseen"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ComponentRef(_Strict):
@@ -45,9 +45,14 @@ class DomainEntry(_Strict):
     def _fraction_for_targets(self) -> DomainEntry:
         if self.label_fraction is not None and self.role != "target":
             raise ValueError(f"label_fraction applies to role 'target' only, not {self.role!r}")
-        if self.alias is not None and not RUN_NAME.match(self.alias):
-            raise ValueError(f"alias {self.alias!r} must match {RUN_NAME.pattern}")
         return self
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_NAME.match(value):
+            raise ValueError(f"alias {value!r} must match {RUN_NAME.pattern}")
+        return value
 
     @property
     def key(self) -> str:
@@ -167,20 +172,27 @@ class PipelineConfig(_Strict):
             )
         return value
 
-    @model_validator(mode="after")
-    def _roles(self) -> PipelineConfig:
-        keys = [d.key for d in self.domains]
+    # field validators (not one model validator) so that errors carry the field's path
+    @field_validator("domains")
+    @classmethod
+    def _roles(cls, domains: list[DomainEntry]) -> list[DomainEntry]:
+        keys = [d.key for d in domains]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise ValueError(f"domain names must be unique (use alias): {dupes}")
-        if not any(d.role == "source" for d in self.domains):
+        if not any(d.role == "source" for d in domains):
             raise ValueError("at least one domain needs role 'source' (the teacher learns it)")
-        if self.student.checkpoint is not None:
+        return domains
+
+    @field_validator("student")
+    @classmethod
+    def _student(cls, student: ModelSpec) -> ModelSpec:
+        if student.checkpoint is not None:
             raise ValueError(
                 "student.checkpoint: only the teacher can be loaded from a checkpoint "
                 "(the student is trained from scratch, beside its baseline)"
             )
-        return self
+        return student
 
 
 # -- reading and overriding ------------------------------------------------------------------

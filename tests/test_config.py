@@ -198,6 +198,30 @@ def test_a_source_domain_is_required() -> None:
     assert "role 'source'" in str(_config_error(data))
 
 
+def test_whole_list_checks_name_the_domains_field() -> None:
+    no_source = {"domains": [{"name": "sklearn.iris", "role": "target"}]}
+    dupes = {"domains": [{"name": "sklearn.iris"}, {"name": "sklearn.iris"}]}
+    for data in (no_source, dupes):
+        assert "\n  domains: " in str(_config_error(data))
+    student = _base(student={"trunk": {"name": "mlp"}, "checkpoint": "x.safetensors"})
+    assert "\n  student: " in str(_config_error(student))
+    alias = _config_error({"domains": [{"name": "sklearn.iris", "alias": "a b"}]})
+    assert "domains.0.alias: " in str(alias)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "grad_clip"])
+def test_non_finite_floats_are_rejected(field: str, value: float) -> None:
+    err = _config_error(_base(train={field: value}))
+    assert f"train.{field}: " in str(err)
+
+
+def test_non_finite_component_params_are_rejected(host: PluginHost) -> None:
+    data = _base(feedback={"name": "mutual", "params": {"lr": float("inf")}})
+    with pytest.raises(ConfigError, match=r"feedback\.params\.lr: .*finite"):
+        load_config(data, host=host)
+
+
 def test_no_domains_is_rejected() -> None:
     assert "domains" in str(_config_error({"domains": []}))
     assert "domains" in str(_config_error({}))
