@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -249,6 +249,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pipeline model a location inside the config is a mapping of (None if unknown)."""
+    model: type[BaseModel] = PipelineConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        if field is None:
+            return None
+        found = [
+            a
+            for a in (field.annotation, *get_args(field.annotation))
+            if isinstance(a, type) and get_origin(a) is None and issubclass(a, BaseModel)
+        ]
+        if not found:
+            return None
+        if get_origin(field.annotation) in (list, dict) and parts:
+            parts.pop(0)  # the list index or the mapping key
+        model = found[0]
+    return model
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One message listing each invalid field path and what is wrong with it."""
     lines = [f"invalid config ({source}):"]
@@ -256,7 +277,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            model = _model_at(tuple(err["loc"][:-1]))
+            valid = f" (valid: {', '.join(model.model_fields)})" if model is not None else ""
+            msg = f"unknown key{valid}"
         elif err["type"] == "literal_error":
             expected = err.get("ctx", {}).get("expected")
             msg = f"must be one of {expected}" if expected else msg

@@ -77,18 +77,33 @@ def test_defaults_are_not_shared_between_configs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "path"),
+    ("data", "path", "valid"),
     [
-        (_base(bogus=1), "bogus"),
-        (_base(train={"epochz": 3}), "train.epochz"),
-        ({"domains": [{"name": "sklearn.iris", "rol": "source"}]}, "domains.0.rol"),
-        (_base(teacher={"trunk": {"name": "mlp", "parms": {}}}), "teacher.trunk.parms"),
-        (_base(losses=[{"name": "ce", "wieght": 1}]), "losses.0.wieght"),
+        (_base(bogus=1), "bogus", "name, seed, domains, teacher"),
+        (_base(train={"epochz": 3}), "train.epochz", "epochs, teacher_epochs"),
+        (
+            {"domains": [{"name": "sklearn.iris", "rol": "source"}]},
+            "domains.0.rol",
+            "name, alias, role",
+        ),
+        (
+            _base(teacher={"trunk": {"name": "mlp", "parms": {}}}),
+            "teacher.trunk.parms",
+            "name, params",
+        ),
+        (
+            _base(teacher={"trunk": {"name": "mlp"}, "stems": {"image": {"nam": "cnn"}}}),
+            "teacher.stems.image.nam",
+            "name, params",
+        ),
+        (_base(losses=[{"name": "ce", "wieght": 1}]), "losses.0.wieght", "name, params, weight"),
     ],
 )
-def test_unknown_keys_are_rejected_with_their_path(data: dict, path: str) -> None:
+def test_unknown_keys_are_rejected_with_their_path_and_the_valid_keys(
+    data: dict, path: str, valid: str
+) -> None:
     err = _config_error(data)
-    assert f"{path}: unknown key" in str(err)
+    assert f"{path}: unknown key (valid: {valid}" in str(err)
 
 
 @pytest.mark.parametrize("epochs", [0, -1, -100])

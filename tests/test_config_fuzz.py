@@ -23,9 +23,18 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from cdkd_core.cli import app
+from cdkd_core.config import (
+    ComponentRef,
+    DomainEntry,
+    LossEntry,
+    ModelSpec,
+    PipelineConfig,
+    TrainConfig,
+)
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -153,9 +162,16 @@ NODES: dict[str, list[Any]] = {
     "domains": [{"a": 1}, "sklearn.wine", 3, None],
     "losses": [{"name": "ce"}, "ce", 3, None],
 }
-#: mappings an unknown key may be put in, and the valid keys the message must offer
-#: (None where the schema's own keys are not listed)
-MAPPINGS = ["", "train", "teacher", "teacher.trunk", "encoder", "domains.0", "losses.2"]
+#: mappings an unknown key may be put in, and the model whose keys the message must offer
+MAPPINGS: dict[str, type[BaseModel]] = {
+    "": PipelineConfig,
+    "train": TrainConfig,
+    "teacher": ModelSpec,
+    "teacher.trunk": ComponentRef,
+    "encoder": ComponentRef,
+    "domains.0": DomainEntry,
+    "losses.2": LossEntry,
+}
 PARAM_MAPPINGS = {
     "teacher.trunk.params": ("architectures", "mlp"),
     "student.trunk.params": ("architectures", "mlp"),
@@ -246,14 +262,14 @@ KEY = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 
 @st.composite
 def unknown_key_cases(draw: st.DrawFn) -> Case:
-    where = draw(st.sampled_from(MAPPINGS + sorted(PARAM_MAPPINGS)))
+    where = draw(st.sampled_from(sorted(MAPPINGS) + sorted(PARAM_MAPPINGS)))
     mapping = _get(BASE, where) if where else BASE
     if where in PARAM_MAPPINGS:
         valid = FIELDS[PARAM_MAPPINGS[where]]
         choices = "valid: " + ", ".join(sorted(valid))
     else:
-        valid, choices = set(mapping), None  # the schema's keys are not all spelled out
-        valid |= {"params", "alias", "label_fraction", "head", "stems", "checkpoint"}
+        valid = set(MAPPINGS[where].model_fields)
+        choices = "(valid: " + ", ".join(MAPPINGS[where].model_fields) + ")"
     key = draw(KEY.filter(lambda k: k not in valid and k not in mapping))
     path = f"{where}.{key}" if where else key
     value = draw(st.sampled_from([1, "x", None, [], {}]))
