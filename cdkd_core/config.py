@@ -106,6 +106,13 @@ class TrainConfig(_Strict):
         None, ge=1, description="Stop after this many epochs without val improvement."
     )
     grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
+    checkpoints: bool = Field(
+        True,
+        description=(
+            "Write a checkpoint after every epoch and round (for cdkd run --resume); "
+            "false: none (a stopped run then starts over)."
+        ),
+    )
     teacher_gate: Literal["none", "val"] = Field(
         "none",
         description=(

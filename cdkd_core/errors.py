@@ -25,6 +25,12 @@ class PluginError(CdkdError):
     """A plugin failed to load, register or run."""
 
 
+class RunInterrupted(CdkdError):
+    """Ctrl-C during a run: the last checkpoint is kept for ``cdkd run --resume``."""
+
+    exit_code = 130
+
+
 class TrainingError(CdkdError):
     """Training diverged (NaN or exploding loss)."""
 

@@ -98,6 +98,14 @@ class FeedbackStrategy(Component):
         """After evaluation; returns whether the teacher was changed."""
         return False
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep to resume mid-round (e.g. a live strategy's
+        optimiser state); tensors, numbers, strings, lists and dicts only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (called after :meth:`begin_round` on resume)."""
+
     def describe(self) -> dict[str, Any]:
         """Anything worth logging about the strategy."""
         return {"name": self.name, **self.config.model_dump()}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import shutil
@@ -25,10 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cdkd_core.assembly import NetworkSlot, build_network
+from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
 from cdkd_core.config import PipelineConfig, dump_config, load_config
 from cdkd_core.data import PreparedDomain, prepare_domains
 from cdkd_core.domain import Split
-from cdkd_core.errors import CdkdError, ConfigError, PluginError
+from cdkd_core.errors import CdkdError, ConfigError, PluginError, RunInterrupted
 from cdkd_core.extraction import TeacherCache, extract_knowledge
 from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
 from cdkd_core.hooks import FeatureHook, find_module
@@ -88,6 +90,15 @@ def _settings(
         seed=seed,
         feature_layer=layer,
     )
+
+
+def _position(stage: str, round_: int | None) -> int:
+    """The order of a checkpointed stage in a run: teacher, baseline, then per round the
+    student and the feedback after it."""
+    if stage in ("teacher", "baseline"):
+        return {"teacher": 0, "baseline": 1}[stage]
+    assert round_ is not None
+    return 2 + 2 * round_ + (1 if stage == "feedback" else 0)
 
 
 def _check_reachability(domains: list[PreparedDomain]) -> None:
@@ -157,7 +168,14 @@ class _LiveTeacher:
 class Pipeline:
     """One run of a validated config; :func:`run_pipeline` is the entry point."""
 
-    def __init__(self, config: PipelineConfig, host, run_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        host,
+        run_dir: Path,
+        progress: Progress,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
         self.config, self.host, self.run_dir, self.progress = config, host, run_dir, progress
         self.device = resolve_device(config.train.device)
         self.log = MetricsLog(run_dir / "metrics.jsonl")
@@ -168,6 +186,10 @@ class Pipeline:
         self.seed = config.seed
         self.student_seed = config.seed + 1
         self.training_started = False
+        self.resume = resume
+        self.round_results: list[dict[str, Any]] = []
+        self._baseline_state: dict[str, torch.Tensor] | None = None
+        self._round_start_teacher: dict[str, torch.Tensor] | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     def _train(
@@ -180,6 +202,7 @@ class Pipeline:
         teacher: bool,
         round_: int | None = None,
         live=None,
+        resume: dict | None = None,
     ) -> None:
         spec = self.config.teacher if teacher else self.config.student
         settings = _settings(
@@ -195,7 +218,18 @@ class Pipeline:
                 self.log.log(stage=stage, round=round_, **record)
                 advance(f"val {record['val_score']:.4f}")
 
-            result = fit(model, plans, losses, settings, live=live, on_epoch=on_epoch)
+            for _ in range(resume["epoch"] if resume is not None else 0):
+                advance("resumed")
+            result = fit(
+                model,
+                plans,
+                losses,
+                settings,
+                live=live,
+                on_epoch=on_epoch,
+                on_checkpoint=lambda fit_state: self._checkpoint(stage, round_, fit=fit_state),
+                resume=resume,
+            )
         self.log.log(
             stage=stage,
             round=round_,
@@ -351,27 +385,41 @@ class Pipeline:
                 labelled=int(d.labelled.sum()),
             )
 
+        resume = self.resume
+        at = _position(resume["stage"], resume["round"]) if resume is not None else -1
+        if resume is not None:
+            self.log.log(event="resumed", stage=resume["stage"], round=resume["round"])
+
         # 1. teacher training (or a teacher loaded from an earlier run)
-        if config.teacher.checkpoint is None:
+        if at > 0:
+            self.teacher.load_state_dict(resume["teacher"])
+        elif config.teacher.checkpoint is None:
             self._train(
                 self.teacher,
                 self._plans(sources, "teacher", use_labels_only=True),
                 self._ce(),
                 stage="teacher",
                 teacher=True,
+                resume=resume["fit"] if at == 0 else None,
             )
         else:
             self.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
-        save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
+        if at <= 0:
+            save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
-        self._train(
-            baseline,
-            self._plans(trained, "student", use_labels_only=True),
-            self._ce(),
-            stage="baseline",
-            teacher=False,
-        )
+        if at > 1:
+            baseline.load_state_dict(resume["baseline"])
+        else:
+            self._train(
+                baseline,
+                self._plans(trained, "student", use_labels_only=True),
+                self._ce(),
+                stage="baseline",
+                teacher=False,
+                resume=resume["fit"] if at == 1 else None,
+            )
+        self._baseline_state = baseline.state_dict()
         save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
         # an unlabelled target is evaluated through the head and stem it shares with a
         # labelled domain: the source-only student, the usual reference for adaptation
@@ -382,91 +430,44 @@ class Pipeline:
         }
 
         views = self._views(self.domains)
-        round_results = []
-        student = None
+        self.round_results = list(resume["round_results"]) if resume is not None else []
+        student = predictions = None
         for round_ in range(self.feedback.rounds):
-            # 2. knowledge extraction and encoding
-            encoder = self.host.get("encoders", config.encoder.name).from_params(
-                config.encoder.params
-            )
-            with self.progress.stage(f"encoding (round {round_})", 1) as advance:
-                outputs = extract_knowledge(
-                    self.teacher,
-                    self.domains,
-                    encoder,
-                    config.teacher.feature_layer,
-                    self.cache,
-                    config.train.eval_batch_size,
-                    self.device,
+            if at > _position("feedback", round_):
+                continue  # this round, its feedback included, finished before the stop
+            if at == _position("feedback", round_):
+                # the student was trained and evaluated: evaluate it again (deterministic)
+                # and go on with the feedback from the saved state
+                student = build_network(
+                    config.student, trained, self.host, "student", self.student_seed
                 )
-                advance()
-            encoder.save(self.run_dir)
-            self.log.log(
-                stage="encoding",
-                round=round_,
-                encoder=encoder.name,
-                dim=encoder.dim,
-                domains=sorted(outputs),
-            )
-
-            gated = frozenset()
-            if config.train.teacher_gate == "val":
-                gated = self._gate(baseline, round_)
-                outputs = {
-                    k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()
-                }
-
-            # 3. student distillation
-            student = build_network(
-                config.student, trained, self.host, "student", self.student_seed
-            )
-            losses = self._losses(student, self.domains, encoder.dim)
-            live = None
-            if self.feedback.live_teacher:
-                self.feedback.begin_round(self.teacher, views)
-                live = _LiveTeacher(self.feedback, self.teacher, views, self.device, gated)
-            self._train(
-                student,
-                self._plans(trained, "student", use_labels_only=False, outputs=outputs),
-                losses,
-                stage="student",
-                teacher=False,
-                round_=round_,
-                live=live,
-            )
-
-            # 4. evaluation and feedback
-            results, predictions = {}, {}
-            for d in self.domains:
-                logits = {
-                    "teacher": self._logits(self.teacher, d),
-                    "student": self._logits(student, d),
-                    "baseline": baseline_logits[d.name],
-                }
-                predictions[f"{d.name}/labels"] = d.test.y
-                for model, value in logits.items():
-                    if value is not None:
-                        predictions[f"{d.name}/{model}"] = value
-                teacher_m, student_m = (
-                    None if logits[m] is None else evaluate(d.data.metrics, logits[m], d.test.y)
-                    for m in ("teacher", "student")
+                student.load_state_dict(resume["student"])
+                self.teacher.load_state_dict(resume["teacher"])
+                results, predictions = self._evaluate_round(
+                    student, baseline_logits, baseline_results
                 )
-                base_m = baseline_results[d.name]
-                results[d.name] = {
-                    "role": d.role,
-                    "metric": d.headline,
-                    "teacher": None if teacher_m is None else teacher_m[d.headline],
-                    "student": None if student_m is None else student_m[d.headline],
-                    "baseline": None if base_m is None else base_m[d.headline],
-                    "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
-                    "reference": dict(d.data.reference),
-                    "sizes": {
-                        "train": len(d.train),
-                        "labelled": int(d.labelled.sum()),
-                        "test": len(d.test),
-                    },
-                }
-            round_results.append({"round": round_, "domains": results})
+                torch.set_rng_state(resume["torch_rng"])
+            else:
+                resuming = at == _position("student", round_)
+                if resuming:
+                    self.teacher.load_state_dict(resume["round_start_teacher"])
+                self._round_start_teacher = copy.deepcopy(self.teacher.state_dict())
+                student, results, predictions = self._round(
+                    round_,
+                    trained,
+                    views,
+                    baseline,
+                    baseline_logits,
+                    baseline_results,
+                    resume if resuming else None,
+                )
+                self._checkpoint(
+                    "feedback",
+                    round_,
+                    student=student.state_dict(),
+                    torch_rng=torch.get_rng_state(),
+                )
+            self.round_results.append({"round": round_, "domains": results})
             self.log.log(
                 stage="evaluation",
                 round=round_,
@@ -480,7 +481,8 @@ class Pipeline:
                 changed = self._feedback(round_, student, views) or changed
             if changed:
                 save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
-        assert student is not None
+        round_results = self.round_results
+        assert student is not None and predictions is not None
         save_weights(self.run_dir / "student.safetensors", student.state_dict())
         save_weights(self.run_dir / "predictions.safetensors", predictions)
         final = round_results[-1]["domains"]
@@ -516,6 +518,130 @@ class Pipeline:
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.log.close()
         return summary
+
+    def _round(
+        self,
+        round_: int,
+        trained: list[PreparedDomain],
+        views: dict[str, FeedbackDomain],
+        baseline: MultiDomainNet,
+        baseline_logits: dict[str, torch.Tensor | None],
+        baseline_results: dict[str, dict[str, float] | None],
+        resume: dict[str, Any] | None,
+    ) -> tuple[MultiDomainNet, dict[str, Any], dict[str, torch.Tensor]]:
+        """Stages 2-4 of one round: encode, distil (continuing ``resume``'s student stage
+        where given), evaluate. Returns the student, its results and test predictions."""
+        config = self.config
+        # 2. knowledge extraction and encoding
+        encoder = self.host.get("encoders", config.encoder.name).from_params(config.encoder.params)
+        with self.progress.stage(f"encoding (round {round_})", 1) as advance:
+            outputs = extract_knowledge(
+                self.teacher,
+                self.domains,
+                encoder,
+                config.teacher.feature_layer,
+                self.cache,
+                config.train.eval_batch_size,
+                self.device,
+            )
+            advance()
+        encoder.save(self.run_dir)
+        self.log.log(
+            stage="encoding",
+            round=round_,
+            encoder=encoder.name,
+            dim=encoder.dim,
+            domains=sorted(outputs),
+        )
+
+        gated: frozenset[str] = frozenset()
+        if config.train.teacher_gate == "val":
+            gated = self._gate(baseline, round_)
+            outputs = {k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()}
+
+        # 3. student distillation
+        student = build_network(config.student, trained, self.host, "student", self.student_seed)
+        losses = self._losses(student, self.domains, encoder.dim)
+        live = None
+        if self.feedback.live_teacher:
+            self.feedback.begin_round(self.teacher, views)
+            live = _LiveTeacher(self.feedback, self.teacher, views, self.device, gated)
+        if resume is not None:  # the teacher (and a live strategy) as they were at the stop
+            self.teacher.load_state_dict(resume["teacher"])
+            self.feedback.load_state_dict(resume["feedback"])
+        self._train(
+            student,
+            self._plans(trained, "student", use_labels_only=False, outputs=outputs),
+            losses,
+            stage="student",
+            teacher=False,
+            round_=round_,
+            live=live,
+            resume=resume["fit"] if resume is not None else None,
+        )
+
+        # 4. evaluation
+        results, predictions = self._evaluate_round(student, baseline_logits, baseline_results)
+        return student, results, predictions
+
+    def _evaluate_round(
+        self,
+        student: MultiDomainNet,
+        baseline_logits: dict[str, torch.Tensor | None],
+        baseline_results: dict[str, dict[str, float] | None],
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Teacher, student and baseline on every domain's test split: the results per
+        domain and the test logits (``predictions.safetensors``)."""
+        results, predictions = {}, {}
+        for d in self.domains:
+            logits = {
+                "teacher": self._logits(self.teacher, d),
+                "student": self._logits(student, d),
+                "baseline": baseline_logits[d.name],
+            }
+            predictions[f"{d.name}/labels"] = d.test.y
+            for model, value in logits.items():
+                if value is not None:
+                    predictions[f"{d.name}/{model}"] = value
+            teacher_m, student_m = (
+                None if logits[m] is None else evaluate(d.data.metrics, logits[m], d.test.y)
+                for m in ("teacher", "student")
+            )
+            base_m = baseline_results[d.name]
+            results[d.name] = {
+                "role": d.role,
+                "metric": d.headline,
+                "teacher": None if teacher_m is None else teacher_m[d.headline],
+                "student": None if student_m is None else student_m[d.headline],
+                "baseline": None if base_m is None else base_m[d.headline],
+                "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
+                "reference": dict(d.data.reference),
+                "sizes": {
+                    "train": len(d.train),
+                    "labelled": int(d.labelled.sum()),
+                    "test": len(d.test),
+                },
+            }
+        return results, predictions
+
+    def _checkpoint(self, stage: str, round_: int | None, **extra: Any) -> None:
+        """Save where the run stands (``checkpoint.safetensors``) for ``cdkd run --resume``."""
+        if not self.config.train.checkpoints:
+            return
+        save_checkpoint(
+            self.run_dir,
+            {
+                "stage": stage,
+                "round": round_,
+                "teacher": self.teacher.state_dict(),
+                "baseline": self._baseline_state,
+                "round_start_teacher": self._round_start_teacher,
+                "feedback": self.feedback.state_dict(),
+                "round_results": self.round_results,
+                "fit": None,
+                **extra,
+            },
+        )
 
     def _val_headline(self, model: MultiDomainNet, d: PreparedDomain) -> float:
         """Headline metric on the domain's labelled val examples (NaN where undefined)."""
@@ -736,11 +862,42 @@ def run_pipeline(
         validate_components(config, host)
     run_dir = create_run_dir(Path(output), config.name)
     atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    return _execute(config, host, run_dir, quiet, resume=None, fresh=True)
+
+
+def resume_run(run_dir: str | Path, *, host=None, quiet: bool = True) -> RunResult:
+    """Continue a killed or interrupted run from its last checkpoint (``cdkd run
+    --resume``); on CPU it ends with the metrics the run would have had uninterrupted."""
+    from cdkd_core.plugins import PluginHost
+
+    run_dir = Path(run_dir)
+    where = f"--resume {run_dir}"
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{where}: not a run directory (no config.yaml)")
+    if (run_dir / "summary.json").is_file():
+        raise ConfigError(f"{where}: this run finished already (summary.json exists)")
+    host = host if host is not None else PluginHost()
+    config = load_config(run_dir / "config.yaml", host=host)
+    # no checkpoint yet (stopped in its first epoch): the run starts again in its directory
+    state = load_checkpoint(run_dir)
+    return _execute(config, host, run_dir, quiet, resume=state, fresh=False)
+
+
+def _execute(
+    config: PipelineConfig,
+    host,
+    run_dir: Path,
+    quiet: bool,
+    resume: dict[str, Any] | None,
+    fresh: bool,
+) -> RunResult:
+    """Run (or resume) the pipeline in ``run_dir``; a ``fresh`` directory that fails before
+    training is removed, so bad input leaves nothing half-written."""
     threads = torch.get_num_threads()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     with Progress(quiet=quiet) as progress:
-        pipeline = Pipeline(config, host, run_dir, progress)
+        pipeline = Pipeline(config, host, run_dir, progress, resume=resume)
         try:
             try:
                 summary = pipeline.run()
@@ -751,10 +908,21 @@ def run_pipeline(
                 raise blamed from exc
         except CdkdError:
             pipeline.log.close()
-            if not pipeline.training_started:  # bad data: leave nothing half-written
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if fresh and not pipeline.training_started:
+                shutil.rmtree(run_dir, ignore_errors=True)  # bad data: nothing half-written
             raise
+        except KeyboardInterrupt:
+            pipeline.log.close()
+            if fresh and not pipeline.training_started:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise
+            raise RunInterrupted(
+                f"interrupted; {run_dir} keeps the last epoch's checkpoint: "
+                f"cdkd run --resume {run_dir}"
+            ) from None
         finally:
             pipeline.log.close()
             torch.set_num_threads(threads)
+    for name in (CHECKPOINT, PREVIOUS):  # a finished run needs no checkpoint
+        (run_dir / name).unlink(missing_ok=True)
     return RunResult(run_dir, summary)

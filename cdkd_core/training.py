@@ -171,11 +171,15 @@ def fit(
     *,
     live: LiveTeacher | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> FitResult:
     """Train ``model`` on ``plans`` with the weighted ``losses``; keep the best val epoch.
 
     Each step is one batch of one domain; an epoch visits every planned example once, the
     batches of all domains shuffled together. A domain's ``weight`` scales its loss.
+    ``on_checkpoint`` gets the loop's whole state after every epoch; ``resume`` (such a
+    state) continues from it, bit for bit as if the loop had not stopped.
     """
     device = settings.device
     model.to(device)
@@ -191,10 +195,24 @@ def fit(
     scheduler = _schedule(optimizer, settings, steps_per_epoch * settings.epochs)
     best = FitResult(best_epoch=0, best_score=-math.inf)
     best_state = copy.deepcopy(model.state_dict())
-    stale = 0
+    stale, first, stopped = 0, 1, False
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        for (loss, _), state in zip(losses, resume["losses"], strict=True):
+            loss.load_state_dict(state)
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume["scheduler"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        best = FitResult(resume["best_epoch"], resume["best_score"], list(resume["history"]))
+        best_state, stale, stopped = resume["best_state"], resume["stale"], resume["stopped"]
+        first = resume["epoch"] + 1
     # one hook for the whole stage (registering one per step costs a module-tree walk)
     with FeatureHook(model, settings.feature_layer) as hook:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first, settings.epochs + 1):
+            if stopped:
+                break
             model.train()
             batches = []
             for p_idx, plan in enumerate(plans):
@@ -249,8 +267,25 @@ def fit(
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-                if settings.patience is not None and stale >= settings.patience:
-                    break
+                stopped = settings.patience is not None and stale >= settings.patience
+            if on_checkpoint is not None:
+                on_checkpoint(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "losses": [loss.state_dict() for loss, _ in losses],
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "best_epoch": best.best_epoch,
+                        "best_score": best.best_score,
+                        "history": best.history,
+                        "best_state": best_state,
+                        "stale": stale,
+                        "stopped": stopped,
+                    }
+                )
     model.load_state_dict(best_state)
     return best
 

@@ -45,6 +45,16 @@ class MutualLearning(FeedbackStrategy):
             teacher.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
         )
 
+    def state_dict(self) -> dict:
+        """The teacher optimiser's state (to resume a round mid-way)."""
+        optimizer = getattr(self, "_optimizer", None)
+        return {"optimizer": optimizer.state_dict()} if optimizer is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the optimiser state saved by :meth:`state_dict`."""
+        if "optimizer" in state:
+            self._optimizer.load_state_dict(state["optimizer"])
+
     def student_step(self, teacher: nn.Module, step: StudentStep) -> None:
         """One teacher step on the student's batch."""
         d = step.domain

@@ -120,17 +120,34 @@ def run(
     overrides: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue a killed or interrupted run from its last checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline: teacher, knowledge encoding, student, evaluation, feedback rounds.
 
     Example: cdkd run pipeline.yaml --set train.epochs=5 --output runs
+    (after a crash or Ctrl-C: cdkd run --resume runs/<name>-<timestamp>)
     """
     from cdkd_core.config import load_config
-    from cdkd_core.pipeline import run_pipeline
+    from cdkd_core.errors import ConfigError
+    from cdkd_core.pipeline import resume_run, run_pipeline
 
     host = make_host()
-    cfg = load_config(config, overrides or [], host=host)
-    result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
+    if resume is not None:
+        if config is not None or overrides:
+            raise ConfigError(
+                "--resume continues a run with its own config.yaml: give no CONFIG or --set"
+            )
+        result = resume_run(resume, host=host, quiet=quiet)
+    else:
+        cfg = load_config(config, overrides or [], host=host)
+        result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
     if json_out:
         typer.echo(json.dumps(result.summary, indent=2))
     else:

@@ -1,0 +1,196 @@
+"""Resuming a stopped run from its checkpoint ends with the uninterrupted run's numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdkd_core import load_config, run_pipeline
+from cdkd_core import pipeline as pipeline_module
+from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
+from cdkd_core.errors import ConfigError, RunInterrupted
+from cdkd_core.pipeline import resume_run
+from cdkd_core.rundir import read_metrics
+
+TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
+
+
+def _metrics(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in TIMING}
+
+
+def _config(tiny_config: dict, feedback: dict) -> dict:
+    tiny_config["train"].update({"epochs": 3, "threads": 1})
+    tiny_config["teacher"]["trunk"]["params"]["dropout"] = 0.1  # the torch RNG matters
+    tiny_config["feedback"] = feedback
+    return tiny_config
+
+
+class _Stop(KeyboardInterrupt):
+    pass
+
+
+FEEDBACK = [
+    {"name": "mutual", "params": {"rounds": 2}},
+    {"name": "hard_examples", "params": {"rounds": 2, "epochs": 1}},
+]
+
+
+@pytest.mark.parametrize("feedback", FEEDBACK, ids=lambda f: f["name"])
+def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path, host, feedback):
+    cfg = _config(tiny_config, feedback)
+    reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
+    calls = {"n": 0}
+    real = pipeline_module.save_checkpoint
+
+    def counting(run_dir, state):
+        real(run_dir, state)
+        calls["n"] += 1
+
+    pipeline_module.save_checkpoint = counting
+    try:
+        run_pipeline(load_config(cfg, host=host), output=tmp_path / "count", host=host)
+    finally:
+        pipeline_module.save_checkpoint = real
+    total = calls["n"]  # 3 teacher + 3 baseline + per round 3 student epochs and 1 feedback
+    assert total == 6 + 2 * 4
+    # every checkpoint for one strategy; around the feedback for the other
+    stops = range(1, total + 1) if feedback["name"] == "mutual" else (4, 9, 10, 11, 14)
+    for stop_after in stops:
+        seen = {"n": 0}
+
+        def stopping(run_dir, state, stop_after=stop_after, seen=seen):
+            real(run_dir, state)
+            seen["n"] += 1
+            if seen["n"] == stop_after:
+                raise _Stop
+
+        pipeline_module.save_checkpoint = stopping
+        out = tmp_path / f"stop{stop_after}"
+        try:
+            with pytest.raises(RunInterrupted, match="cdkd run --resume"):
+                run_pipeline(load_config(cfg, host=host), output=out, host=host)
+        finally:
+            pipeline_module.save_checkpoint = real
+        (run_dir,) = out.iterdir()
+        assert not (run_dir / "summary.json").exists()
+        resumed = resume_run(run_dir, host=host)
+        assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
+        assert not (run_dir / CHECKPOINT).exists()  # a finished run keeps no checkpoint
+        records = read_metrics(run_dir / "metrics.jsonl")
+        assert any(r.get("event") == "resumed" for r in records)
+
+
+def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    save_checkpoint(tmp_path, {"stage": "teacher", "x": 1})
+    save_checkpoint(tmp_path, {"stage": "baseline", "x": 2})
+    data = bytearray((tmp_path / CHECKPOINT).read_bytes())
+    data[-3] ^= 0xFF  # one flipped bit in the tensor data or header
+    (tmp_path / CHECKPOINT).write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="previous one"):
+        assert load_checkpoint(tmp_path)["x"] == 1
+    (tmp_path / CHECKPOINT).write_bytes(bytes(data[: len(data) // 2]))  # torn
+    with pytest.warns(UserWarning):
+        assert load_checkpoint(tmp_path)["stage"] == "teacher"
+    (tmp_path / PREVIOUS).write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="no usable checkpoint"):
+        load_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path / "empty") is None
+
+
+def test_checkpoint_round_trips_nested_state(tmp_path):
+    import torch
+
+    state = {
+        "a": {0: {"step": torch.tensor(3.0), "m": torch.ones(2, 2)}, "k": (1, 2.5, None)},
+        "score": float("-inf"),
+        "rng": torch.get_rng_state(),
+        "nested": [{"x": "y"}, [1, 2]],
+    }
+    save_checkpoint(tmp_path, state)
+    back = load_checkpoint(tmp_path)
+    assert back["score"] == float("-inf") and back["a"]["k"] == (1, 2.5, None)
+    assert torch.equal(back["a"][0]["m"], torch.ones(2, 2)) and 0 in back["a"]
+    assert torch.equal(back["rng"], state["rng"]) and back["nested"] == [{"x": "y"}, [1, 2]]
+
+
+def test_resume_refuses_a_finished_run_and_a_non_run(tiny_config, tmp_path, host):
+    result = run_pipeline(load_config(tiny_config, host=host), output=tmp_path, host=host)
+    with pytest.raises(ConfigError, match="finished already"):
+        resume_run(result.run_dir, host=host)
+    with pytest.raises(ConfigError, match="not a run directory"):
+        resume_run(tmp_path / "nothing", host=host)
+
+
+def _cli(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cdkd_core", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _epochs_logged(out: Path) -> int:
+    runs = list(out.glob("*/metrics.jsonl"))
+    if not runs:
+        return 0
+    try:
+        return sum(1 for r in read_metrics(runs[0]) if "epoch" in r and "event" not in r)
+    except ValueError:
+        return 0
+
+
+def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
+    """A real ``cdkd run`` is killed (SIGKILL) at several points and resumed with
+    ``cdkd run --resume``; each ends with the uninterrupted run's metrics."""
+    cfg = _config(tiny_config, {"name": "mutual", "params": {"rounds": 2}})
+    cfg["train"]["epochs"] = 4
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "CDKD_DISABLE_PLUGINS": "medical finance nlp"}
+    ref = _cli("run", str(path), "--output", str(tmp_path / "ref"), "--quiet", "--json", env=env)
+    out, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+    reference = json.loads(out)
+    # epochs logged: 4 teacher, 4 baseline, 4 + 4 student; kill within each stage
+    interrupted = 0
+    for kill_at in (2, 10, 15):
+        target = tmp_path / f"kill{kill_at}"
+        proc = _cli("run", str(path), "--output", str(target), "--quiet", env=env)
+        deadline = time.monotonic() + 300
+        while _epochs_logged(target) < kill_at and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        (run_dir,) = target.iterdir()
+        if (run_dir / "summary.json").exists():
+            continue  # it finished before the kill landed
+        interrupted += 1
+        resumed = _cli("run", "--resume", str(run_dir), "--quiet", "--json", env=env)
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err
+        assert _metrics(json.loads(out)) == _metrics(reference), kill_at
+    assert interrupted >= 2
+
+
+def test_checkpoints_can_be_turned_off(tiny_config, tmp_path, host):
+    tiny_config["train"]["checkpoints"] = False
+    calls = []
+    real = pipeline_module.save_checkpoint
+    pipeline_module.save_checkpoint = lambda *a: calls.append(a)
+    try:
+        run_pipeline(load_config(tiny_config, host=host), output=tmp_path, host=host)
+    finally:
+        pipeline_module.save_checkpoint = real
+    assert calls == []
