@@ -113,6 +113,11 @@ class TrainConfig(_Strict):
             "false: none (a stopped run then starts over)."
         ),
     )
+    checkpoint_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Also checkpoint every this many optimiser steps within an epoch.",
+    )
     teacher_gate: Literal["none", "val"] = Field(
         "none",
         description=(

@@ -89,6 +89,7 @@ def _settings(
         device=device,
         seed=seed,
         feature_layer=layer,
+        checkpoint_steps=t.checkpoint_steps if t.checkpoints else None,
     )
 
 

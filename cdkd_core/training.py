@@ -84,6 +84,8 @@ class FitSettings:
     device: torch.device
     seed: int
     feature_layer: str = "trunk"
+    #: also call ``on_checkpoint`` every this many optimiser steps within an epoch
+    checkpoint_steps: int | None = None
 
 
 @dataclass
@@ -208,12 +210,17 @@ def fit(
         best = FitResult(resume["best_epoch"], resume["best_score"], list(resume["history"]))
         best_state, stale, stopped = resume["best_state"], resume["stale"], resume["stopped"]
         first = resume["epoch"] + 1
+    partial = resume.get("in_epoch") if resume is not None else None
+    global_step = resume.get("global_step", 0) if resume is not None else 0
     # one hook for the whole stage (registering one per step costs a module-tree walk)
     with FeatureHook(model, settings.feature_layer) as hook:
         for epoch in range(first, settings.epochs + 1):
             if stopped:
                 break
             model.train()
+            if partial is not None:  # resuming mid-epoch: the same batches as before
+                generator.set_state(partial["generator"])
+            epoch_generator = generator.get_state()
             batches = []
             for p_idx, plan in enumerate(plans):
                 order = plan.index[torch.randperm(len(plan.index), generator=generator)]
@@ -222,9 +229,15 @@ def fit(
                     for i in range(0, len(order), settings.batch_size)
                 ]
             order = torch.randperm(len(batches), generator=generator).tolist()
-            sums: dict[str, float] = {}
-            steps = 0
-            for b in order:
+            sums: dict[str, torch.Tensor] = {}
+            steps, skip = 0, 0
+            if partial is not None:
+                sums, steps, skip = dict(partial["sums"]), partial["steps"], partial["position"]
+                torch.set_rng_state(partial["torch_rng"])
+                partial = None
+            for position, b in enumerate(order):
+                if position < skip:
+                    continue
                 p_idx, idx = batches[b]
                 plan = plans[p_idx]
                 terms, student_logits = _step(model, hook, plan, idx, losses, settings, live)
@@ -250,6 +263,36 @@ def fit(
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v.detach()  # no per-step sync
                 steps += 1
+                global_step += 1
+                every = settings.checkpoint_steps
+                if (
+                    on_checkpoint is not None
+                    and every
+                    and global_step % every == 0
+                    and position + 1 < len(order)
+                ):
+                    on_checkpoint(
+                        _state(
+                            epoch - 1,
+                            model,
+                            losses,
+                            optimizer,
+                            scheduler,
+                            generator,
+                            best,
+                            best_state,
+                            stale,
+                            stopped,
+                            global_step,
+                            in_epoch={
+                                "generator": epoch_generator,
+                                "position": position + 1,
+                                "sums": sums,
+                                "steps": steps,
+                                "torch_rng": torch.get_rng_state(),
+                            },
+                        )
+                    )
             score, val = val_score(model, plans, settings)
             record = {
                 "epoch": epoch,
@@ -270,24 +313,57 @@ def fit(
                 stopped = settings.patience is not None and stale >= settings.patience
             if on_checkpoint is not None:
                 on_checkpoint(
-                    {
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "losses": [loss.state_dict() for loss, _ in losses],
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "generator": generator.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "best_epoch": best.best_epoch,
-                        "best_score": best.best_score,
-                        "history": best.history,
-                        "best_state": best_state,
-                        "stale": stale,
-                        "stopped": stopped,
-                    }
+                    _state(
+                        epoch,
+                        model,
+                        losses,
+                        optimizer,
+                        scheduler,
+                        generator,
+                        best,
+                        best_state,
+                        stale,
+                        stopped,
+                        global_step,
+                    )
                 )
     model.load_state_dict(best_state)
     return best
+
+
+def _state(
+    epoch: int,
+    model: nn.Module,
+    losses: list[tuple[Loss, float]],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    generator: torch.Generator,
+    best: FitResult,
+    best_state: dict,
+    stale: int,
+    stopped: bool,
+    global_step: int,
+    in_epoch: dict | None = None,
+) -> dict:
+    """The loop's whole state after ``epoch`` completed epochs (and, ``in_epoch``, the
+    position inside the next one) for ``on_checkpoint``."""
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "losses": [loss.state_dict() for loss, _ in losses],
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "best_epoch": best.best_epoch,
+        "best_score": best.best_score,
+        "history": best.history,
+        "best_state": best_state,
+        "stale": stale,
+        "stopped": stopped,
+        "global_step": global_step,
+        "in_epoch": in_epoch,
+    }
 
 
 def _step(

@@ -194,3 +194,42 @@ def test_checkpoints_can_be_turned_off(tiny_config, tmp_path, host):
     finally:
         pipeline_module.save_checkpoint = real
     assert calls == []
+
+
+def test_resume_from_a_checkpoint_inside_an_epoch(tiny_config, tmp_path, host):
+    cfg = _config(tiny_config, {"name": "mutual", "params": {"rounds": 2}})
+    cfg["train"].update({"checkpoint_steps": 2, "batch_size": 32})
+    reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
+    real = pipeline_module.save_checkpoint
+    states = []
+
+    def recording(run_dir, state):
+        real(run_dir, state)
+        states.append((state["stage"], (state["fit"] or {}).get("in_epoch") is not None))
+
+    pipeline_module.save_checkpoint = recording
+    try:
+        run_pipeline(load_config(cfg, host=host), output=tmp_path / "count", host=host)
+    finally:
+        pipeline_module.save_checkpoint = real
+    inside = [i + 1 for i, (_, mid) in enumerate(states) if mid]
+    assert len(inside) > 10  # wine and breast cancer in batches of 32: several per epoch
+    for stop_after in inside[:: max(1, len(inside) // 6)]:
+        seen = {"n": 0}
+
+        def stopping(run_dir, state, stop_after=stop_after, seen=seen):
+            real(run_dir, state)
+            seen["n"] += 1
+            if seen["n"] == stop_after:
+                raise _Stop
+
+        pipeline_module.save_checkpoint = stopping
+        out = tmp_path / f"stop{stop_after}"
+        try:
+            with pytest.raises(RunInterrupted):
+                run_pipeline(load_config(cfg, host=host), output=out, host=host)
+        finally:
+            pipeline_module.save_checkpoint = real
+        (run_dir,) = out.iterdir()
+        resumed = resume_run(run_dir, host=host)
+        assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
