@@ -97,7 +97,7 @@ def test_run_with_a_plugin_component_despite_a_broken_plugin(plugin_site, tmp_pa
     path.write_text(yaml.safe_dump(config))
     result = cdkd(["run", str(path), "--output", "runs", "--quiet"], plugin_site, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "plugin 'broken' failed" in result.stderr  # warned, not fatal
+    assert "plugin 'broken' 0.3.1 failed" in result.stderr  # warned with its version
     (run_dir,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["domains"]) == {"sklearn.wine", "sklearn.breast_cancer"}

@@ -53,8 +53,9 @@ def make_host() -> Any:
 
     host = PluginHost()
     for info in host.failed_plugins():
+        version = f" {info.version}" if info.version else ""
         typer.echo(
-            f"warning: plugin {info.name!r} failed: {'; '.join(info.errors)} "
+            f"warning: plugin {info.name!r}{version} failed: {'; '.join(info.errors)} "
             "(see `cdkd plugins list`)",
             err=True,
         )
