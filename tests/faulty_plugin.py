@@ -32,12 +32,27 @@ class BrokenWine(Wine):
         raise KeyError("column 'alcohol'")
 
 
+class NaNAfter(Loss):
+    """A loss that turns NaN after ``calls`` batches (a diverging run, made to order)."""
+
+    name = "testing.nan_after"
+    requires = frozenset({"labels"})
+    calls = 40
+
+    def forward(self, ctx):
+        """Zero, then NaN."""
+        self.seen = getattr(self, "seen", 0) + 1
+        zero = ctx.student_logits.sum() * 0.0
+        return zero + float("nan") if self.seen > self.calls else zero
+
+
 class Plugin:
     """The plugin object."""
 
     @hookimpl
     def register_losses(self, register) -> None:
         register(ExplodingLoss)
+        register(NaNAfter)
 
     @hookimpl
     def register_domains(self, register) -> None:

@@ -233,3 +233,17 @@ def test_resume_from_a_checkpoint_inside_an_epoch(tiny_config, tmp_path, host):
         (run_dir,) = out.iterdir()
         resumed = resume_run(run_dir, host=host)
         assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
+
+
+def test_a_diverging_run_stops_with_advice_and_keeps_its_last_checkpoint(tiny_config, tmp_path):
+    from cdkd_core.errors import TrainingError
+    from tests.faulty_plugin import make_host
+
+    host = make_host()
+    tiny_config["losses"] = [{"name": "ce"}, {"name": "testing.nan_after"}]
+    tiny_config["train"]["epochs"] = 6
+    with pytest.raises(TrainingError, match=r"loss became nan .*lower learning rate"):
+        run_pipeline(load_config(tiny_config, host=host), output=tmp_path, host=host)
+    (run_dir,) = tmp_path.iterdir()
+    state = load_checkpoint(run_dir)  # the last good epoch is kept for a look or a resume
+    assert state is not None and state["stage"] in ("teacher", "baseline", "student")
