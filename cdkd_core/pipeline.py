@@ -15,6 +15,8 @@ import copy
 import math
 import random
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,6 +189,7 @@ class Pipeline:
         self.seed = config.seed
         self.student_seed = config.seed + 1
         self.training_started = False
+        self.stop_requested = False  # set by Ctrl-C: checkpoint after this step, then stop
         self.resume = resume
         self.round_results: list[dict[str, Any]] = []
         self._baseline_state: dict[str, torch.Tensor] | None = None
@@ -230,6 +233,7 @@ class Pipeline:
                 on_epoch=on_epoch,
                 on_checkpoint=lambda fit_state: self._checkpoint(stage, round_, fit=fit_state),
                 resume=resume,
+                stop_requested=lambda: self.stop_requested,
             )
         self.log.log(
             stage=stage,
@@ -884,6 +888,31 @@ def resume_run(run_dir: str | Path, *, host=None, quiet: bool = True) -> RunResu
     return _execute(config, host, run_dir, quiet, resume=state, fresh=False)
 
 
+class _InterruptWatch:
+    """Ctrl-C asks a training pipeline to checkpoint after its current step and stop; a
+    second Ctrl-C (or one before training starts) interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        pipeline = self.pipeline
+        if pipeline is None or not pipeline.training_started or pipeline.stop_requested:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        pipeline.stop_requested = True
+
+    def __enter__(self) -> _InterruptWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _execute(
     config: PipelineConfig,
     host,
@@ -897,8 +926,9 @@ def _execute(
     threads = torch.get_num_threads()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    with Progress(quiet=quiet) as progress:
+    with Progress(quiet=quiet) as progress, _InterruptWatch() as watch:
         pipeline = Pipeline(config, host, run_dir, progress, resume=resume)
+        watch.pipeline = pipeline
         try:
             try:
                 summary = pipeline.run()

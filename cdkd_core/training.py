@@ -175,13 +175,16 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     on_checkpoint: Callable[[dict], None] | None = None,
     resume: dict | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``plans`` with the weighted ``losses``; keep the best val epoch.
 
     Each step is one batch of one domain; an epoch visits every planned example once, the
     batches of all domains shuffled together. A domain's ``weight`` scales its loss.
     ``on_checkpoint`` gets the loop's whole state after every epoch; ``resume`` (such a
-    state) continues from it, bit for bit as if the loop had not stopped.
+    state) continues from it, bit for bit as if the loop had not stopped. When
+    ``stop_requested()`` turns true (Ctrl-C), the loop checkpoints after the current step
+    and raises :class:`KeyboardInterrupt`.
     """
     device = settings.device
     model.to(device)
@@ -265,11 +268,9 @@ def fit(
                 steps += 1
                 global_step += 1
                 every = settings.checkpoint_steps
-                if (
-                    on_checkpoint is not None
-                    and every
-                    and global_step % every == 0
-                    and position + 1 < len(order)
+                stop = stop_requested is not None and stop_requested()
+                if on_checkpoint is not None and (
+                    stop or (every and global_step % every == 0 and position + 1 < len(order))
                 ):
                     on_checkpoint(
                         _state(
@@ -293,6 +294,8 @@ def fit(
                             },
                         )
                     )
+                if stop:
+                    raise KeyboardInterrupt
             score, val = val_score(model, plans, settings)
             record = {
                 "epoch": epoch,

@@ -247,3 +247,31 @@ def test_a_diverging_run_stops_with_advice_and_keeps_its_last_checkpoint(tiny_co
     (run_dir,) = tmp_path.iterdir()
     state = load_checkpoint(run_dir)  # the last good epoch is kept for a look or a resume
     assert state is not None and state["stage"] in ("teacher", "baseline", "student")
+
+
+def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
+    cfg = _config(tiny_config, {"name": "none"})
+    cfg["train"]["epochs"] = 40  # long enough to be interrupted in the middle
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "CDKD_DISABLE_PLUGINS": "medical finance nlp"}
+    ref = _cli("run", str(path), "--output", str(tmp_path / "ref"), "--quiet", "--json", env=env)
+    out, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+    target = tmp_path / "stopped"
+    proc = _cli("run", str(path), "--output", str(target), "--quiet", env=env)
+    deadline = time.monotonic() + 300
+    while _epochs_logged(target) < 45 and proc.poll() is None:  # inside the baseline
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "cdkd run --resume" in err and "Traceback" not in err
+    (run_dir,) = target.iterdir()
+    state = load_checkpoint(run_dir)
+    assert state is not None and state["fit"]["in_epoch"] is not None  # saved at the step
+    resumed = _cli("run", "--resume", str(run_dir), "--quiet", "--json", env=env)
+    out2, err2 = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err2
+    assert _metrics(json.loads(out2)) == _metrics(json.loads(out))
