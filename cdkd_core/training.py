@@ -215,6 +215,28 @@ def fit(
         first = resume["epoch"] + 1
     partial = resume.get("in_epoch") if resume is not None else None
     global_step = resume.get("global_step", 0) if resume is not None else 0
+
+    def snapshot(done: int, in_epoch: dict | None = None) -> dict:
+        """The loop's whole state after ``done`` epochs (and, ``in_epoch``, where it is
+        inside the next one), for ``on_checkpoint``."""
+        return {
+            "epoch": done,
+            "model": model.state_dict(),
+            "losses": [loss.state_dict() for loss, _ in losses],
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best_epoch": best.best_epoch,
+            "best_score": best.best_score,
+            "history": best.history,
+            "best_state": best_state,
+            "stale": stale,
+            "stopped": stopped,
+            "global_step": global_step,
+            "in_epoch": in_epoch,
+        }
+
     # one hook for the whole stage (registering one per step costs a module-tree walk)
     with FeatureHook(model, settings.feature_layer) as hook:
         for epoch in range(first, settings.epochs + 1):
@@ -273,19 +295,9 @@ def fit(
                     stop or (every and global_step % every == 0 and position + 1 < len(order))
                 ):
                     on_checkpoint(
-                        _state(
+                        snapshot(
                             epoch - 1,
-                            model,
-                            losses,
-                            optimizer,
-                            scheduler,
-                            generator,
-                            best,
-                            best_state,
-                            stale,
-                            stopped,
-                            global_step,
-                            in_epoch={
+                            {
                                 "generator": epoch_generator,
                                 "position": position + 1,
                                 "sums": sums,
@@ -315,58 +327,9 @@ def fit(
                 stale += 1
                 stopped = settings.patience is not None and stale >= settings.patience
             if on_checkpoint is not None:
-                on_checkpoint(
-                    _state(
-                        epoch,
-                        model,
-                        losses,
-                        optimizer,
-                        scheduler,
-                        generator,
-                        best,
-                        best_state,
-                        stale,
-                        stopped,
-                        global_step,
-                    )
-                )
+                on_checkpoint(snapshot(epoch))
     model.load_state_dict(best_state)
     return best
-
-
-def _state(
-    epoch: int,
-    model: nn.Module,
-    losses: list[tuple[Loss, float]],
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    generator: torch.Generator,
-    best: FitResult,
-    best_state: dict,
-    stale: int,
-    stopped: bool,
-    global_step: int,
-    in_epoch: dict | None = None,
-) -> dict:
-    """The loop's whole state after ``epoch`` completed epochs (and, ``in_epoch``, the
-    position inside the next one) for ``on_checkpoint``."""
-    return {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "losses": [loss.state_dict() for loss, _ in losses],
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "best_epoch": best.best_epoch,
-        "best_score": best.best_score,
-        "history": best.history,
-        "best_state": best_state,
-        "stale": stale,
-        "stopped": stopped,
-        "global_step": global_step,
-        "in_epoch": in_epoch,
-    }
 
 
 def _step(

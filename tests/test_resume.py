@@ -38,6 +38,28 @@ class _Stop(KeyboardInterrupt):
     pass
 
 
+def _interrupt_at(cfg: dict, host, out: Path, stop_after: int) -> Path:
+    """Run ``cfg`` and stop it (as Ctrl-C would) right after its ``stop_after``-th
+    checkpoint; the run directory."""
+    real = pipeline_module.save_checkpoint
+    seen = {"n": 0}
+
+    def stopping(run_dir, state):
+        real(run_dir, state)
+        seen["n"] += 1
+        if seen["n"] == stop_after:
+            raise _Stop
+
+    pipeline_module.save_checkpoint = stopping
+    try:
+        with pytest.raises(RunInterrupted, match="cdkd run --resume"):
+            run_pipeline(load_config(cfg, host=host), output=out, host=host)
+    finally:
+        pipeline_module.save_checkpoint = real
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
 FEEDBACK = [
     {"name": "mutual", "params": {"rounds": 2}},
     {"name": "hard_examples", "params": {"rounds": 2, "epochs": 1}},
@@ -65,22 +87,7 @@ def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path,
     # every checkpoint for one strategy; around the feedback for the other
     stops = range(1, total + 1) if feedback["name"] == "mutual" else (4, 9, 10, 11, 14)
     for stop_after in stops:
-        seen = {"n": 0}
-
-        def stopping(run_dir, state, stop_after=stop_after, seen=seen):
-            real(run_dir, state)
-            seen["n"] += 1
-            if seen["n"] == stop_after:
-                raise _Stop
-
-        pipeline_module.save_checkpoint = stopping
-        out = tmp_path / f"stop{stop_after}"
-        try:
-            with pytest.raises(RunInterrupted, match="cdkd run --resume"):
-                run_pipeline(load_config(cfg, host=host), output=out, host=host)
-        finally:
-            pipeline_module.save_checkpoint = real
-        (run_dir,) = out.iterdir()
+        run_dir = _interrupt_at(cfg, host, tmp_path / f"stop{stop_after}", stop_after)
         assert not (run_dir / "summary.json").exists()
         resumed = resume_run(run_dir, host=host)
         assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
@@ -215,22 +222,7 @@ def test_resume_from_a_checkpoint_inside_an_epoch(tiny_config, tmp_path, host):
     inside = [i + 1 for i, (_, mid) in enumerate(states) if mid]
     assert len(inside) > 10  # wine and breast cancer in batches of 32: several per epoch
     for stop_after in inside[:: max(1, len(inside) // 6)]:
-        seen = {"n": 0}
-
-        def stopping(run_dir, state, stop_after=stop_after, seen=seen):
-            real(run_dir, state)
-            seen["n"] += 1
-            if seen["n"] == stop_after:
-                raise _Stop
-
-        pipeline_module.save_checkpoint = stopping
-        out = tmp_path / f"stop{stop_after}"
-        try:
-            with pytest.raises(RunInterrupted):
-                run_pipeline(load_config(cfg, host=host), output=out, host=host)
-        finally:
-            pipeline_module.save_checkpoint = real
-        (run_dir,) = out.iterdir()
+        run_dir = _interrupt_at(cfg, host, tmp_path / f"stop{stop_after}", stop_after)
         resumed = resume_run(run_dir, host=host)
         assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
 
