@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -73,5 +74,8 @@ def validate_components(config: PipelineConfig, host: Any = None) -> None:
                 f"{config.encoder.name!r} provides only {sorted(provides)}"
             )
     check("feedback", config.feedback, "feedback")
+    checkpoint = config.teacher.checkpoint
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        errors.append(f"teacher.checkpoint: no such file: {checkpoint}")
     if errors:
         raise ConfigError("\n".join(errors))

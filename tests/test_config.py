@@ -592,3 +592,12 @@ def test_dump_config_round_trips(host: PluginHost, tmp_path: Path) -> None:
     path = tmp_path / "resolved.yaml"
     path.write_text(text)
     assert load_config(path, host=host) == cfg
+
+
+def test_validate_refuses_a_missing_teacher_checkpoint(tiny_config, host, tmp_path):
+    from cdkd_core import load_config
+    from cdkd_core.errors import ConfigError
+
+    tiny_config["teacher"]["checkpoint"] = str(tmp_path / "missing.safetensors")
+    with pytest.raises(ConfigError, match=r"teacher\.checkpoint: no such file"):
+        load_config(tiny_config, host=host)
