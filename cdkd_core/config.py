@@ -118,6 +118,13 @@ class TrainConfig(_Strict):
         ge=1,
         description="Also checkpoint every this many optimiser steps within an epoch.",
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description=(
+            "fp32, or mixed precision for the training steps: bf16 (CPU or GPU) or fp16 "
+            "(CUDA only, with loss scaling); evaluation stays in fp32."
+        ),
+    )
     teacher_gate: Literal["none", "val"] = Field(
         "none",
         description=(

@@ -92,6 +92,7 @@ def _settings(
         seed=seed,
         feature_layer=layer,
         checkpoint_steps=t.checkpoint_steps if t.checkpoints else None,
+        precision=t.precision,
     )
 
 
@@ -358,6 +359,11 @@ class Pipeline:
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
         config = self.config
+        if config.train.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError(
+                f"train.precision: fp16 needs a CUDA device, and this run is on "
+                f"{self.device.type}; use bf16 (CPU and GPU) or fp32"
+            )
         seed_everything(self.seed)
         with self.progress.stage("loading domains", 1) as advance:
             self.domains = prepare_domains(config, self.host, self.feedback.quiz_fraction)

@@ -86,6 +86,8 @@ class FitSettings:
     feature_layer: str = "trunk"
     #: also call ``on_checkpoint`` every this many optimiser steps within an epoch
     checkpoint_steps: int | None = None
+    #: fp32, or mixed precision: bf16 (CPU or GPU) or fp16 (CUDA, with loss scaling)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -196,6 +198,9 @@ def fit(
         params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True
     )
     generator = torch.Generator().manual_seed(settings.seed)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)
+    # loss scaling keeps fp16 gradients from underflowing; disabled, it is a no-op
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
     steps_per_epoch = sum(math.ceil(len(p.index) / settings.batch_size) for p in plans)
     scheduler = _schedule(optimizer, settings, steps_per_epoch * settings.epochs)
     best = FitResult(best_epoch=0, best_score=-math.inf)
@@ -209,6 +214,8 @@ def fit(
         if scheduler is not None:
             scheduler.load_state_dict(resume["scheduler"])
         generator.set_state(resume["generator"])
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
         torch.set_rng_state(resume["torch_rng"])
         best = FitResult(resume["best_epoch"], resume["best_score"], list(resume["history"]))
         best_state, stale, stopped = resume["best_state"], resume["stale"], resume["stopped"]
@@ -225,6 +232,7 @@ def fit(
             "losses": [loss.state_dict() for loss, _ in losses],
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "best_epoch": best.best_epoch,
@@ -265,7 +273,10 @@ def fit(
                     continue
                 p_idx, idx = batches[b]
                 plan = plans[p_idx]
-                terms, student_logits = _step(model, hook, plan, idx, losses, settings, live)
+                with torch.autocast(
+                    device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+                ):
+                    terms, student_logits = _step(model, hook, plan, idx, losses, settings, live)
                 if not terms:
                     continue
                 total = sum(terms.values())
@@ -277,10 +288,12 @@ def fit(
                         + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                scaler.scale(total).backward()
                 if settings.grad_clip:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 if scheduler is not None:
                     scheduler.step()
                 if live is not None:

@@ -391,3 +391,30 @@ def test_teacher_gate_withholds_soft_labels_where_the_teacher_is_worse(tiny_conf
     assert kept and all(g["teacher_val"] >= g["baseline_val"] for g in kept)
     student = [r for r in records if r.get("stage") == "student" and "loss" in r]
     assert all(any(k.endswith(":kd") for k in r["loss"]) for r in student)
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(tiny_config, tmp_path, host):
+    tiny_config["train"].update({"epochs": 4, "lr": 0.01})
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        tiny_config["train"]["precision"] = precision
+        result = _run(tiny_config, tmp_path / precision, host)
+        losses = [
+            r["loss"]["0:ce"]
+            for r in read_metrics(result.run_dir / "metrics.jsonl")
+            if r.get("stage") == "teacher" and "loss" in r
+        ]
+        runs[precision] = (result.summary, losses)
+    (fp32, fp32_losses), (bf16, bf16_losses) = runs["fp32"], runs["bf16"]
+    assert bf16_losses != fp32_losses  # the steps did run in bfloat16 ...
+    assert bf16_losses == pytest.approx(fp32_losses, rel=0.05)  # ... to much the same end
+    for name, d in bf16["domains"].items():
+        for who in ("teacher", "student", "baseline"):
+            assert d[who] == pytest.approx(fp32["domains"][name][who], abs=0.05)
+
+
+def test_fp16_without_cuda_is_refused_before_training(tiny_config, tmp_path, host):
+    tiny_config["train"]["precision"] = "fp16"
+    with pytest.raises(ConfigError, match=r"train\.precision: fp16 needs a CUDA device"):
+        _run(tiny_config, tmp_path, host)
+    assert not list(tmp_path.iterdir())
