@@ -18,6 +18,7 @@ import shutil
 import signal
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ from cdkd_core.assembly import NetworkSlot, build_network
 from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
 from cdkd_core.config import PipelineConfig, dump_config, load_config
 from cdkd_core.data import PreparedDomain, prepare_domains
+from cdkd_core.distributed import (
+    averaged_gradients,
+    broadcast_module,
+    broadcast_object,
+    current_world,
+    process_group,
+)
 from cdkd_core.domain import Split
 from cdkd_core.errors import CdkdError, ConfigError, PluginError, RunInterrupted
 from cdkd_core.extraction import TeacherCache, extract_knowledge
@@ -66,6 +74,8 @@ class RunResult:
 
     run_dir: Path
     summary: dict[str, Any]
+    #: False in torchrun's other processes: only process 0 writes and reports
+    main: bool = True
 
 
 def seed_everything(seed: int) -> None:
@@ -132,6 +142,16 @@ def _check_reachability(domains: list[PreparedDomain]) -> None:
                 )
 
 
+class _NullLog:
+    """The metrics log of torchrun's other processes: process 0 alone writes."""
+
+    def log(self, **record: Any) -> None:
+        """Drop the record."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 class _LiveTeacher:
     """Adapts a live feedback strategy to the training loop."""
 
@@ -181,8 +201,11 @@ class Pipeline:
         resume: dict[str, Any] | None = None,
     ) -> None:
         self.config, self.host, self.run_dir, self.progress = config, host, run_dir, progress
+        self.world = current_world()
         self.device = resolve_device(config.train.device)
-        self.log = MetricsLog(run_dir / "metrics.jsonl")
+        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.world.local_rank)  # a GPU per process
+        self.log = MetricsLog(run_dir / "metrics.jsonl") if self.world.main else _NullLog()
         self.cache = TeacherCache()
         self.feedback: FeedbackStrategy = host.get("feedback", config.feedback.name).from_params(
             config.feedback.params
@@ -380,7 +403,8 @@ class Pipeline:
         if config.teacher.checkpoint is not None:
             self._load_teacher(Path(config.teacher.checkpoint))
         self.training_started = True
-        self._write_layout(sources, trained)
+        if self.world.main:
+            self._write_layout(sources, trained)
         for d in self.domains:
             self.log.log(
                 event="domain",
@@ -416,7 +440,7 @@ class Pipeline:
         else:
             self.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
         if at <= 0:
-            save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
+            self._save("teacher", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
         if at > 1:
@@ -431,7 +455,7 @@ class Pipeline:
                 resume=resume["fit"] if at == 1 else None,
             )
         self._baseline_state = baseline.state_dict()
-        save_weights(self.run_dir / "baseline.safetensors", baseline.state_dict())
+        self._save("baseline", baseline.state_dict())
         # an unlabelled target is evaluated through the head and stem it shares with a
         # labelled domain: the source-only student, the usual reference for adaptation
         baseline_logits = {d.name: self._logits(baseline, d) for d in self.domains}
@@ -491,11 +515,12 @@ class Pipeline:
             if round_ + 1 < self.feedback.rounds:
                 changed = self._feedback(round_, student, views) or changed
             if changed:
-                save_weights(self.run_dir / "teacher.safetensors", self.teacher.state_dict())
+                broadcast_module(self.teacher)  # every process goes on with process 0's
+                self._save("teacher", self.teacher.state_dict())
         round_results = self.round_results
         assert student is not None and predictions is not None
-        save_weights(self.run_dir / "student.safetensors", student.state_dict())
-        save_weights(self.run_dir / "predictions.safetensors", predictions)
+        self._save("student", student.state_dict())
+        self._save("predictions", predictions)
         final = round_results[-1]["domains"]
         summary = {
             "domains": {
@@ -519,6 +544,7 @@ class Pipeline:
             "latency_ms_per_sample": self._latencies(student, LATENCY_BATCH),
             "latency_batch_size": LATENCY_BATCH,
             "latency_ms_per_sample_batch1": self._latencies(student, 1),
+            "processes": self.world.size,
             "rounds": self.feedback.rounds,
             "seed": config.seed,
             "device": str(self.device),
@@ -526,7 +552,8 @@ class Pipeline:
             "teacher_cache": {"hits": self.cache.hits, "misses": self.cache.misses},
             "wall_s": round(time.perf_counter() - start, 3),
         }
-        atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.world.main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
         self.log.close()
         return summary
 
@@ -556,7 +583,8 @@ class Pipeline:
                 self.device,
             )
             advance()
-        encoder.save(self.run_dir)
+        if self.world.main:
+            encoder.save(self.run_dir)
         self.log.log(
             stage="encoding",
             round=round_,
@@ -580,16 +608,19 @@ class Pipeline:
         if resume is not None:  # the teacher (and a live strategy) as they were at the stop
             self.teacher.load_state_dict(resume["teacher"])
             self.feedback.load_state_dict(resume["feedback"])
-        self._train(
-            student,
-            self._plans(trained, "student", use_labels_only=False, outputs=outputs),
-            losses,
-            stage="student",
-            teacher=False,
-            round_=round_,
-            live=live,
-            resume=resume["fit"] if resume is not None else None,
-        )
+        # a live teacher trains outside DistributedDataParallel (it is not the model being
+        # distilled): its gradients are averaged over the processes as they are computed
+        with averaged_gradients(self.teacher) if live is not None else nullcontext():
+            self._train(
+                student,
+                self._plans(trained, "student", use_labels_only=False, outputs=outputs),
+                losses,
+                stage="student",
+                teacher=False,
+                round_=round_,
+                live=live,
+                resume=resume["fit"] if resume is not None else None,
+            )
 
         # 4. evaluation
         results, predictions = self._evaluate_round(student, baseline_logits, baseline_results)
@@ -635,9 +666,14 @@ class Pipeline:
             }
         return results, predictions
 
+    def _save(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        """Write ``<name>.safetensors`` in the run directory (process 0 only)."""
+        if self.world.main:
+            save_weights(self.run_dir / f"{name}.safetensors", state)
+
     def _checkpoint(self, stage: str, round_: int | None, **extra: Any) -> None:
         """Save where the run stands (``checkpoint.safetensors``) for ``cdkd run --resume``."""
-        if not self.config.train.checkpoints:
+        if not self.config.train.checkpoints or not self.world.main:
             return
         save_checkpoint(
             self.run_dir,
@@ -741,7 +777,7 @@ class Pipeline:
                 if standardizer is not None:
                     stats[f"{d.name}/{view}/mean"] = standardizer.mean
                     stats[f"{d.name}/{view}/std"] = standardizer.std
-        save_weights(self.run_dir / "preprocessing.safetensors", stats)
+        self._save("preprocessing", stats)
 
     def _params(self, student: MultiDomainNet) -> dict[str, int]:
         """Teacher (its network plus the frozen encoders behind its input views, each input
@@ -759,7 +795,10 @@ class Pipeline:
         }
 
     def _latencies(self, student: MultiDomainNet, batch_size: int) -> dict[str, float | None]:
-        """Teacher and student latency on the test inputs of the first domain both predict."""
+        """Teacher and student latency on the test inputs of the first domain both predict
+        (measured by process 0 alone)."""
+        if not self.world.main:
+            return {"teacher": None, "student": None}
         for d in self.domains:
             if all(m.has_stem(d.space) and m.has_head(d.task) for m in (self.teacher, student)):
                 return {
@@ -859,7 +898,9 @@ def run_pipeline(
     """Run a pipeline and write its run directory under ``output``.
 
     ``config`` is a validated :class:`PipelineConfig`, a mapping, a YAML path, or ``None``
-    for the built-in quickstart.
+    for the built-in quickstart. Started by torchrun as one of several processes, it joins
+    their process group (unless the caller has) and trains with DistributedDataParallel;
+    process 0 alone writes the run directory.
     """
     from cdkd_core.plugins import PluginHost
 
@@ -871,9 +912,15 @@ def run_pipeline(
         from cdkd_core.validation import validate_components
 
         validate_components(config, host)
-    run_dir = create_run_dir(Path(output), config.name)
-    atomic_write_text(run_dir / "config.yaml", dump_config(config))
-    return _execute(config, host, run_dir, quiet, resume=None, fresh=True)
+    with process_group(config.train.device) as world:
+
+        def new_run_dir() -> Path:
+            run_dir = create_run_dir(Path(output), config.name)
+            atomic_write_text(run_dir / "config.yaml", dump_config(config))
+            return run_dir
+
+        run_dir = broadcast_object(new_run_dir() if world.main else None)
+        return _execute(config, host, run_dir, quiet, resume=None, fresh=True)
 
 
 def resume_run(run_dir: str | Path, *, host=None, quiet: bool = True) -> RunResult:
@@ -891,7 +938,8 @@ def resume_run(run_dir: str | Path, *, host=None, quiet: bool = True) -> RunResu
     config = load_config(run_dir / "config.yaml", host=host)
     # no checkpoint yet (stopped in its first epoch): the run starts again in its directory
     state = load_checkpoint(run_dir)
-    return _execute(config, host, run_dir, quiet, resume=state, fresh=False)
+    with process_group(config.train.device):
+        return _execute(config, host, run_dir, quiet, resume=state, fresh=False)
 
 
 class _InterruptWatch:
@@ -932,7 +980,8 @@ def _execute(
     threads = torch.get_num_threads()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    with Progress(quiet=quiet) as progress, _InterruptWatch() as watch:
+    main = current_world().main
+    with Progress(quiet=quiet or not main) as progress, _InterruptWatch() as watch:
         pipeline = Pipeline(config, host, run_dir, progress, resume=resume)
         watch.pipeline = pipeline
         try:
@@ -945,13 +994,14 @@ def _execute(
                 raise blamed from exc
         except CdkdError:
             pipeline.log.close()
-            if fresh and not pipeline.training_started:
+            if fresh and not pipeline.training_started and main:
                 shutil.rmtree(run_dir, ignore_errors=True)  # bad data: nothing half-written
             raise
         except KeyboardInterrupt:
             pipeline.log.close()
             if fresh and not pipeline.training_started:
-                shutil.rmtree(run_dir, ignore_errors=True)
+                if main:
+                    shutil.rmtree(run_dir, ignore_errors=True)
                 raise
             raise RunInterrupted(
                 f"interrupted; {run_dir} keeps the last epoch's checkpoint: "
@@ -960,6 +1010,7 @@ def _execute(
         finally:
             pipeline.log.close()
             torch.set_num_threads(threads)
-    for name in (CHECKPOINT, PREVIOUS):  # a finished run needs no checkpoint
-        (run_dir / name).unlink(missing_ok=True)
-    return RunResult(run_dir, summary)
+    if main:
+        for name in (CHECKPOINT, PREVIOUS):  # a finished run needs no checkpoint
+            (run_dir / name).unlink(missing_ok=True)
+    return RunResult(run_dir, summary, main)

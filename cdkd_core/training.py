@@ -11,8 +11,16 @@ from typing import Protocol
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from cdkd_core.data import PreparedDomain
+from cdkd_core.distributed import (
+    any_across,
+    current_world,
+    gather_rows,
+    shard_bounds,
+    sum_across,
+)
 from cdkd_core.errors import TrainingError
 from cdkd_core.hooks import FeatureHook
 from cdkd_core.loss import BatchContext, Loss
@@ -103,15 +111,23 @@ class FitResult:
 def predict(
     model: nn.Module, x: torch.Tensor, space: str, task: str, batch_size: int, device
 ) -> torch.Tensor:
-    """Logits for all of ``x`` in eval mode, on the CPU."""
+    """Logits for all of ``x`` in eval mode, on the CPU.
+
+    Under torchrun each process predicts its share of the rows and all get the whole
+    result, so every process must call it with the same arguments.
+    """
+    world = current_world()
+    lo, hi = shard_bounds(len(x), world) if world.distributed else (0, len(x))
     was_training = model.training
     model.eval()
     out = [
-        model(x[i : i + batch_size].to(device), space, task).float().cpu()
-        for i in range(0, len(x), batch_size)
+        model(x[i : min(i + batch_size, hi)].to(device), space, task).float().cpu()
+        for i in range(lo, hi, batch_size)
     ]
+    if not out:  # fewer rows than processes: an empty block of the right width
+        out = [model(x[:1].to(device), space, task).float().cpu()[:0]]
     model.train(was_training)
-    return torch.cat(out)
+    return gather_rows(torch.cat(out), len(x))
 
 
 @torch.no_grad()
@@ -167,6 +183,62 @@ def _schedule(optimizer, settings: FitSettings, total_steps: int):
     return None
 
 
+class TrainStep(nn.Module):
+    """A network and its weighted losses as one module: a forward pass gives one batch's
+    loss terms. Wrapped in DistributedDataParallel under torchrun, so the gradients of
+    every parameter a step trains (the losses' own, e.g. a projector, included) are
+    averaged over the processes."""
+
+    def __init__(
+        self, model: nn.Module, losses: list[tuple[Loss, float]], hook: FeatureHook
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.losses = nn.ModuleList([loss for loss, _ in losses])
+        self.weights = [weight for _, weight in losses]
+        self.hook = hook
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        batch: dict[str, torch.Tensor | None],
+        domain: str,
+        space: str,
+        task: str,
+        weight: float,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The weighted loss terms (empty when no term applies) and the student logits;
+        ``batch`` holds the rest of :class:`BatchContext` (labels, teacher outputs)."""
+        logits = self.model(x, space, task)
+        ctx = BatchContext(
+            domain=domain,
+            task=task,
+            student_logits=logits,
+            student_features=self.hook.take(),
+            **batch,
+        )
+        terms = {}
+        for i, (loss, w) in enumerate(zip(self.losses, self.weights, strict=True)):
+            if w == 0:
+                continue
+            value = loss(ctx)
+            if value is not None:
+                terms[f"{i}:{loss.name}"] = weight * w * value
+        return terms, logits
+
+
+def _leaves_parameters_unused(model: nn.Module, losses: list[tuple[Loss, float]]) -> bool:
+    """Whether a step may leave some trained parameters without a gradient: the stems and
+    heads of the batch's other domains, or a loss's parameters on a batch it skips.
+    DistributedDataParallel must then look for them (``find_unused_parameters``)."""
+    stems, heads = getattr(model, "stems", ()), getattr(model, "heads", ())
+    return (
+        len(stems) > 1
+        or len(heads) > 1
+        or any(any(True for _ in loss.parameters()) for loss, _ in losses)
+    )
+
+
 def fit(
     model: nn.Module,
     plans: list[DomainPlan],
@@ -187,8 +259,15 @@ def fit(
     state) continues from it, bit for bit as if the loop had not stopped. When
     ``stop_requested()`` turns true (Ctrl-C), the loop checkpoints after the current step
     and raises :class:`KeyboardInterrupt`.
+
+    Under torchrun every process draws the same batches (same seed) and takes its share
+    of each, ``batch[rank::world_size]``; DistributedDataParallel averages the gradients,
+    each process's loss scaled by its share of the batch, so a step follows the gradient
+    of the whole batch's mean loss, as one process would. A batch smaller than the number
+    of processes (an epoch's last, at most) is skipped.
     """
     device = settings.device
+    world = current_world()
     model.to(device)
     for loss, _ in losses:
         loss.to(device)
@@ -222,6 +301,7 @@ def fit(
         first = resume["epoch"] + 1
     partial = resume.get("in_epoch") if resume is not None else None
     global_step = resume.get("global_step", 0) if resume is not None else 0
+    source = _BatchSource(plans, device)
 
     def snapshot(done: int, in_epoch: dict | None = None) -> dict:
         """The loop's whole state after ``done`` epochs (and, ``in_epoch``, where it is
@@ -247,10 +327,17 @@ def fit(
 
     # one hook for the whole stage (registering one per step costs a module-tree walk)
     with FeatureHook(model, settings.feature_layer) as hook:
+        step_module: nn.Module = TrainStep(model, losses, hook)
+        if world.distributed:
+            step_module = DistributedDataParallel(
+                step_module,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=_leaves_parameters_unused(model, losses),
+            )
         for epoch in range(first, settings.epochs + 1):
             if stopped:
                 break
-            model.train()
+            step_module.train()
             if partial is not None:  # resuming mid-epoch: the same batches as before
                 generator.set_state(partial["generator"])
             epoch_generator = generator.get_state()
@@ -273,20 +360,32 @@ def fit(
                     continue
                 p_idx, idx = batches[b]
                 plan = plans[p_idx]
+                share = 1.0
+                if world.distributed:
+                    if len(idx) < world.size:
+                        continue
+                    share = math.ceil((len(idx) - world.rank) / world.size) / len(idx)
+                    idx = idx[world.rank :: world.size]
+                d = plan.domain
                 with torch.autocast(
                     device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
                 ):
-                    terms, student_logits = _step(model, hook, plan, idx, losses, settings, live)
-                if not terms:
-                    continue
-                total = sum(terms.values())
-                if not torch.isfinite(total):
-                    raise TrainingError(
-                        f"the loss became {float(total.detach())} in epoch {epoch} on domain "
-                        f"{plan.domain.name!r} (terms: "
-                        + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-                        + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
+                    terms, student_logits = step_module(
+                        *source.batch(p_idx, idx, live), d.name, d.space, d.task, plan.weight
                     )
+                total = sum(terms.values()) if terms else None
+                finite = total is None or bool(torch.isfinite(total))
+                applies, diverged = bool(terms), not finite
+                if world.distributed:
+                    applies, diverged = any_across(applies, diverged)
+                if not applies:
+                    continue
+                if diverged:
+                    raise TrainingError(_divergence(epoch, d.name, terms, finite))
+                if total is None:  # no term on this process's share: a zero gradient
+                    total = student_logits.sum() * 0.0
+                elif world.distributed:
+                    total = total * (share * world.size)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
                 if settings.grad_clip:
@@ -299,11 +398,14 @@ def fit(
                 if live is not None:
                     live.step(plan, idx, student_logits.detach())
                 for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach()  # no per-step sync
+                    v = v.detach() * share if world.distributed else v.detach()
+                    sums[k] = sums.get(k, 0.0) + v  # no per-step sync
                 steps += 1
                 global_step += 1
                 every = settings.checkpoint_steps
                 stop = stop_requested is not None and stop_requested()
+                if world.distributed and stop_requested is not None:
+                    (stop,) = any_across(stop)
                 if on_checkpoint is not None and (
                     stop or (every and global_step % every == 0 and position + 1 < len(order))
                 ):
@@ -321,6 +423,8 @@ def fit(
                     )
                 if stop:
                     raise KeyboardInterrupt
+            if world.distributed:
+                sums = sum_across(sums)
             score, val = val_score(model, plans, settings)
             record = {
                 "epoch": epoch,
@@ -345,46 +449,65 @@ def fit(
     return best
 
 
-def _step(
-    model: nn.Module,
-    hook: FeatureHook,
-    plan: DomainPlan,
-    idx: torch.Tensor,
-    losses: list[tuple[Loss, float]],
-    settings: FitSettings,
-    live: LiveTeacher | None,
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The weighted loss terms of one batch (empty when no term applies) and the logits."""
-    d = plan.domain
-    device = settings.device
-    x = plan.x[idx].to(device)
-    logits = model(x, d.space, d.task)
-    features = hook.take()
-    teacher_logits = knowledge = teacher_features = None
-    if plan.teacher is not None:
-        t = plan.teacher
-        teacher_logits = t.logits[idx].to(device) if t.logits is not None else None
-        knowledge = t.knowledge[idx].to(device) if t.knowledge is not None else None
-        teacher_features = t.features[idx].to(device) if t.features is not None else None
-    if live is not None:
-        fresh = live.logits(plan, idx)
-        teacher_logits = fresh.to(device) if fresh is not None else teacher_logits
-    ctx = BatchContext(
-        domain=d.name,
-        task=d.task,
-        student_logits=logits,
-        student_features=features,
-        labels=plan.labels[idx].to(device),
-        labelled=plan.labelled[idx].to(device),
-        teacher_logits=teacher_logits,
-        teacher_features=teacher_features,
-        knowledge=knowledge,
+def _divergence(epoch: int, domain: str, terms: dict[str, torch.Tensor], finite: bool) -> str:
+    """What to say when the loss stops being finite."""
+    if finite:  # it diverged on another process's share of the batch
+        return (
+            f"the loss became non-finite in epoch {epoch} on domain {domain!r} (in another "
+            "process); try a lower learning rate (train.lr) or, for kd, a lower temperature"
+        )
+    total = float(sum(terms.values()).detach())
+    return (
+        f"the loss became {total} in epoch {epoch} on domain {domain!r} (terms: "
+        + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+        + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
     )
-    terms = {}
-    for i, (loss, weight) in enumerate(losses):
-        if weight == 0:
-            continue
-        value = loss(ctx)
-        if value is not None:
-            terms[f"{i}:{loss.name}"] = plan.weight * weight * value
-    return terms, logits
+
+
+class _BatchSource:
+    """Cuts a step's batch out of a plan's tensors and puts it on the device.
+
+    On a GPU, the plans' tensors (inputs, labels, cached teacher outputs) are moved there
+    once when they take under a quarter of its free memory, so a step indexes GPU memory
+    instead of copying from the host; otherwise each batch is gathered on the host and
+    copied.
+    """
+
+    def __init__(self, plans: list[DomainPlan], device: torch.device) -> None:
+        self.plans, self.device = plans, device
+        self.tensors = [self._tensors(plan) for plan in plans]
+        if device.type == "cuda":
+            size = sum(t.nbytes for ts in self.tensors for t in ts.values() if t is not None)
+            free, _ = torch.cuda.mem_get_info(device)
+            if size < free // 4:
+                self.tensors = [
+                    {k: None if t is None else t.to(device) for k, t in ts.items()}
+                    for ts in self.tensors
+                ]
+
+    @staticmethod
+    def _tensors(plan: DomainPlan) -> dict[str, torch.Tensor | None]:
+        t = plan.teacher
+        return {
+            "x": plan.x,
+            "labels": plan.labels,
+            "labelled": plan.labelled,
+            "teacher_logits": t.logits if t is not None else None,
+            "teacher_features": t.features if t is not None else None,
+            "knowledge": t.knowledge if t is not None else None,
+        }
+
+    def batch(
+        self, p_idx: int, idx: torch.Tensor, live: LiveTeacher | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
+        """The inputs and the rest of the batch context of ``idx`` in plan ``p_idx``."""
+        device = self.device
+        tensors = self.tensors[p_idx]
+        rows = {
+            k: None if t is None else t[idx.to(t.device)].to(device) for k, t in tensors.items()
+        }
+        if live is not None:
+            fresh = live.logits(self.plans[p_idx], idx)
+            if fresh is not None:
+                rows["teacher_logits"] = fresh.to(device)
+        return rows.pop("x"), rows

@@ -24,7 +24,8 @@ from cdkd_core.network import MultiDomainNet, module_key
 from cdkd_core.training import (
     DomainPlan,
     FitSettings,
-    _step,
+    TrainStep,
+    _BatchSource,
     fit,
     predict,
     read_features,
@@ -231,9 +232,9 @@ def test_step_scales_terms_by_loss_and_domain_weight() -> None:
     plan.labelled[9] = False
     plan.labels[9] = -1
     with FeatureHook(model, "trunk") as hook:
-        terms, logits = _step(
-            model, hook, plan, idx, [(CrossEntropyLoss(), 0.5)], _settings(), None
-        )
+        step = TrainStep(model, [(CrossEntropyLoss(), 0.5)], hook)
+        x, batch = _BatchSource([plan], CPU).batch(0, idx, None)
+        terms, logits = step(x, batch, d.name, d.space, d.task, plan.weight)
     keep = [0, 1, 3]
     expected = F.cross_entropy(model(plan.x[idx], d.space, d.task)[keep], d.train.y[idx][keep])
     assert terms["0:ce"].item() == pytest.approx(3.0 * 0.5 * expected.item(), rel=1e-5)

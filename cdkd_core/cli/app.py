@@ -10,7 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cdkd_core.cli.common import make_host, state, stdout_is_terminal, user_errors
+from cdkd_core.cli.common import (
+    debug_enabled,
+    make_host,
+    state,
+    stdout_is_terminal,
+    user_errors,
+)
 from cdkd_core.cli.data import data_app
 from cdkd_core.cli.plugins import plugins_app
 
@@ -128,26 +134,51 @@ def run(
             help="Continue a killed or interrupted run from its last checkpoint.",
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train on N processes of this machine (DistributedDataParallel; one GPU "
+            "each with CUDA, gloo on the CPU otherwise): starts torchrun --standalone "
+            "--nproc_per_node N.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline: teacher, knowledge encoding, student, evaluation, feedback rounds.
 
     Example: cdkd run pipeline.yaml --set train.epochs=5 --output runs
-    (after a crash or Ctrl-C: cdkd run --resume runs/<name>-<timestamp>)
+    (after a crash or Ctrl-C: cdkd run --resume runs/<name>-<timestamp>;
+    on 4 GPUs: cdkd run pipeline.yaml --nproc 4)
     """
     from cdkd_core.config import load_config
+    from cdkd_core.distributed import launched_by_torchrun
     from cdkd_core.errors import ConfigError
     from cdkd_core.pipeline import resume_run, run_pipeline
 
     host = make_host()
+    if resume is not None and (config is not None or overrides):
+        raise ConfigError(
+            "--resume continues a run with its own config.yaml: give no CONFIG or --set"
+        )
+    if nproc is not None and nproc > 1 and not launched_by_torchrun():
+        from cdkd_core.launch import launch
+
+        if resume is None:
+            load_config(config, overrides or [], host=host)  # refuse a bad config here, once
+        args = ["--debug"] if debug_enabled() else []
+        args += ["run", *([str(config)] if config is not None else []), "--output", str(output)]
+        args += [a for o in overrides or [] for a in ("--set", o)]
+        args += ["--quiet"] * quiet + ["--json"] * json_out
+        args += ["--resume", str(resume)] if resume is not None else []
+        raise typer.Exit(launch(nproc, args))
     if resume is not None:
-        if config is not None or overrides:
-            raise ConfigError(
-                "--resume continues a run with its own config.yaml: give no CONFIG or --set"
-            )
         result = resume_run(resume, host=host, quiet=quiet)
     else:
         cfg = load_config(config, overrides or [], host=host)
         result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
+    if not result.main:  # torchrun's other processes: process 0 reports
+        return
     if json_out:
         typer.echo(json.dumps(result.summary, indent=2))
     else:

@@ -21,8 +21,10 @@ def debug_enabled() -> bool:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``error: message`` to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: message`` to stderr and return the Exit to raise (under torchrun,
+    process 0 alone prints: the others meet the same error)."""
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
