@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("quality", "transfer", "feedback", "peer", "overhead")
+SUITES = ("quality", "transfer", "feedback", "peer", "overhead", "memory")
 #: not a suite of its own: measures the latencies of finished quality runs again
 EXTRA = ("latency",)
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from benchmarks import feedback, overhead, peer, quality, transfer
+    from benchmarks import feedback, memory, overhead, peer, quality, transfer
     from benchmarks.harness import Harness, machine
     from benchmarks.report import render
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             "feedback": feedback,
             "peer": peer,
             "overhead": overhead,
+            "memory": memory,
         }
         for suite in suites:
             t0 = time.perf_counter()
@@ -70,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             result = modules[suite].run(h, seeds, args.quick, replicates, only)
             results.update(seeds=seeds, replicates=replicates, quick=args.quick)
-            _merge(out, results, suite, result, bool(only), time.perf_counter() - t0)
+            header = results
+            if suite == "memory":  # no seeds or bootstrap: the other suites' header stays
+                result["command"] = results["command"]
+                header = {"machine": results["machine"], "quick": args.quick}
+            _merge(out, header, suite, result, bool(only), time.perf_counter() - t0)
             print(f"{suite}: {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
     render(json.loads(out.read_text()), docs)
     print(f"report: {docs}")

@@ -151,6 +151,21 @@ def targets(results: dict) -> list[dict[str, Any]]:
                 "detail": ", ".join(f"{k} {v:.2f}x" for k, v in cache.items()),
             }
         )
+    memory = results.get("memory")
+    if memory:
+        flat = memory_growth(memory)
+        if "auto" in flat:
+            out.append(
+                {
+                    "target": "peak memory flat as the data grows 10x (arrays domain, "
+                    "out of core; flat: peak anonymous RSS within 20%)",
+                    "met": flat["auto"] <= 1.2,
+                    "detail": f"peak anonymous RSS from {flat['lo']}x to {flat['hi']}x: "
+                    + ", ".join(
+                        f"{mode} x{flat[mode]:.2f}" for mode in ("auto", "memory") if mode in flat
+                    ),
+                }
+            )
     peer = results.get("peer")
     if peer:
         b = peer["bootstrap_cdkd_minus_torchdistill"]
@@ -167,6 +182,28 @@ def targets(results: dict) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def memory_growth(memory: dict) -> dict[str, Any]:
+    """Peak anonymous RSS at the largest scale over the smallest, per mode (``lo``/``hi``:
+    the scales); empty with fewer than two scales."""
+    runs = memory.get("runs", [])
+    scales = sorted({r["scale"] for r in runs})
+    if len(scales) < 2:
+        return {}
+    out: dict[str, Any] = {"lo": scales[0], "hi": scales[-1]}
+    for mode in sorted({r["mode"] for r in runs}):
+        peak = {r["scale"]: r["peak_anon_mb"] for r in runs if r["mode"] == mode}
+        if scales[0] in peak and scales[-1] in peak:
+            out[mode] = peak[scales[-1]] / peak[scales[0]]
+    return out
+
+
+MODE_LABELS = {
+    "auto": "`auto` (disk: memory-mapped inputs)",
+    "memory": "`memory` (all in RAM)",
+    "disk": "`disk`",
+}
 
 
 # -- plots -----------------------------------------------------------------------------------
@@ -573,6 +610,84 @@ def render(results: dict, path: Path) -> None:
             ],
             rows,
         )
+    memory = results.get("memory")
+    if memory:
+        lines += [
+            "## 6. Memory as the data grows",
+            "",
+            f"The `arrays` domain on **replicated** data: {memory['dataset']} — not new "
+            "images. Each size is written as `.npy` files (`inputs`) and run in a fresh "
+            "process, with `train.out_of_core: auto` (the default; with memory-mapped inputs "
+            "every array the run derives goes to disk) and with `memory` (every derived array "
+            "in RAM): one epoch per stage, the default teacher (MLP 256x3) and student (MLP "
+            "32x1), `pca` (dim 32, fitted incrementally at every size here: more than 20,000 "
+            "rows), `ce` + `kd` + `hint`. `derived` is what the run computes from the data "
+            "(standardised inputs, the teacher's features and logits, knowledge vectors; "
+            "float32). Peak anonymous RSS is `RssAnon` sampled every "
+            f"{memory['sample_ms']} ms: the memory the process holds itself. Peak RSS is "
+            "`VmHWM`: it also counts mapped files — about 0.7 GB of shared libraries (torch) "
+            "and the page cache of the data and scratch files, which the kernel reclaims "
+            "under memory pressure. `floor` is the anonymous RSS after the imports a run "
+            "makes (torch and its optimiser, scikit-learn), before any data. One run each, "
+            "on one torch thread (scikit-learn's BLAS may use both cores: CPU s, the run's "
+            "user + system time, can exceed wall s). Times move with other jobs on the "
+            "machine: `load` is its 1-minute load average as the run ended (2 cores; above "
+            "1, another job shared them).",
+            "",
+        ]
+        rows = []
+        for r in memory["runs"]:
+            rows.append(
+                [
+                    f"{r['scale']}x",
+                    f"{r['rows']['train']:,} / {r['rows']['val']:,} / {r['rows']['test']:,}",
+                    f"{r['data_mb']:,.0f}",
+                    f"{r['derived_mb']:,.0f}" if "derived_mb" in r else "—",
+                    MODE_LABELS.get(r["mode"], r["mode"]),
+                    f"{r['peak_anon_mb']:,.0f}",
+                    f"{r['floor_anon_mb']:,.0f}",
+                    f"{r['peak_rss_mb']:,.0f}",
+                    f"{r['wall_s']:.1f}",
+                    f"{r['cpu_s']:.1f}" if "cpu_s" in r else "—",
+                    f"{r['load_1m']:.1f}" if "load_1m" in r else "—",
+                    f"{r['teacher']:.3f} / {r['student']:.3f}",
+                ]
+            )
+        lines += _table(
+            [
+                "size",
+                "rows train / val / test",
+                "inputs MB",
+                "derived MB",
+                "out_of_core",
+                "peak anon RSS MB",
+                "floor MB",
+                "peak RSS (VmHWM) MB",
+                "wall s",
+                "CPU s",
+                "load",
+                "accuracy teacher / student",
+            ],
+            rows,
+        )
+        growth = memory_growth(memory)
+        if "auto" in growth and "memory" in growth:
+            lo, hi = growth["lo"], growth["hi"]
+            peak = {(r["mode"], r["scale"]): r["peak_anon_mb"] for r in memory["runs"]}
+            lines += [
+                f"From {lo}x to {hi}x the peak anonymous memory of the out-of-core run goes "
+                f"from {peak['auto', lo]:,.0f} to {peak['auto', hi]:,.0f} MB "
+                f"(x{growth['auto']:.2f}); that of the in-memory run from "
+                f"{peak['memory', lo]:,.0f} to {peak['memory', hi]:,.0f} MB "
+                f"(x{growth['memory']:.2f}), as the derived arrays sit in RAM. Both modes "
+                "give the same accuracies (the same numbers, computed in the same order). Out "
+                "of core, what still grows with the data is per-example bookkeeping (labels, "
+                "batch indices, test predictions, the val rows model selection gathers each "
+                "epoch) and, in the peak RSS column, the page cache of the mapped files. The "
+                "accuracies only show that the modes agree: copies of one test image are not "
+                "independent examples.",
+                "",
+            ]
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

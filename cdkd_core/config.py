@@ -137,6 +137,18 @@ class TrainConfig(_Strict):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch during the run (default: torch's)."
     )
+    out_of_core: Literal["auto", "memory", "disk"] = Field(
+        "auto",
+        description=(
+            "Where large derived arrays (standardised inputs, a quiz split, teacher features "
+            "and logits, knowledge vectors) live: memory (RAM), disk (memory-mapped files in "
+            "RUN_DIR/cache/), or auto: disk for arrays above out_of_core_mb and for arrays "
+            "derived from memory-mapped inputs (the arrays domain)."
+        ),
+    )
+    out_of_core_mb: float = Field(
+        1024.0, gt=0, description="auto: arrays larger than this many MiB go to disk."
+    )
 
     @field_validator("device")
     @classmethod

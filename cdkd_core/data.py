@@ -2,11 +2,14 @@
 
 Inputs are standardised per domain with statistics of its train split; a target domain
 gets its stratified labelled subset; a quiz split is carved from each source domain's
-train split when the feedback strategy asks for one.
+train split when the feedback strategy asks for one. Large splits are checked and
+standardised chunk by chunk, into memory-mapped scratch files where ``train.out_of_core``
+says so (:mod:`cdkd_core.scratch`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -15,6 +18,7 @@ from cdkd_core.config import DomainEntry, PipelineConfig
 from cdkd_core.domain import DomainData, Split
 from cdkd_core.errors import CdkdError, DataError
 from cdkd_core.metrics import METRICS
+from cdkd_core.scratch import ScratchSpace, is_memory_mapped, row_chunks, rows_per_chunk
 from cdkd_core.splits import stratified_subset_mask
 
 
@@ -76,16 +80,51 @@ class PreparedDomain:
 
 
 class Standardizer:
-    """Per-channel z-scoring fitted on a train tensor (channels on ``channel_dim``)."""
+    """Per-channel z-scoring fitted on a train tensor (channels on ``channel_dim``).
+
+    The statistics are float64; a tensor larger than one chunk (see
+    :mod:`cdkd_core.scratch`) is read chunk by chunk, its per-chunk means and sums of
+    squared deviations merged by Chan et al.'s (1979) pairwise update, so no float64 copy
+    of the whole tensor is made. One chunk or several, the numbers agree to float64
+    rounding.
+    """
 
     def __init__(self, x: torch.Tensor, channel_dim: int) -> None:
-        dims = [d for d in range(x.dim()) if d != channel_dim % x.dim()]
-        self.mean = x.double().mean(dim=dims, keepdim=True)
-        std = x.double().std(dim=dims, keepdim=True, unbiased=False)
+        channel = channel_dim % x.dim()
+        dims = [d for d in range(x.dim()) if d != channel]
+        rows = rows_per_chunk(x)
+        if channel == 0 or len(x) <= rows:
+            self.mean = x.double().mean(dim=dims, keepdim=True)
+            std = x.double().std(dim=dims, keepdim=True, unbiased=False)
+        else:
+            count, mean, m2 = 0, None, None
+            for chunk in row_chunks(len(x), rows):
+                c = x[chunk].double()
+                n = c.numel() // c.shape[channel]
+                c_mean = c.mean(dim=dims, keepdim=True)
+                c_m2 = (c - c_mean).square().sum(dim=dims, keepdim=True)
+                if mean is None:
+                    count, mean, m2 = n, c_mean, c_m2
+                    continue
+                delta, total = c_mean - mean, count + n
+                mean = mean + delta * (n / total)
+                m2 = m2 + c_m2 + delta.square() * (count * n / total)
+                count = total
+            self.mean = mean
+            std = (m2 / count).sqrt()
         self.std = torch.where(std > 1e-8, std, torch.ones_like(std))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.double() - self.mean) / self.std).float()
+    def __call__(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``(x - mean) / std`` as float32; written chunk by chunk into ``out`` when given
+        (e.g. a memory-mapped scratch tensor) or when ``x`` is larger than one chunk."""
+        rows = rows_per_chunk(x)
+        if out is None and len(x) <= rows:
+            return ((x.double() - self.mean) / self.std).float()
+        if out is None:
+            out = torch.empty(x.shape, dtype=torch.float32)
+        for chunk in row_chunks(len(x), rows):
+            out[chunk] = ((x[chunk].double() - self.mean) / self.std).float()
+        return out
 
 
 def _check(name: str, data: DomainData) -> None:
@@ -95,16 +134,32 @@ def _check(name: str, data: DomainData) -> None:
     for split_name, split in data.splits.items():
         for view in ("teacher_x", "student_x"):
             x = getattr(split, view)
-            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-                row = int((~torch.isfinite(x.reshape(len(x), -1))).any(1).nonzero()[0])
-                raise DataError(
-                    f"domain {name!r}: {split_name} split, example {row}: "
-                    f"{view} has NaN or infinite values"
-                )
+            if not x.is_floating_point() or (view == "student_x" and x is split.teacher_x):
+                continue
+            for chunk in row_chunks(len(x), rows_per_chunk(x)):
+                finite = torch.isfinite(x[chunk].reshape(chunk.stop - chunk.start, -1)).all(1)
+                if not bool(finite.all()):
+                    row = chunk.start + int((~finite).nonzero()[0])
+                    raise DataError(
+                        f"domain {name!r}: {split_name} split, example {row}: "
+                        f"{view} has NaN or infinite values"
+                    )
+
+
+def _standardized(
+    standardizer: Standardizer | None, x: torch.Tensor, scratch: ScratchSpace, key: str
+) -> torch.Tensor:
+    """One view of one split standardised: in RAM, or into a scratch file when it is large
+    or memory-mapped (see :class:`~cdkd_core.scratch.ScratchSpace`)."""
+    if standardizer is None:
+        return x
+    if scratch.on_disk(x.numel() * 4, mapped=is_memory_mapped(x)):
+        return standardizer(x, out=scratch.empty(key, tuple(x.shape), torch.float32))
+    return standardizer(x)
 
 
 def _standardize(
-    data: DomainData,
+    data: DomainData, scratch: ScratchSpace, name: str
 ) -> tuple[dict[str, Split], dict[str, Standardizer | None]]:
     views: dict[str, Standardizer | None] = {"teacher_x": None, "student_x": None}
     if not data.standardize:
@@ -115,19 +170,54 @@ def _standardize(
         views[view] = Standardizer(x, data.channel_dim) if x.is_floating_point() else None
     out = {}
     for split_name, split in data.splits.items():
-        t = views["teacher_x"](split.teacher_x) if views["teacher_x"] else split.teacher_x
+        key = f"{name}-{split_name}"
+        t = _standardized(views["teacher_x"], split.teacher_x, scratch, f"{key}-teacher_x")
         if split.student_x is split.teacher_x:
             s = t
         else:
-            s = views["student_x"](split.student_x) if views["student_x"] else split.student_x
+            s = _standardized(views["student_x"], split.student_x, scratch, f"{key}-student_x")
         out[split_name] = Split(t, s, split.y)
     return out, views
 
 
+def _subset(split: Split, mask: torch.Tensor, scratch: ScratchSpace, key: str) -> Split:
+    """``split.subset(mask)``; a view that is large or memory-mapped is gathered chunk by
+    chunk into a scratch file instead of RAM."""
+    index = torch.nonzero(mask).flatten()
+    views = {"teacher_x": split.teacher_x, "student_x": split.student_x}
+    disk = {
+        view: scratch.on_disk(
+            len(index) * math.prod(x.shape[1:]) * x.element_size(), mapped=is_memory_mapped(x)
+        )
+        for view, x in views.items()
+    }
+    if not any(disk.values()):
+        return split.subset(mask)
+    out: dict[str, torch.Tensor] = {}
+    for view, x in views.items():
+        if view == "student_x" and x is split.teacher_x:
+            out[view] = out["teacher_x"]
+        elif not disk[view]:
+            out[view] = x[index]
+        else:
+            out[view] = scratch.empty(f"{key}-{view}", (len(index), *x.shape[1:]), x.dtype)
+            for chunk in row_chunks(len(index), rows_per_chunk(x)):
+                out[view][chunk] = x[index[chunk]]
+    return Split(out["teacher_x"], out["student_x"], split.y[index])
+
+
 def prepare_domains(
-    config: PipelineConfig, host, quiz_fraction: float = 0.0
+    config: PipelineConfig,
+    host,
+    quiz_fraction: float = 0.0,
+    scratch: ScratchSpace | None = None,
 ) -> list[PreparedDomain]:
-    """Load every configured domain and prepare its splits."""
+    """Load every configured domain and prepare its splits.
+
+    Derived arrays that ``train.out_of_core`` sends to disk go to ``scratch`` (default: a
+    temporary directory removed when the space is garbage collected)."""
+    if scratch is None:
+        scratch = ScratchSpace(None, config.train.out_of_core, config.train.out_of_core_mb)
     prepared = []
     for i, entry in enumerate(config.domains):
         cls = host.get("domains", entry.name, where=f"domains.{i}.name")
@@ -139,12 +229,13 @@ def prepare_domains(
         except (ValueError, OSError) as exc:
             raise DataError(f"domain {entry.key!r} ({entry.name}): {exc}") from exc
         _check(entry.key, data)
-        splits, standardizers = _standardize(data)
+        splits, standardizers = _standardize(data, scratch, f"domain{i}")
         train, quiz = splits["train"], None
         seed = config.seed * 1000 + i
         if quiz_fraction > 0 and entry.role == "source":
             quiz_mask = stratified_subset_mask(train.y, quiz_fraction, seed + 17)
-            quiz, train = train.subset(quiz_mask), train.subset(~quiz_mask)
+            quiz = _subset(train, quiz_mask, scratch, f"domain{i}-quiz")
+            train = _subset(train, ~quiz_mask, scratch, f"domain{i}-train")
         # a target's label_fraction holds for its val split too: model selection may use
         # no more of its labels than training does
         labelled = stratified_subset_mask(train.y, entry.fraction, seed)

@@ -56,6 +56,7 @@ from cdkd_core.rundir import (
     load_weights,
     save_weights,
 )
+from cdkd_core.scratch import ScratchSpace
 from cdkd_core.training import (
     DomainPlan,
     FitSettings,
@@ -206,7 +207,15 @@ class Pipeline:
         if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.world.local_rank)  # a GPU per process
         self.log = MetricsLog(run_dir / "metrics.jsonl") if self.world.main else _NullLog()
-        self.cache = TeacherCache()
+        # large derived arrays as memory-mapped files (train.out_of_core); removed at the end.
+        # Other processes keep theirs in a temporary directory: on another node the run
+        # directory is not there.
+        self.scratch = ScratchSpace(
+            run_dir / "cache" if self.world.main else None,
+            config.train.out_of_core,
+            config.train.out_of_core_mb,
+        )
+        self.cache = TeacherCache(self.scratch)
         self.feedback: FeedbackStrategy = host.get("feedback", config.feedback.name).from_params(
             config.feedback.params
         )
@@ -389,7 +398,9 @@ class Pipeline:
             )
         seed_everything(self.seed)
         with self.progress.stage("loading domains", 1) as advance:
-            self.domains = prepare_domains(config, self.host, self.feedback.quiz_fraction)
+            self.domains = prepare_domains(
+                config, self.host, self.feedback.quiz_fraction, self.scratch
+            )
             advance()
         _check_reachability(self.domains)
         sources = [d for d in self.domains if d.role == "source"]
@@ -858,7 +869,7 @@ def measure_latency(
     fill the batch), over repeats lasting at least ``min_seconds``."""
     model.eval()
     reps = math.ceil(batch_size / len(x))
-    x = x.repeat(reps, *([1] * (x.dim() - 1)))[:batch_size].to(device)
+    x = x[:batch_size].repeat(reps, *([1] * (x.dim() - 1)))[:batch_size].to(device)
     model(x, domain.space, domain.task)  # warm-up
     times: list[float] = []
     while len(times) < 5 or (sum(times) < min_seconds and len(times) < 1000):
@@ -1009,6 +1020,7 @@ def _execute(
             ) from None
         finally:
             pipeline.log.close()
+            pipeline.scratch.close()
             torch.set_num_threads(threads)
     if main:
         for name in (CHECKPOINT, PREVIOUS):  # a finished run needs no checkpoint

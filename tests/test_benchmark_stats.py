@@ -118,3 +118,48 @@ def test_targets_are_judged_from_the_results() -> None:
     assert next(t for t in by_start.values() if "hand-written" in t["target"])["met"]
     assert not next(t for t in by_start.values() if "cached-teacher" in t["target"])["met"]
     assert len(by_start) == 5  # three quality targets and two overhead targets
+
+
+def test_memory_growth_target_and_section(tmp_path) -> None:
+    from benchmarks.report import memory_growth, render
+
+    def run(scale: int, mode: str, anon: float) -> dict:
+        rows = {"train": 100 * scale, "val": 30 * scale, "test": 30 * scale}
+        return {
+            "scale": scale,
+            "mode": mode,
+            "rows": rows,
+            "data_mb": 1.0 * scale,
+            "derived_mb": 5.0 * scale,
+            "peak_anon_mb": anon,
+            "floor_anon_mb": 400.0,
+            "peak_rss_mb": anon + 700,
+            "wall_s": 1.5,
+            "cpu_s": 1.4,
+            "load_1m": 0.5,
+            "teacher": 0.9,
+            "student": 0.8,
+        }
+
+    memory = {
+        "dataset": "digits, replicated",
+        "sample_ms": 20,
+        "runs": [
+            run(1, "auto", 500.0),
+            run(1, "memory", 520.0),
+            run(10, "auto", 550.0),
+            run(10, "memory", 1300.0),
+        ],
+    }
+    growth = memory_growth(memory)
+    assert growth["lo"] == 1 and growth["hi"] == 10
+    assert growth["auto"] == pytest.approx(1.1) and growth["memory"] == pytest.approx(2.5)
+    (target,) = [t for t in targets({"memory": memory}) if "flat" in t["target"]]
+    assert target["met"] and "auto x1.10, memory x2.50" in target["detail"]
+    memory["runs"][2]["peak_anon_mb"] = 650.0  # x1.3: not flat
+    assert not next(t for t in targets({"memory": memory}) if "flat" in t["target"])["met"]
+    render({"memory": memory, "quick": True}, tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text()
+    assert "## 6. Memory as the data grows" in text and "**replicated**" in text
+    assert "| 10x | 1,000 / 300 / 300 | 10 | 50 | `memory` (all in RAM) | 1,300 |" in text
+    assert "from 500 to 650 MB (x1.30)" in text

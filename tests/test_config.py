@@ -466,7 +466,7 @@ def test_params_are_validated_against_the_component_config(host: PluginHost) -> 
 
     msg = _component_error(_base(encoder={"name": "pca", "params": {"dims": 3}}), host)
     assert "encoder.params.dims: unknown key" in msg
-    assert "valid: dim, whiten" in msg
+    assert "valid: dim, incremental_above, incremental_batch, whiten" in msg
 
 
 def test_domain_params_are_validated(host: PluginHost) -> None:

@@ -144,6 +144,106 @@ def test_pca_whiten_gives_unit_variance() -> None:
     np.testing.assert_allclose(z.mean(axis=0), np.zeros(4), atol=1e-5)
 
 
+# --------------------------------------------------------------------------- incremental pca
+
+
+def _well_separated(
+    n: int = 600, f: int = 8, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Two domains of rotated Gaussian data, variances 100, 25, 4 and then tiny ones."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(f, f, generator=g, dtype=torch.float64))
+    scales = torch.tensor([10.0, 5.0, 2.0] + [0.05] * (f - 3), dtype=torch.float64)
+    x = (torch.randn(n, f, generator=g, dtype=torch.float64) * scales) @ q.T + torch.arange(f)
+    feats = {"b": x[:250].float(), "a": x[250:].float()}
+    labels = {"b": torch.zeros(250, dtype=torch.long), "a": torch.arange(n - 250) % 2}
+    return feats, labels
+
+
+def test_incremental_pca_agrees_with_the_exact_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cdkd_core.builtins.encoders as encoders
+
+    feats, labels = _well_separated()
+    exact = PCAEncoder.from_params({"dim": 3, "incremental_above": None})
+    exact.fit(feats, labels)
+
+    def no_stack(*args: Any) -> None:
+        raise AssertionError("the incremental fit must not pool the features in RAM")
+
+    monkeypatch.setattr(encoders, "_stack", no_stack)
+    inc = PCAEncoder.from_params({"dim": 3, "incremental_above": 599, "incremental_batch": 64})
+    inc.fit(feats, labels)  # 600 rows > 599: incremental, 9 chunks spanning both domains
+    (te, me), (ti, mi) = exact.state(), inc.state()
+    assert set(te) == set(ti) and set(me) == set(mi) and mi["dim"] == 3
+    torch.testing.assert_close(ti["mean"], te["mean"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(ti["components"], te["components"], rtol=0, atol=1e-5)
+    _assert_sign_rule(ti["components"].numpy().T)
+    torch.testing.assert_close(
+        ti["explained_variance"], te["explained_variance"], rtol=1e-6, atol=0
+    )
+    np.testing.assert_allclose(
+        mi["explained_variance_ratio"], me["explained_variance_ratio"], rtol=1e-6
+    )
+    for d in feats:
+        torch.testing.assert_close(
+            inc.transform(feats[d], d), exact.transform(feats[d], d), atol=1e-4, rtol=0
+        )
+
+
+def test_incremental_pca_on_a_line_matches_hand_computation() -> None:
+    # x = m + t u with u = (0.6, 0.8): one direction holds all the variance
+    t = torch.tensor([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    x = torch.tensor([1.0, 2.0]) + t.unsqueeze(1) * torch.tensor([0.6, 0.8])
+    feats, labels = (
+        {"a": x[:4], "b": x[4:]},
+        {"a": torch.zeros(4).long(), "b": torch.ones(3).long()},
+    )
+    enc = PCAEncoder.from_params({"dim": 1, "incremental_above": 1, "incremental_batch": 3})
+    enc.fit(feats, labels)  # chunks of 3, 3 and 1 rows
+    tensors, meta = enc.state()
+    torch.testing.assert_close(tensors["mean"], torch.tensor([1.0, 2.0]).double())
+    torch.testing.assert_close(tensors["components"], torch.tensor([[0.6, 0.8]]).double())
+    # variance of t with n - 1: (9 + 4 + 1 + 0 + 1 + 4 + 9) / 6
+    torch.testing.assert_close(tensors["explained_variance"], torch.tensor([28 / 6]).double())
+    assert meta["explained_variance_ratio"] == pytest.approx([1.0])
+    z = torch.cat([enc.transform(feats["a"], "a"), enc.transform(feats["b"], "b")])
+    torch.testing.assert_close(z.squeeze(1), t, atol=1e-6, rtol=0)
+
+
+def test_pooled_chunks_span_domains_and_merge_a_short_tail() -> None:
+    from cdkd_core.builtins.encoders import _pooled_chunks
+
+    feats = {"b": torch.arange(8.0).reshape(4, 2) + 100, "a": torch.arange(10.0).reshape(5, 2)}
+    chunks = list(_pooled_chunks(feats, rows=4, min_rows=2))
+    assert [len(c) for c in chunks] == [4, 5]  # 4, 4, 1 -> the last row joins the second
+    assert all(c.dtype == np.float64 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), _pooled(feats))
+
+
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (PCAEncoder, {"dim": 3, "whiten": True}),
+        (LinearEncoder, {"dim": 2}),
+        (GraphEncoder, {"dim": 2}),
+    ],
+    ids=["pca", "linear", "graph"],
+)
+def test_transform_in_chunks_equals_the_whole(
+    cls: type[KnowledgeEncoder], params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdkd_core import scratch
+
+    feats, labels = _data()
+    enc = cls.from_params(params)
+    enc.fit(feats, labels)
+    whole = enc.transform(feats["alpha"], "alpha")
+    monkeypatch.setattr(scratch, "CHUNK_BYTES", 3 * 5 * 8)  # chunks of 3 rows
+    chunked = enc.transform(feats["alpha"], "alpha")
+    assert chunked.dtype == torch.float32 and chunked.shape == whole.shape
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- linear
 
 
@@ -446,6 +546,8 @@ def test_errors(cls: type[KnowledgeEncoder], params: dict[str, Any]) -> None:
     [
         (PCAEncoder, {"dim": 0}),
         (PCAEncoder, {"unknown": 1}),
+        (PCAEncoder, {"incremental_above": 0}),
+        (PCAEncoder, {"incremental_batch": 1}),
         (LinearEncoder, {"dim": 0}),
         (LinearEncoder, {"method": "lda"}),
         (LinearEncoder, {"alpha": 0.0}),

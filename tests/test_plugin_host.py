@@ -342,6 +342,7 @@ EXPECTED = {
         "sklearn.iris",
         "sklearn.digits",
         "tabular",
+        "arrays",
     },
     "architectures": {"mlp", "cnn"},
     "encoders": {"pca", "linear", "graph"},
@@ -375,7 +376,10 @@ def test_component_contract(kind: str, name: str) -> None:
     assert (cls.__dict__.get("__doc__") or "").strip()
     assert cls.summary()
     assert isinstance(cls.Config, type) and issubclass(cls.Config, pydantic.BaseModel)
-    required = {"path": "data.csv", "label": "y"} if (kind, name) == ("domains", "tabular") else {}
+    required = {
+        ("domains", "tabular"): {"path": "data.csv", "label": "y"},
+        ("domains", "arrays"): {"path": "data"},
+    }.get((kind, name), {})
     config = cls.Config.model_validate(required)
     assert isinstance(cls.from_params(required).config, cls.Config)
     assert cls.from_params(required).config == config

@@ -1,4 +1,5 @@
-"""Built-in domains: real datasets bundled with scikit-learn, and ``tabular`` for a CSV."""
+"""Built-in domains: real datasets bundled with scikit-learn, ``tabular`` for a CSV and
+``arrays`` for ``.npy`` files (memory-mapped, :mod:`cdkd_core.builtins.arrays`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from cdkd_core.builtins.arrays import ArraysDomain
 from cdkd_core.domain import Domain, DomainData, Split
 from cdkd_core.errors import DataError
 from cdkd_core.hookspecs import Register, hookimpl
@@ -164,5 +166,5 @@ class TabularCSV(Domain):
 @hookimpl
 def register_domains(register: Register) -> None:
     """The core's own domains."""
-    for cls in (BreastCancer, Wine, Iris, Digits, TabularCSV):
+    for cls in (BreastCancer, Wine, Iris, Digits, TabularCSV, ArraysDomain):
         register(cls)

@@ -8,14 +8,17 @@ classes as ``(domain, class)`` pairs named ``"domain:class"``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
 from cdkd_core.component import ComponentConfig
 from cdkd_core.encoder import KnowledgeEncoder
 from cdkd_core.hookspecs import Register, hookimpl
+from cdkd_core.scratch import row_chunks, rows_per_chunk
 
 _EPS = 1e-12
 _CHUNK = 1024
@@ -24,28 +27,21 @@ _CHUNK = 1024
 # --------------------------------------------------------------------------- helpers
 
 
-def _stack(
+def _check_pooled(
     features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor, list[str], list[int]]:
-    """Concatenate domains in sorted order.
-
-    Returns the float64 features ``[N, F]``, the ``(domain, class)`` pair index of each
-    sample ``[N]``, the pair names ``"domain:class"`` and the per-domain sample counts.
-    """
+) -> tuple[int, int]:
+    """Check the domains' features ``[N, F]`` and labels ``[N]`` agree (shapes only: no
+    copy); returns the pooled row count and the feature width."""
     if not features:
         raise ValueError("fit needs the features of at least one domain")
     if set(features) != set(labels):
         raise ValueError(
             f"features and labels name different domains: {sorted(features)} vs {sorted(labels)}"
         )
-    blocks: list[torch.Tensor] = []
-    pair_index: list[torch.Tensor] = []
-    names: list[str] = []
-    counts: list[int] = []
     width: int | None = None
+    total = 0
     for domain in sorted(features):
-        x = features[domain].detach().to("cpu", torch.float64)
-        y = labels[domain].detach().to("cpu").long().reshape(-1)
+        x, y = features[domain], labels[domain].reshape(-1)
         if x.ndim != 2:
             raise ValueError(f"features of {domain!r} must be [N, F], got {tuple(x.shape)}")
         if width is None:
@@ -58,16 +54,60 @@ def _stack(
             raise ValueError(f"{domain!r} has {x.shape[0]} feature rows but {y.shape[0]} labels")
         if y.numel() and int(y.min()) < 0:
             raise ValueError(f"labels of {domain!r} must be non-negative class indices")
+        total += x.shape[0]
+    if total < 2:
+        raise ValueError("fit needs at least 2 samples")
+    assert width is not None
+    return total, width
+
+
+def _stack(
+    features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[int]]:
+    """Concatenate domains in sorted order.
+
+    Returns the float64 features ``[N, F]``, the ``(domain, class)`` pair index of each
+    sample ``[N]``, the pair names ``"domain:class"`` and the per-domain sample counts.
+    """
+    _check_pooled(features, labels)
+    blocks: list[torch.Tensor] = []
+    pair_index: list[torch.Tensor] = []
+    names: list[str] = []
+    counts: list[int] = []
+    for domain in sorted(features):
+        x = features[domain].detach().to("cpu", torch.float64)
+        y = labels[domain].detach().to("cpu").long().reshape(-1)
         classes = torch.unique(y)  # sorted
         local = torch.searchsorted(classes, y)
         pair_index.append(local + len(names))
         names.extend(f"{domain}:{int(c)}" for c in classes)
         blocks.append(x)
         counts.append(x.shape[0])
-    x_all = torch.cat(blocks)
-    if x_all.shape[0] < 2:
-        raise ValueError("fit needs at least 2 samples")
-    return x_all, torch.cat(pair_index), names, counts
+    return torch.cat(blocks), torch.cat(pair_index), names, counts
+
+
+def _pooled_chunks(
+    features: dict[str, torch.Tensor], rows: int, min_rows: int
+) -> Iterator[np.ndarray]:
+    """The domains' features concatenated in sorted order, as float64 arrays of ``rows``
+    rows (the last one merged into the one before when it would be under ``min_rows``),
+    read piece by piece: the pooled features are never copied whole."""
+    blocks = [features[d].detach() for d in sorted(features)]
+    total = sum(len(b) for b in blocks)
+    starts = list(range(0, total, rows))
+    if len(starts) > 1 and total - starts[-1] < min_rows:
+        starts.pop()
+    ends = [*starts[1:], total]
+    offsets = [0]
+    for b in blocks:
+        offsets.append(offsets[-1] + len(b))
+    for start, end in zip(starts, ends, strict=True):
+        pieces = []
+        for b, lo in zip(blocks, offsets, strict=False):
+            a, z = max(start, lo), min(end, lo + len(b))
+            if a < z:
+                pieces.append(b[a - lo : z - lo].to("cpu", torch.float64))
+        yield torch.cat(pieces).numpy()
 
 
 def _column_signs(matrix: torch.Tensor) -> torch.Tensor:
@@ -84,6 +124,25 @@ def _as_input(features: torch.Tensor, n_features: int) -> torch.Tensor:
             f"expected features of shape [N, {n_features}], got {tuple(features.shape)}"
         )
     return features.detach().to(torch.float64)
+
+
+def _rowwise(
+    features: torch.Tensor, n_features: int, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``fn`` (float64 rows -> float64 rows) applied to ``features`` as float32; in chunks
+    of :data:`~cdkd_core.scratch.CHUNK_BYTES` when larger, never casting all of it."""
+    x = features.detach()
+    rows = rows_per_chunk(x) if x.ndim == 2 else len(x)
+    if x.ndim != 2 or len(x) <= rows:
+        return fn(_as_input(x, n_features)).to(torch.float32)
+    out = None
+    for chunk in row_chunks(len(x), rows):
+        z = fn(_as_input(x[chunk], n_features)).to(torch.float32)
+        if out is None:
+            out = torch.empty(len(x), z.shape[1], dtype=torch.float32, device=z.device)
+        out[chunk] = z
+    assert out is not None
+    return out
 
 
 def _std(x: torch.Tensor, ddof: int) -> torch.Tensor:
@@ -111,7 +170,9 @@ class PCAEncoder(_FittedEncoder):
     Fits ``sklearn.decomposition.PCA`` (exact SVD) on the centred features of all domains,
     fixes each component's sign so its largest-magnitude entry is positive and maps
     ``x -> (x - mean) @ components.T``, divided by ``sqrt(explained_variance)`` when
-    whitening. ``dim`` is capped at ``min(n_samples, n_features)``.
+    whitening. ``dim`` is capped at ``min(n_samples, n_features)``. Beyond
+    ``incremental_above`` pooled rows it fits ``sklearn.decomposition.IncrementalPCA``
+    (Ross et al. 2008) chunk by chunk instead, never holding the pooled features in RAM.
     """
 
     name: ClassVar[str] = "pca"
@@ -122,6 +183,19 @@ class PCAEncoder(_FittedEncoder):
         dim: int = Field(32, ge=1, description="Number of principal components kept.")
         whiten: bool = Field(
             False, description="Divide each component by its standard deviation (unit variance)."
+        )
+        incremental_above: int | None = Field(
+            20_000,
+            ge=1,
+            description=(
+                "Fit incrementally (IncrementalPCA, in chunks) when the pooled features have "
+                "more rows than this; null: always the exact SVD."
+            ),
+        )
+        incremental_batch: int = Field(
+            10_000,
+            ge=2,
+            description="Rows per chunk of the incremental fit (at least dim are used).",
         )
 
     config: Config
@@ -137,13 +211,17 @@ class PCAEncoder(_FittedEncoder):
         return self._dim
 
     def fit(self, features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> None:
-        """Fit PCA on all domains' features concatenated."""
-        from sklearn.decomposition import PCA
-
-        x, _, _, _ = _stack(features, labels)
-        n, f = x.shape
+        """Fit PCA on all domains' features concatenated (incrementally when large)."""
+        n, f = _check_pooled(features, labels)
         dim = min(self.config.dim, n, f)
-        pca = PCA(n_components=dim, whiten=False, svd_solver="full").fit(x.numpy())
+        limit = self.config.incremental_above
+        if limit is not None and n > limit:
+            pca = self._fit_incremental(features, dim)
+        else:
+            from sklearn.decomposition import PCA
+
+            x, _, _, _ = _stack(features, labels)
+            pca = PCA(n_components=dim, whiten=False, svd_solver="full").fit(x.numpy())
         components = torch.from_numpy(pca.components_.copy())  # [dim, F]
         components = components * _column_signs(components.T).unsqueeze(1)
         variance = torch.from_numpy(pca.explained_variance_.copy())
@@ -155,6 +233,17 @@ class PCAEncoder(_FittedEncoder):
         self._dim = dim
         self._whiten = self.config.whiten
         self._fitted = True
+
+    def _fit_incremental(self, features: dict[str, torch.Tensor], dim: int):
+        """``IncrementalPCA`` fitted on the pooled features chunk by chunk (each chunk has
+        at least ``dim`` rows, as each partial fit needs)."""
+        from sklearn.decomposition import IncrementalPCA
+
+        rows = max(self.config.incremental_batch, dim)
+        pca = IncrementalPCA(n_components=dim, whiten=False)
+        for chunk in _pooled_chunks(features, rows, min_rows=dim):
+            pca.partial_fit(chunk)
+        return pca
 
     @staticmethod
     def _whitening_scale(variance: torch.Tensor) -> torch.Tensor:
@@ -171,12 +260,13 @@ class PCAEncoder(_FittedEncoder):
     def transform(self, features: torch.Tensor, domain: str) -> torch.Tensor:
         """Project onto the principal components (the domain does not matter)."""
         self._check_fitted()
-        x = _as_input(features, self._mean.shape[0])
-        dev = x.device
-        z = (x - self._mean.to(dev)) @ self._components.to(dev).T
-        if self._whiten:
-            z = z / self._scale.to(dev)
-        return z.to(torch.float32)
+
+        def project(x: torch.Tensor) -> torch.Tensor:
+            dev = x.device
+            z = (x - self._mean.to(dev)) @ self._components.to(dev).T
+            return z / self._scale.to(dev) if self._whiten else z
+
+        return _rowwise(features, self._mean.shape[0], project)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Mean, components, explained variance and whitening scale; ratio in the metadata."""
@@ -310,10 +400,13 @@ class LinearEncoder(_FittedEncoder):
     def transform(self, features: torch.Tensor, domain: str) -> torch.Tensor:
         """Project standardised features (the domain does not matter)."""
         self._check_fitted()
-        x = _as_input(features, self._mean.shape[0])
-        dev = x.device
-        xs = (x - self._mean.to(dev)) / self._std.to(dev)
-        return (xs @ self._projection.to(dev)).to(torch.float32)
+
+        def project(x: torch.Tensor) -> torch.Tensor:
+            dev = x.device
+            xs = (x - self._mean.to(dev)) / self._std.to(dev)
+            return xs @ self._projection.to(dev)
+
+        return _rowwise(features, self._mean.shape[0], project)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Mean, std, projection (and ridge coefficients); method and pair names as metadata."""
@@ -508,9 +601,11 @@ class GraphEncoder(_FittedEncoder):
     def transform(self, features: torch.Tensor, domain: str) -> torch.Tensor:
         """Nyström-embed points (the domain does not matter)."""
         self._check_fitted()
-        x = _as_input(features, self._mean.shape[0])
-        xs = (x - self._mean.to(x.device)) / self._std.to(x.device)
-        return self._nystrom(xs).to(torch.float32)
+
+        def embed(x: torch.Tensor) -> torch.Tensor:
+            return self._nystrom((x - self._mean.to(x.device)) / self._std.to(x.device))
+
+        return _rowwise(features, self._mean.shape[0], embed)
 
     def class_graph(self) -> tuple[list[str], torch.Tensor]:
         """Node names ``"domain:class"`` and cosine similarities ``[P, P]`` of class prototypes."""
