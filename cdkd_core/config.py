@@ -133,6 +133,13 @@ class TrainConfig(_Strict):
             "vectors, still train the student); decided again every round."
         ),
     )
+    log_to: list[Literal["jsonl", "tensorboard"]] = Field(
+        ["jsonl"],
+        description=(
+            "Where metrics go: jsonl (RUN_DIR/metrics.jsonl, always written) and tensorboard "
+            "(event files in RUN_DIR/tb/; needs pip install 'cdkd[tensorboard]')."
+        ),
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch during the run (default: torch's)."
@@ -149,6 +156,17 @@ class TrainConfig(_Strict):
     out_of_core_mb: float = Field(
         1024.0, gt=0, description="auto: arrays larger than this many MiB go to disk."
     )
+
+    @field_validator("log_to")
+    @classmethod
+    def _log_to(cls, value: list[str]) -> list[str]:
+        if "tensorboard" in value:
+            from cdkd_core.tblog import tensorboard_missing
+
+            missing = tensorboard_missing()
+            if missing is not None:
+                raise ValueError(missing)
+        return list(dict.fromkeys(["jsonl", *value]))
 
     @field_validator("device")
     @classmethod

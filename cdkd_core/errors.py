@@ -40,3 +40,17 @@ class ExportError(CdkdError):
     format, or a missing exporter package."""
 
     exit_code = 2
+
+
+class ScaffoldError(CdkdError):
+    """``cdkd plugins new`` cannot create the package: an invalid name, a name already
+    taken, or a target directory that exists and is not empty."""
+
+    exit_code = 2
+
+
+class ReportError(CdkdError):
+    """``cdkd report`` cannot read the run: not a finished run directory, or one whose
+    files are missing or unreadable."""
+
+    exit_code = 2

@@ -44,18 +44,19 @@ from cdkd_core.errors import CdkdError, ConfigError, PluginError, RunInterrupted
 from cdkd_core.extraction import TeacherCache, extract_knowledge
 from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
 from cdkd_core.hooks import FeatureHook, find_module
+from cdkd_core.knowledge_sample import save_knowledge_sample
 from cdkd_core.loss import Loss
 from cdkd_core.metrics import evaluate
 from cdkd_core.network import MultiDomainNet, count_parameters
 from cdkd_core.progress import Progress
 from cdkd_core.rundir import (
-    MetricsLog,
     atomic_write_json,
     atomic_write_text,
     create_run_dir,
     load_weights,
     save_weights,
 )
+from cdkd_core.runlog import open_run_log
 from cdkd_core.scratch import ScratchSpace
 from cdkd_core.training import (
     DomainPlan,
@@ -206,7 +207,7 @@ class Pipeline:
         self.device = resolve_device(config.train.device)
         if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.world.local_rank)  # a GPU per process
-        self.log = MetricsLog(run_dir / "metrics.jsonl") if self.world.main else _NullLog()
+        self.log = open_run_log(run_dir, config.train.log_to) if self.world.main else _NullLog()
         # large derived arrays as memory-mapped files (train.out_of_core); removed at the end.
         # Other processes keep theirs in a temporary directory: on another node the run
         # directory is not there.
@@ -635,6 +636,18 @@ class Pipeline:
 
         # 4. evaluation
         results, predictions = self._evaluate_round(student, baseline_logits, baseline_results)
+        if self.world.main:  # for the report's knowledge-space plot
+            save_knowledge_sample(
+                self.run_dir,
+                self.domains,
+                outputs,
+                student,
+                losses,
+                config.student.feature_layer,
+                self.device,
+                round_=round_,
+                seed=self.seed,
+            )
         return student, results, predictions
 
     def _evaluate_round(

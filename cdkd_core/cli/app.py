@@ -19,6 +19,7 @@ from cdkd_core.cli.common import (
 )
 from cdkd_core.cli.data import data_app
 from cdkd_core.cli.plugins import plugins_app
+from cdkd_core.cli.report import report
 
 app = typer.Typer(
     name="cdkd",
@@ -147,9 +148,12 @@ def run(
 ) -> None:
     """Run a pipeline: teacher, knowledge encoding, student, evaluation, feedback rounds.
 
-    Example: cdkd run pipeline.yaml --set train.epochs=5 --output runs
-    (after a crash or Ctrl-C: cdkd run --resume runs/<name>-<timestamp>;
-    on 4 GPUs: cdkd run pipeline.yaml --nproc 4)
+    Examples:
+
+    \b
+      cdkd run pipeline.yaml --set train.epochs=5 --output runs
+      cdkd run --resume runs/<name>-<timestamp>    # after a crash or Ctrl-C
+      cdkd run pipeline.yaml --nproc 4             # 4 processes (a GPU each)
     """
     from cdkd_core.config import load_config
     from cdkd_core.distributed import launched_by_torchrun
@@ -310,6 +314,33 @@ def _params(cls: type) -> dict[str, Any]:
     return props
 
 
+@app.command()
+@user_errors
+def schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="A Markdown reference of every key instead.")
+    ] = False,
+    core_only: Annotated[
+        bool,
+        typer.Option("--core-only", help="Only the core's built-in components (no plugins)."),
+    ] = False,
+) -> None:
+    """Print the pipeline config's JSON Schema, each component's params included.
+
+    Examples:
+
+    \b
+      cdkd schema > cdkd.schema.json     # then, atop a config, for editors:
+                                         # yaml-language-server: $schema=cdkd.schema.json
+      cdkd schema --markdown --core-only > docs/config-reference.md
+    """
+    from cdkd_core.plugins import PluginHost
+    from cdkd_core.schema import markdown_reference, schema_json
+
+    host = PluginHost(entry_points=False) if core_only else make_host()
+    typer.echo(markdown_reference(host) if markdown else schema_json(host), nl=False)
+
+
 STARTER = """\
 # cdkd pipeline — edit, then: cdkd validate {path} && cdkd run {path}
 name: my-pipeline
@@ -354,3 +385,6 @@ def init(
         raise CdkdError(f"{path} exists; use --force to overwrite it")
     atomic_write_text(path, STARTER.format(path=path))
     typer.echo(f"wrote {path}")
+
+
+app.command("report")(report)  # defined in cdkd_core.cli.report

@@ -1,10 +1,12 @@
-"""``cdkd plugins``: list, available, install."""
+"""``cdkd plugins``: list, available, install, new."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,3 +90,57 @@ def install(
     code = subprocess.call(command)
     if code != 0:
         raise typer.Exit(code)
+
+
+class PluginKind(str, Enum):
+    """``cdkd plugins new --kind``: the kind of the example component."""
+
+    encoder = "encoder"
+    domain = "domain"
+    loss = "loss"
+    feedback = "feedback"
+    architecture = "architecture"
+
+
+@plugins_app.command("new")
+@user_errors
+def new(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Distribution name, also the directory (e.g. cdkd-whiten: plugin 'whiten', "
+            "package cdkd_whiten).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ],
+    kind: Annotated[
+        PluginKind,
+        typer.Option("--kind", "-k", help="Kind of the example component.", show_default=False),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to create NAME in.")
+    ] = Path("."),
+) -> None:
+    """Create a pip-installable plugin package OUTPUT/NAME with one working example
+    component of KIND, its entry point, a README and tests.
+
+    Example: cdkd plugins new cdkd-whiten --kind encoder --output .
+    """
+    from cdkd_core.scaffold import plugin_names, scaffold_plugin
+
+    names = plugin_names(name, kind.value)
+    target = scaffold_plugin(name, kind.value, output)
+    typer.echo(f"created {target}")
+    typer.echo(f"    plugin {names.plugin!r} (its entry point), package {names.package}")
+    typer.echo(
+        f"    {kind.value} {names.component!r}: {names.class_name} in "
+        f"{names.package}/{names.module}.py"
+    )
+    typer.echo("files:")
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        typer.echo(f"    {path.relative_to(target).as_posix()}")
+    steps = [f"cd {target}", 'pip install -e ".[test]"', "python -m pytest -q"]
+    typer.echo("next:")
+    for step in [*steps, f"cdkd components {names.kind_plural}"]:
+        typer.echo(f"    {step}")
