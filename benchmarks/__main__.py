@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("quality", "transfer", "feedback", "peer", "overhead", "memory")
+SUITES = ("quality", "transfer", "feedback", "peer", "overhead", "memory", "meta")
 #: not a suite of its own: measures the latencies of finished quality runs again
 EXTRA = ("latency",)
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from benchmarks import feedback, memory, overhead, peer, quality, transfer
+    from benchmarks import feedback, memory, meta, overhead, peer, quality, transfer
     from benchmarks.harness import Harness, machine
     from benchmarks.report import render
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             "peer": peer,
             "overhead": overhead,
             "memory": memory,
+            "meta": meta,
         }
         for suite in suites:
             t0 = time.perf_counter()
@@ -91,7 +92,8 @@ def _merge(
 
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update(header)
-    if partial and isinstance(results.get(suite), dict) and suite in ("quality", "transfer"):
+    by_setting = ("quality", "transfer", "meta")
+    if partial and isinstance(results.get(suite), dict) and suite in by_setting:
         results[suite].update(result)  # a subset of settings refreshes just those
     else:
         results[suite] = result

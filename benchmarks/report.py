@@ -266,6 +266,145 @@ def _plot_feedback(fb: dict, path: Path) -> None:
 
 
 # -- the page --------------------------------------------------------------------------------
+def meta_section(meta: dict, feedback: dict | None) -> list[str]:
+    """Section 7: the ``meta`` strategy, the ``knowledge_graph`` encoder, weight-space
+    initialisation and few-shot targets from a Reptile teacher."""
+    lines = ["## 7. Meta-learning, the knowledge graph and knowledge from weights", ""]
+    fb = meta.get("feedback")
+    if fb:
+        first_round = fb["domain_scores"]["meta"][0]["student"]
+        target = feedback["target"] if feedback else list(first_round)[-1]
+        lines += [
+            "### Feedback `meta` (learning to teach)",
+            "",
+            f"The feedback setting of section 3 ({fb['rounds']} rounds; {target} the target, "
+            "its metric shown); `mutual` and `hard_examples` are section 3's rows (same "
+            "settings and seeds, another process). Seconds: from the start of the run to the "
+            "round's evaluation.",
+            "",
+        ]
+        rows = []
+        strategies = dict(fb["domain_scores"])
+        if feedback:
+            strategies = {**feedback["domain_scores"], **strategies}
+        for s, srows in strategies.items():
+            for r in srows:
+                rows.append(
+                    [
+                        s,
+                        str(r["round"]),
+                        _ms(r["student"][target]),
+                        _ms(r["teacher"][target]),
+                        _num(r["seconds_to_round"], "{:.1f}"),
+                    ]
+                )
+        lines += _table(
+            ["strategy", "round", "student (target)", "teacher (target)", "seconds"], rows
+        )
+    enc = meta.get("encoders")
+    if enc:
+        lines += [
+            "### Encoders and weight-space initialisation",
+            "",
+            "One teacher per setting and seed; students with `pca` + `hint`, `graph` + "
+            "`graph`, `knowledge_graph` + `graph_match`, and `pca` + `hint` with "
+            "`student.weight_init: teacher_pca`. Differences: paired bootstrap on the same "
+            "test items, in points. Seconds: the student stage (mean over seeds).",
+            "",
+        ]
+        rows = []
+        for setting, s in enc.items():
+            for dname, d in s["domains"].items():
+                diff = d["differences"]
+                rows.append(
+                    [
+                        setting,
+                        dname,
+                        d["metric"],
+                        _ms(d["baseline"]),
+                        _ms(d["pca"]),
+                        _ms(d["graph"]),
+                        _ms(d["knowledge_graph"]),
+                        _ms(d["pca_weight_init"]),
+                        _ci(diff["knowledge_graph_minus_pca"]),
+                        _ci(diff["knowledge_graph_minus_graph"]),
+                        _ci(diff["weight_init_minus_random"]),
+                    ]
+                )
+        lines += _table(
+            [
+                "setting",
+                "domain",
+                "metric",
+                "baseline",
+                "KD+pca",
+                "KD+graph",
+                "KD+knowledge_graph",
+                "KD+pca, teacher_pca init",
+                "kg - pca",
+                "kg - graph",
+                "init - random",
+            ],
+            rows,
+        )
+        lines += _table(
+            ["setting", *next(iter(enc.values()))["student_seconds"]],
+            [
+                [setting, *(_num(v, "{:.1f}") for v in s["student_seconds"].values())]
+                for setting, s in enc.items()
+            ],
+        )
+    fs = meta.get("few_shot")
+    if fs:
+        lines += [
+            "### Few-shot targets from a multi-task and a Reptile teacher",
+            "",
+            "The transfer settings' target with k labelled examples per class (the same "
+            "examples for student and baseline), distilled from an ordinary multi-task "
+            "teacher and from one meta-trained with Reptile over the source domains "
+            "(`teacher.maml: {algorithm: reptile}`, then the usual fine-tuning).",
+            "",
+        ]
+        rows = []
+        for setting, s in fs.items():
+            for k, r in s["shots"].items():
+                rows.append(
+                    [
+                        f"{setting} ({s['domain']}, {s['metric']})",
+                        k,
+                        str(r["labelled"]),
+                        _ms(r["baseline"]),
+                        _ms(r["multitask_student"]),
+                        _ms(r["reptile_student"]),
+                        _ci(r["multitask_minus_baseline"]),
+                        _ci(r["reptile_minus_multitask"]),
+                    ]
+                )
+        lines += _table(
+            [
+                "target",
+                "k",
+                "labelled",
+                "baseline",
+                "student (multi-task teacher)",
+                "student (Reptile teacher)",
+                "multi-task - baseline",
+                "Reptile - multi-task",
+            ],
+            rows,
+        )
+        lines += [
+            "Teacher training seconds (mean): "
+            + "; ".join(
+                f"{setting}: multi-task {_num(s['teacher_seconds']['multitask'], '{:.1f}')}, "
+                f"Reptile {_num(s['teacher_seconds']['reptile'], '{:.1f}')}"
+                for setting, s in fs.items()
+            ),
+            "",
+        ]
+    return lines
+
+
 def render(results: dict, path: Path) -> None:
     """Write the markdown report (and its images beside it, under ``img/``)."""
     path = Path(path)
@@ -688,6 +827,9 @@ def render(results: dict, path: Path) -> None:
                 "independent examples.",
                 "",
             ]
+    meta = results.get("meta")
+    if meta:
+        lines += meta_section(meta, results.get("feedback"))
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

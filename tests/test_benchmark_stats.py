@@ -163,3 +163,60 @@ def test_memory_growth_target_and_section(tmp_path) -> None:
     assert "## 6. Memory as the data grows" in text and "**replicated**" in text
     assert "| 10x | 1,000 / 300 / 300 | 10 | 50 | `memory` (all in RAM) | 1,300 |" in text
     assert "from 500 to 650 MB (x1.30)" in text
+
+
+def test_meta_section_renders_every_part(tmp_path) -> None:
+    from benchmarks.report import render
+
+    stat = {"mean": 0.8, "std": 0.01, "n": 3}
+    diff = {"diff": 0.01, "ci_low": 0.002, "ci_high": 0.02, "p_not_above_0": 0.01}
+    rounds = [
+        {"round": r, "student": {"t": stat}, "teacher": {"t": stat}, "seconds_to_round": 5.0}
+        for r in range(2)
+    ]
+    variants = ("pca", "graph", "knowledge_graph", "pca_weight_init")
+    meta = {
+        "feedback": {"rounds": 2, "domain_scores": {"meta": rounds}},
+        "encoders": {
+            "medical": {
+                "domains": {
+                    "medical.nuclei": {
+                        "metric": "accuracy",
+                        "teacher": stat,
+                        "baseline": stat,
+                        **{v: stat for v in variants},
+                        "differences": {
+                            "knowledge_graph_minus_pca": diff,
+                            "knowledge_graph_minus_graph": diff,
+                            "weight_init_minus_random": diff,
+                        },
+                    }
+                },
+                "student_seconds": dict.fromkeys(variants, 2.0),
+            }
+        },
+        "few_shot": {
+            "finance": {
+                "domain": "finance.default",
+                "metric": "roc_auc",
+                "shots": {
+                    "5": {
+                        "labelled": 10,
+                        "baseline": stat,
+                        "multitask_student": stat,
+                        "reptile_student": stat,
+                        "reptile_minus_multitask": diff,
+                        "multitask_minus_baseline": diff,
+                    }
+                },
+                "teacher_seconds": {"multitask": 3.0, "reptile": 4.0},
+            }
+        },
+    }
+    render({"meta": meta, "quick": True}, tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text()
+    assert "## 7. Meta-learning" in text
+    assert "| meta | 1 | 0.800 ± 0.010 |" in text
+    assert "medical.nuclei" in text and "+1.0 [+0.2, +2.0] *" in text
+    assert "| finance (finance.default, roc_auc) | 5 | 10 |" in text
+    assert "multi-task 3.0, Reptile 4.0" in text
