@@ -328,3 +328,34 @@ def test_resume_mid_round_gives_the_uninterrupted_numbers(tiny_config, host, tmp
         run_dir = _interrupt_at(cfg, host, tmp_path / f"stop{stop_after}", stop_after)
         resumed = resume_run(run_dir, host=host)
         assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
+
+
+def test_a_student_without_second_derivatives_falls_back_to_first_order() -> None:
+    """nn.EmbeddingBag (the nlp student's text stem) has no double backward in PyTorch."""
+    g = torch.Generator().manual_seed(6)
+
+    def student() -> MultiDomainNet:
+        torch.manual_seed(1)
+        stem = nn.EmbeddingBag(20, 5, mode="mean")
+        return MultiDomainNet({SPACE: stem}, nn.Identity(), {TASK: nn.Linear(5, 3)})
+
+    quiz = Split(torch.randn(8, 4, generator=g), torch.randint(20, (8, 3), generator=g),
+                 torch.arange(8) % 3)  # fmt: skip
+    view = _view(quiz)
+    step = _step(view, student())
+    step.student_x = torch.randint(20, (6, 3), generator=g)
+    teachers = {}
+    for first_order in (False, True):
+        strategy = MetaDistil.from_params({"lr": 0.01, "first_order": first_order})
+        teacher = _mlp_net(6, 0)
+        strategy.begin_round(teacher, {"a": view})
+        if first_order:
+            strategy.student_step(teacher, step)
+        else:
+            with pytest.warns(RuntimeWarning, match="first-order"):
+                strategy.student_step(teacher, step)
+            assert strategy.state_dict()["no_second_order"] is True
+        assert strategy.last["first_order"] is True
+        teachers[first_order] = teacher
+    for a, b in zip(teachers[False].parameters(), teachers[True].parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -22,10 +22,15 @@ DARTS, ICLR 2019, eq. 8), which needs first-order gradients only:
 
 whose error is O(ε²) (third derivatives of ``L_distil``); nothing else is dropped. The
 real student is never changed: the pilot runs on functional copies of its parameters.
+
+Some PyTorch operations have no second derivative (``nn.EmbeddingBag``, the nlp plugin's
+student text stem, has neither a double backward nor forward-mode AD); for a student with
+one, the strategy warns once and uses the first-order meta-gradient.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,6 +243,7 @@ class MetaDistil(FeedbackStrategy):
         )
         self._generator = torch.Generator().manual_seed(QUIZ_SEED)
         self._steps = 0
+        self._no_second_order = False
         self.last: dict[str, Any] = {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -248,6 +254,7 @@ class MetaDistil(FeedbackStrategy):
             "optimizer": self._optimizer.state_dict(),
             "generator": self._generator.get_state(),
             "steps": self._steps,
+            "no_second_order": self._no_second_order,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -256,6 +263,7 @@ class MetaDistil(FeedbackStrategy):
             self._optimizer.load_state_dict(state["optimizer"])
             self._generator.set_state(state["generator"])
             self._steps = int(state["steps"])
+            self._no_second_order = bool(state.get("no_second_order", False))
 
     def student_step(self, teacher: nn.Module, step: StudentStep) -> None:
         """Every ``meta_every`` steps, one meta step of the teacher on the step's batch."""
@@ -279,22 +287,41 @@ class MetaDistil(FeedbackStrategy):
         teacher.train()
         params = [p for p in teacher.parameters() if p.requires_grad]
         t_logits = teacher(step.teacher_x, d.space, d.task)
-        meta = meta_gradient(
-            student,
-            t_logits,
-            params,
-            space=d.space,
-            task=d.task,
-            student_x=step.student_x,
-            labels=step.labels,
-            labelled=step.labelled,
-            quiz_x=quiz_x,
-            quiz_y=quiz_y,
-            pilot_lr=self.config.pilot_lr,
-            temperature=self.config.temperature,
-            first_order=self.config.first_order,
-            retain_graph=True,
-        )
+        first_order = self.config.first_order or self._no_second_order
+
+        def meta_step(first_order: bool) -> MetaGradient:
+            return meta_gradient(
+                student,
+                t_logits,
+                params,
+                space=d.space,
+                task=d.task,
+                student_x=step.student_x,
+                labels=step.labels,
+                labelled=step.labelled,
+                quiz_x=quiz_x,
+                quiz_y=quiz_y,
+                pilot_lr=self.config.pilot_lr,
+                temperature=self.config.temperature,
+                first_order=first_order,
+                retain_graph=True,  # for the teacher's CE below (and a retry)
+            )
+
+        try:
+            meta = meta_step(first_order)
+        except NotImplementedError as err:  # an operation without a second derivative
+            if first_order:
+                raise
+            reason = str(err).splitlines()[0]
+            warnings.warn(
+                f"feedback meta: the student has an operation without a second derivative "
+                f"in PyTorch ({reason}); using the first-order (finite-difference) "
+                "meta-gradient instead (first_order: true says so without this warning)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._no_second_order = first_order = True
+            meta = meta_step(first_order)
         # one backward for both terms (p.grad = meta_weight·meta + ∇CE), so gradient hooks
         # (the averaging of a distributed run) see every teacher gradient once
         weight = self.config.meta_weight
@@ -304,4 +331,8 @@ class MetaDistil(FeedbackStrategy):
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
-        self.last = {"domain": d.name, "pilot_quiz_loss": meta.quiz_loss}
+        self.last = {
+            "domain": d.name,
+            "pilot_quiz_loss": meta.quiz_loss,
+            "first_order": first_order,
+        }
