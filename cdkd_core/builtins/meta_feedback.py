@@ -243,7 +243,8 @@ class MetaDistil(FeedbackStrategy):
         )
         self._generator = torch.Generator().manual_seed(QUIZ_SEED)
         self._steps = 0
-        self._no_second_order = False
+        # found once per run (the student architecture does not change between rounds)
+        self._no_second_order = getattr(self, "_no_second_order", False)
         self.last: dict[str, Any] = {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -312,7 +313,7 @@ class MetaDistil(FeedbackStrategy):
         except NotImplementedError as err:  # an operation without a second derivative
             if first_order:
                 raise
-            reason = str(err).splitlines()[0]
+            reason = str(err).splitlines()[0].rstrip(".")
             warnings.warn(
                 f"feedback meta: the student has an operation without a second derivative "
                 f"in PyTorch ({reason}); using the first-order (finite-difference) "
