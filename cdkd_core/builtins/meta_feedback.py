@@ -124,7 +124,7 @@ def meta_gradient(
     def grads_or_zeros(grads, like) -> list[torch.Tensor]:
         return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
 
-    was_training = student.training
+    modes = [(m, m.training) for m in student.modules()]
     student.eval()
     try:
         theta = [variables[n] for n in names]
@@ -175,7 +175,8 @@ def meta_gradient(
         grads = [-pilot_lr * (gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
         return MetaGradient(grads, float(quiz.detach()))
     finally:
-        student.train(was_training)
+        for module, mode in modes:
+            module.training = mode
 
 
 class MetaDistil(FeedbackStrategy):
@@ -335,5 +336,6 @@ class MetaDistil(FeedbackStrategy):
         self.last = {
             "domain": d.name,
             "pilot_quiz_loss": meta.quiz_loss,
+            "meta_grad_norm": float(torch.sqrt(sum((g.double() ** 2).sum() for g in meta.grads))),
             "first_order": first_order,
         }
