@@ -20,6 +20,7 @@ from cdkd_core.errors import ConfigError
 from cdkd_core.feedback import FeedbackDomain, StudentStep
 from cdkd_core.network import MultiDomainNet
 from cdkd_core.pipeline import resume_run
+from cdkd_core.rundir import read_metrics
 from tests.test_resume import _config, _interrupt_at, _metrics
 
 torch.set_num_threads(1)
@@ -308,6 +309,12 @@ def test_two_rounds_end_to_end_change_the_teacher(tiny_config, host, tmp_path) -
     result = run_pipeline(load_config(tiny_config, host=host), output=tmp_path / "m", host=host)
     assert [r["round"] for r in result.summary["round_results"]] == [0, 1]
     assert result.summary["rounds"] == 2
+    # the teacher changed during round 0, so round 1 re-extracted its outputs
+    assert result.summary["teacher_cache"]["misses"] == 4
+    domains = [
+        r for r in read_metrics(result.run_dir / "metrics.jsonl") if r.get("event") == "domain"
+    ]
+    assert domains and all(r["quiz"] > 0 for r in domains)  # carved from train, not test
     tiny_config["feedback"] = {"name": "none"}
     plain = run_pipeline(load_config(tiny_config, host=host), output=tmp_path / "n", host=host)
     meta_t = load_file(result.run_dir / "teacher.safetensors")
