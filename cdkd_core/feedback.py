@@ -31,13 +31,21 @@ class FeedbackDomain:
 
 @dataclass
 class StudentStep:
-    """One student step, passed to strategies that train the teacher alongside the student."""
+    """One student step, passed to strategies that train the teacher alongside the student.
+
+    ``student_logits`` are detached. ``student`` is the student network as it is after the
+    step (not wrapped in DistributedDataParallel) and ``student_x`` the batch's student
+    view, for strategies that look ahead at the student (``meta``); they must not change
+    it. Both are given by the pipeline and may be None where a caller has no student.
+    """
 
     domain: FeedbackDomain
     teacher_x: torch.Tensor
     labels: torch.Tensor
     labelled: torch.Tensor
     student_logits: torch.Tensor
+    student: nn.Module | None = None
+    student_x: torch.Tensor | None = None
 
 
 @dataclass

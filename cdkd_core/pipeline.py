@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from cdkd_core.assembly import NetworkSlot, build_network
 from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
@@ -177,8 +178,16 @@ class _LiveTeacher:
         with torch.no_grad():
             return self.teacher(d.train.teacher_x[batch].to(self.device), d.space, d.task)
 
-    def step(self, plan: DomainPlan, batch: torch.Tensor, student_logits: torch.Tensor) -> None:
+    def step(
+        self,
+        plan: DomainPlan,
+        batch: torch.Tensor,
+        student_logits: torch.Tensor,
+        student: nn.Module | None = None,
+    ) -> None:
         d = plan.domain
+        if isinstance(student, DistributedDataParallel):
+            student = student.module
         self.strategy.student_step(
             self.teacher,
             StudentStep(
@@ -187,6 +196,8 @@ class _LiveTeacher:
                 labels=plan.labels[batch].to(self.device),
                 labelled=plan.labelled[batch].to(self.device),
                 student_logits=student_logits,
+                student=student,
+                student_x=plan.x[batch].to(self.device),
             ),
         )
 

@@ -73,8 +73,15 @@ class LiveTeacher(Protocol):
     def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
         """Current teacher logits for the batch (no gradient), or None without a head."""
 
-    def step(self, plan: DomainPlan, batch: torch.Tensor, student_logits: torch.Tensor) -> None:
-        """Update the teacher after the student's step."""
+    def step(
+        self,
+        plan: DomainPlan,
+        batch: torch.Tensor,
+        student_logits: torch.Tensor,
+        student: nn.Module | None = None,
+    ) -> None:
+        """Update the teacher after the student's step; ``student`` is the network being
+        trained (unwrapped), for strategies that look ahead at it."""
 
 
 @dataclass
@@ -396,7 +403,7 @@ def fit(
                 if scheduler is not None:
                     scheduler.step()
                 if live is not None:
-                    live.step(plan, idx, student_logits.detach())
+                    live.step(plan, idx, student_logits.detach(), student=model)
                 for k, v in terms.items():
                     v = v.detach() * share if world.distributed else v.detach()
                     sums[k] = sums.get(k, 0.0) + v  # no per-step sync

@@ -188,7 +188,7 @@ NAMES = {
     "student.trunk.name": "available: cnn, mlp",
     "encoder.name": "available: graph, linear, pca",
     "losses.1.name": "available: ce, graph, hint, kd, relational",
-    "feedback.name": "available: hard_examples, mutual, none",
+    "feedback.name": "available: hard_examples, meta, mutual, none",
     "domains.1.name": "available:",
 }
 

@@ -72,7 +72,7 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     }
     assert builtin["encoders"] == ["pca", "linear", "graph"]
     assert builtin["losses"] == ["ce", "kd", "hint", "relational", "graph"]
-    assert builtin["feedback"] == ["none", "mutual", "hard_examples"]
+    assert builtin["feedback"] == ["none", "mutual", "hard_examples", "meta"]
     assert builtin["architectures"] == ["mlp", "cnn"]
     assert {"sklearn.wine", "tabular"} <= set(builtin["domains"])
 

@@ -347,7 +347,7 @@ EXPECTED = {
     "architectures": {"mlp", "cnn"},
     "encoders": {"pca", "linear", "graph"},
     "losses": {"ce", "kd", "hint", "relational", "graph"},
-    "feedback": {"none", "mutual", "hard_examples"},
+    "feedback": {"none", "mutual", "hard_examples", "meta"},
 }
 
 _HOST = PluginHost(entry_points=False)

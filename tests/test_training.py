@@ -258,21 +258,31 @@ class _Live:
     def __init__(self) -> None:
         self.steps: list[torch.Tensor] = []
         self.asked = 0
+        self.students: set[int] = set()
 
     def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
         self.asked += 1
         return None
 
-    def step(self, plan: DomainPlan, batch: torch.Tensor, student_logits: torch.Tensor) -> None:
+    def step(
+        self,
+        plan: DomainPlan,
+        batch: torch.Tensor,
+        student_logits: torch.Tensor,
+        student: torch.nn.Module | None = None,
+    ) -> None:
         assert not student_logits.requires_grad
         assert student_logits.shape == (len(batch), 2)
         self.steps.append(batch)
+        self.students.add(id(student))
 
 
 def test_a_live_teacher_sees_every_student_step() -> None:
     d = _domain()
     live = _Live()
-    fit(_model(d), [_plan(d)], _ce(), _settings(epochs=2, batch_size=20), live=live)
+    model = _model(d)
+    fit(model, [_plan(d)], _ce(), _settings(epochs=2, batch_size=20), live=live)
+    assert live.students == {id(model)}  # the network being trained, for look-ahead
     assert live.asked == len(live.steps) == 2 * 4  # 64 examples in batches of 20
     per_epoch = [torch.cat(live.steps[:4]), torch.cat(live.steps[4:])]
     for seen in per_epoch:

@@ -1,4 +1,5 @@
-"""Built-in feedback strategies: ``none``, ``mutual`` and ``hard_examples``."""
+"""Built-in feedback strategies: ``none``, ``mutual``, ``hard_examples`` and ``meta``
+(the last in :mod:`cdkd_core.builtins.meta_feedback`)."""
 
 from __future__ import annotations
 
@@ -133,5 +134,7 @@ class HardExamples(FeedbackStrategy):
 @hookimpl
 def register_feedback(register: Register) -> None:
     """The core's own feedback strategies."""
-    for cls in (NoFeedback, MutualLearning, HardExamples):
+    from cdkd_core.builtins.meta_feedback import MetaDistil
+
+    for cls in (NoFeedback, MutualLearning, HardExamples, MetaDistil):
         register(cls)
