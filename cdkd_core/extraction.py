@@ -201,6 +201,12 @@ def extract_knowledge(
         {d.name: outputs[d.name].features for d in sources},
         {d.name: d.train.y for d in sources},
     )
+    others = [d for d in readable if d.role != "source" and bool(d.labelled.any())]
+    if others:  # e.g. a class graph's nodes for the targets' labelled classes
+        encoder.add_domains(
+            {d.name: outputs[d.name].features[d.labelled] for d in others},
+            {d.name: d.train.y[d.labelled] for d in others},
+        )
     for d in readable:
         outputs[d.name].knowledge = cache.knowledge(encoder, outputs[d.name].features, d.name)
     return outputs
