@@ -502,8 +502,9 @@ def _graph_section(run: RunFiles) -> str:
         f"<p>{len(g.nodes)} class nodes in {len(set(g.domains))} domain(s), {n_edges} edges "
         f"({len(cross)} across domains), weighted by the cosine similarity of the classes' "
         "mean knowledge vectors (their prototypes). Nodes sit on a circle, grouped by domain; "
-        "an edge's width grows with its weight; cross-domain edges are red. Only edges of "
-        "positive weight are drawn (the 60 strongest).</p>"
+        "an edge's width grows with its weight; cross-domain edges are solid black, "
+        "within-domain ones dashed grey. Only edges of positive weight are drawn (the 60 "
+        "strongest).</p>"
     )
     try:
         plot = _img(knowledge_graph(labels, g.domains, g.similarity, g.edges), "knowledge graph")

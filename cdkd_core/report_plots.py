@@ -265,7 +265,7 @@ def knowledge_graph(
 ) -> str:
     """The class graph on a circle, nodes grouped by domain (one colour each): an edge's
     width grows with its weight (only positive weights drawn, the ``max_edges``
-    strongest), cross-domain edges in red, within-domain ones in grey."""
+    strongest), cross-domain edges solid black, within-domain ones dashed grey."""
     import numpy as np
     from matplotlib.lines import Line2D
 
@@ -292,9 +292,10 @@ def knowledge_graph(
         ax.plot(
             xy[[i, j], 0],
             xy[[i, j], 1],
-            color="tab:red" if cross else "0.6",
+            color="black" if cross else "0.65",
+            ls="-" if cross else "--",
             lw=0.4 + 4.0 * weight / top,
-            alpha=0.85 if cross else 0.6,
+            alpha=0.75 if cross else 0.7,
             zorder=2 if cross else 1,
         )
     for i in range(n):
@@ -307,8 +308,8 @@ def knowledge_graph(
     ax.axis("off")
     handles = [Line2D([], [], ls="", marker="o", color=colour[d], label=d, ms=8) for d in names]
     handles += [
-        Line2D([], [], color="tab:red", lw=2, label="cross-domain edge"),
-        Line2D([], [], color="0.6", lw=2, label="within-domain edge"),
+        Line2D([], [], color="black", lw=2, label="cross-domain edge"),
+        Line2D([], [], color="0.65", ls="--", lw=2, label="within-domain edge"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return to_data_uri(fig)

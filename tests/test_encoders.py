@@ -561,6 +561,7 @@ def test_errors(cls: type[KnowledgeEncoder], params: dict[str, Any]) -> None:
         (KnowledgeGraphEncoder, {"dim": 0}),
         (KnowledgeGraphEncoder, {"top_k": 0}),
         (KnowledgeGraphEncoder, {"min_weight": 1.5}),
+        (KnowledgeGraphEncoder, {"center": "class"}),
     ],
 )
 def test_config_rejects_bad_params(cls: type[KnowledgeEncoder], bad: dict[str, Any]) -> None:

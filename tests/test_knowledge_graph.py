@@ -119,6 +119,20 @@ def test_encoder_add_domains_uses_labelled_rows_only() -> None:
     assert bool(edges.any(dim=1).all())  # top_k = 1: every node keeps its nearest
 
 
+def test_encoder_domain_centering() -> None:
+    feats, labels = _data()
+    enc = KnowledgeGraphEncoder.from_params({"dim": 3, "center": "domain"})
+    enc.fit(feats, labels)
+    assert enc.centering == "domain"
+    for offset, domain, n in ((0, "a", 3), (3, "b", 2)):
+        z = enc.transform(feats[domain], domain)
+        means = torch.stack([z[labels[domain] == c].mean(0) for c in range(n)])
+        expected = means - z.mean(0)
+        torch.testing.assert_close(enc.prototypes[offset : offset + n], expected, atol=1e-5, rtol=0)
+    # a binary domain's centred prototypes point in opposite directions
+    assert float(enc.similarity[3, 4]) == pytest.approx(-1.0, abs=1e-6)
+
+
 def test_encoder_save_load_roundtrip(tmp_path: Path) -> None:
     feats, labels = _data()
     enc = KnowledgeGraphEncoder.from_params({"dim": 2, "top_k": 2, "min_weight": -0.5})
@@ -197,6 +211,22 @@ def test_graph_match_kl_three_classes_by_hand() -> None:
     assert float(value.detach()) == pytest.approx(expected, abs=1e-6)
 
 
+def test_graph_match_domain_centering_by_hand() -> None:
+    loss = _loss(NAMES3, W3)
+    loss.center_domains = True
+    # labelled rows' mean (1, 1.25); centred prototypes (0, -1.25), (1, 0.75), (-1, 1.75)
+    q = [(0.0, -1.25), (1.0, 0.75), (-1.0, 1.75)]
+
+    def cos(u: tuple[float, float], v: tuple[float, float]) -> float:
+        return (u[0] * v[0] + u[1] * v[1]) / math.hypot(*u) / math.hypot(*v)
+
+    expected = (
+        (cos(q[0], q[1]) - 0.6) ** 2 + (cos(q[0], q[2]) - 0.0) ** 2 + (cos(q[1], q[2]) - 0.8) ** 2
+    ) / 3
+    value = loss(_ctx("d", *BATCH3))
+    assert float(value.detach()) == pytest.approx(expected, abs=1e-6)
+
+
 def test_graph_match_respects_edges_and_has_gradient() -> None:
     loss = GraphMatchLoss.from_params({})
     loss.setup(2, 2)
@@ -222,7 +252,7 @@ def test_graph_match_memory_gives_cross_domain_pairs() -> None:
     first = loss(_ctx("d", [[1.0, 0.0], [0.0, 1.0]], [0, 1]))
     assert float(first.detach()) == pytest.approx((0.0 - 0.1) ** 2, abs=1e-6)  # one pair, twice
     torch.testing.assert_close(loss.memory[:2], torch.eye(2))
-    assert loss.seen.tolist() == [True, True, False]
+    assert loss.seen.tolist() == [1, 1, 0]
     # a batch of domain e alone: its only class pairs with the remembered d prototypes
     second = loss(_ctx("e", [[1.0, 1.0], [1.0, 1.0]], [0, 0]))
     expected = ((A - 0.9) ** 2 + (A - (-0.2)) ** 2) / 2
@@ -252,8 +282,13 @@ def test_graph_match_bind_takes_the_encoder_graph() -> None:
     loss = GraphMatchLoss.from_params({})
     loss.setup(4, enc.dim)
     loss.bind(enc)
-    assert torch.equal(loss.edges, enc.edges)
+    assert torch.equal(loss.edges.bool(), enc.edges)
     assert loss.memory.shape == (5, enc.dim)
+    assert loss.center_domains is False
+    centred = KnowledgeGraphEncoder.from_params({"dim": 2, "center": "domain"})
+    centred.fit(feats, labels)
+    loss.bind(centred)
+    assert loss.center_domains is True
     pca = PCAEncoder.from_params({"dim": 2})
     pca.fit(feats, labels)
     with pytest.raises(ValueError, match="needs a class graph"):
@@ -285,6 +320,11 @@ def kg_run(tmp_path_factory) -> Path:
     data = json.loads(json.dumps(TINY))
     data["encoder"] = {"name": "knowledge_graph", "params": {"dim": 4}}
     data["losses"].append({"name": "graph_match"})
+    # a target the teacher can read (wine's input space), with a fifth of its labels: its
+    # classes join the graph from those rows
+    data["domains"].append(
+        {"name": "sklearn.wine", "alias": "wine_t", "role": "target", "label_fraction": 0.2}
+    )
     host = PluginHost(entry_points=False)
     out = tmp_path_factory.mktemp("kg")
     result = run_pipeline(load_config(data, host=host), output=out, host=host)
@@ -296,8 +336,12 @@ def test_run_saves_graph_and_cli_prints_cross_domain_edges(kg_run: Path) -> None
     from cdkd_core.cli.app import app
 
     graph = read_run_graph(kg_run)
-    assert set(graph.domains) == {"sklearn.wine", "sklearn.breast_cancer"}
-    assert len(graph.nodes) == 5  # 3 wine classes + 2 breast-cancer classes
+    assert set(graph.domains) == {"sklearn.wine", "sklearn.breast_cancer", "wine_t"}
+    assert len(graph.nodes) == 8  # 3 + 2 source classes, 3 target classes
+    for c in range(3):  # the target's labelled rows are wine rows: its classes match wine's
+        i, j = graph.nodes.index(f"sklearn.wine:{c}"), graph.nodes.index(f"wine_t:{c}")
+        others = [graph.similarity[i, graph.nodes.index(f"wine_t:{o}")] for o in range(3)]
+        assert graph.similarity[i, j] == max(others) and graph.similarity[i, j] > 0.5
     assert graph.labels[graph.nodes.index("sklearn.breast_cancer:0")] in ("malignant", "0")
     top = graph.cross_domain_edges(2)
     assert len(top) == 2 and top[0][2] >= top[1][2]

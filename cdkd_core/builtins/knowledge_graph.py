@@ -77,7 +77,8 @@ class KnowledgeGraphEncoder(_FittedEncoder):
     Nodes: every ``(domain, class)`` pair with labelled train rows, named ``"domain:class"``:
     all classes of the source domains and, through :meth:`add_domains`, the labelled rows
     of the target domains. Prototype ``p_c`` = mean knowledge vector of the class's
-    labelled train rows. Similarity ``S_ij = cos(p_i, p_j)``; edges ``A_ij = S_ij`` for
+    labelled train rows (minus the domain's mean over its labelled rows with
+    ``center: domain``). Similarity ``S_ij = cos(p_i, p_j)``; edges ``A_ij = S_ij`` for
     ``i != j`` kept by :func:`edge_mask` (``top_k`` symmetric nearest neighbours, weight at
     least ``min_weight``), within and across domains.
     """
@@ -96,6 +97,14 @@ class KnowledgeGraphEncoder(_FittedEncoder):
             description=(
                 "Keep an edge i-j when j is among i's top_k most similar nodes or i among "
                 "j's; null: every pair is an edge."
+            ),
+        )
+        center: Literal["global", "domain"] = Field(
+            "global",
+            description=(
+                "'global': prototypes are the class means of the knowledge vectors; 'domain': "
+                "each domain's mean (over its labelled rows) is subtracted first, so edges "
+                "compare classes relative to their domain rather than the domains' offsets."
             ),
         )
         min_weight: float = Field(
@@ -140,6 +149,8 @@ class KnowledgeGraphEncoder(_FittedEncoder):
                 continue
             z = self._pca.transform(features[domain], domain).to(torch.float64)
             classes, means = class_prototypes(z, y)
+            if self.config.center == "domain":
+                means = means - z[y >= 0].mean(dim=0)
             keep = [i for i, n in enumerate(names) if n.rsplit(":", 1)[0] != domain]
             names = [names[i] for i in keep]
             protos = [protos[i] for i in keep]
@@ -182,6 +193,11 @@ class KnowledgeGraphEncoder(_FittedEncoder):
         return self._similarity.to(torch.float32)
 
     @property
+    def centering(self) -> str:
+        """``"global"`` or ``"domain"`` (see the ``center`` param)."""
+        return self.config.center
+
+    @property
     def edges(self) -> torch.Tensor:
         """``[P, P]`` boolean edge mask (symmetric, false on the diagonal)."""
         self._check_fitted()
@@ -207,6 +223,7 @@ class KnowledgeGraphEncoder(_FittedEncoder):
             "classes": [_node_key(n)[1] for n in self._names],
             "top_k": self.config.top_k,
             "min_weight": self.config.min_weight,
+            "center": self.config.center,
         }
         return tensors, meta
 
@@ -254,8 +271,11 @@ class GraphMatchLoss(Loss):
       ``P[i, j] = softmax_{j:(i,j)∈E}(x_ij / τ)`` of ``W`` (teacher) and ``c`` (student),
       ``B'`` the batch nodes with at least one edge.
 
-    Cross-domain pairs come in through the memory. ``None`` when the batch has no
-    labelled example of a graph node, or no pair (e.g. one class and an empty memory).
+    With a ``knowledge_graph`` encoder whose ``center`` is ``domain``, the batch's mean of
+    ``r(s_i)`` over its labelled rows is subtracted from its prototypes, as the teacher's
+    domain mean is from its. Cross-domain pairs come in through the memory. ``None`` when
+    the batch has no labelled example of a graph node, or no pair (e.g. one class and an
+    empty memory).
     Needs an encoder with a class graph (``knowledge_graph``, ``graph``).
     """
 
@@ -295,6 +315,9 @@ class GraphMatchLoss(Loss):
         super().__init__(config)
         self.projector: nn.Module | None = None
         self.nodes: dict[tuple[str, int], int] = {}
+        #: subtract the batch's mean over its labelled rows from the prototypes (set by
+        #: :meth:`bind` from a ``knowledge_graph`` encoder with ``center: domain``)
+        self.center_domains = False
 
     def setup(self, student_features: int, knowledge_dim: int | None) -> None:
         """Create the projector to the encoder's ``dim``."""
@@ -322,6 +345,7 @@ class GraphMatchLoss(Loss):
         names, weights = graph()
         edges = getattr(encoder, "edges", None)  # None: every pair (the `graph` encoder's)
         self.set_graph(names, weights, edges if isinstance(edges, torch.Tensor) else None)
+        self.center_domains = getattr(encoder, "centering", "global") == "domain"
 
     def set_graph(
         self, names: list[str], weights: torch.Tensor, edges: torch.Tensor | None = None
@@ -339,9 +363,11 @@ class GraphMatchLoss(Loss):
         dim = self._dim
         w = weights.detach().float()
         self.register_buffer("teacher_weights", w)
-        self.register_buffer("edges", edges.to(w.device))
+        # uint8 rather than bool: DistributedDataParallel broadcasts buffers, and not every
+        # backend broadcasts bool tensors
+        self.register_buffer("edges", edges.to(w.device, torch.uint8))
         self.register_buffer("memory", torch.zeros(p, dim, device=w.device))
-        self.register_buffer("seen", torch.zeros(p, dtype=torch.bool, device=w.device))
+        self.register_buffer("seen", torch.zeros(p, dtype=torch.uint8, device=w.device))
 
     def forward(self, ctx: BatchContext) -> torch.Tensor | None:
         """The loss on one single-domain batch (see the class docstring)."""
@@ -352,7 +378,10 @@ class GraphMatchLoss(Loss):
         labels = torch.where(ctx.labelled.to(s.device, torch.bool), labels, -1)
         if not bool((labels >= 0).any()):
             return None
-        classes, protos = class_prototypes(self.projector(s), labels)
+        projected = self.projector(s)
+        classes, protos = class_prototypes(projected, labels)
+        if self.center_domains:
+            protos = protos - projected[labels >= 0].mean(dim=0)
         idx = [self.nodes.get((ctx.domain, int(c)), -1) for c in classes.tolist()]
         keep = [i for i, n in enumerate(idx) if n >= 0]
         if not keep:
@@ -360,7 +389,7 @@ class GraphMatchLoss(Loss):
         batch_nodes = torch.tensor([idx[i] for i in keep], device=s.device)
         protos = protos[keep]
         if self.config.memory:
-            other = self.seen.clone()
+            other = self.seen.bool()
             other[batch_nodes] = False
             mem_nodes = torch.nonzero(other).flatten()
         else:
@@ -369,7 +398,7 @@ class GraphMatchLoss(Loss):
         q = torch.cat([protos, self.memory[mem_nodes].to(protos.dtype)])
         sigma = cosine_matrix(q)[: len(batch_nodes)]  # [B, |N|]
         w = self.teacher_weights[batch_nodes][:, all_nodes].to(sigma.dtype)
-        mask = self.edges[batch_nodes][:, all_nodes]
+        mask = self.edges[batch_nodes][:, all_nodes].bool()
         if self.training:
             self._remember(batch_nodes, protos.detach())
         if not bool(mask.any()):
@@ -388,9 +417,9 @@ class GraphMatchLoss(Loss):
     def _remember(self, nodes: torch.Tensor, protos: torch.Tensor) -> None:
         mu = self.config.momentum
         old = self.memory[nodes]
-        seen = self.seen[nodes].unsqueeze(1)
+        seen = self.seen[nodes].bool().unsqueeze(1)
         self.memory[nodes] = torch.where(seen, mu * old + (1 - mu) * protos.to(old.dtype), protos)
-        self.seen[nodes] = True
+        self.seen[nodes] = 1
 
 
 # --------------------------------------------------------------------------- a run's graph
