@@ -131,6 +131,7 @@ def test_encoder_domain_centering() -> None:
         torch.testing.assert_close(enc.prototypes[offset : offset + n], expected, atol=1e-5, rtol=0)
     # a binary domain's centred prototypes point in opposite directions
     assert float(enc.similarity[3, 4]) == pytest.approx(-1.0, abs=1e-6)
+    assert bool(enc.edges[3, 4])  # -1 is not rounded below the default min_weight
 
 
 def test_encoder_save_load_roundtrip(tmp_path: Path) -> None:

@@ -47,9 +47,10 @@ def class_prototypes(
 
 
 def cosine_matrix(x: torch.Tensor) -> torch.Tensor:
-    """``[P, P]`` cosine similarities between the rows of ``x`` (a zero row gives 0)."""
+    """``[P, P]`` cosine similarities between the rows of ``x`` (a zero row gives 0),
+    clamped to ``[-1, 1]`` (rounding would otherwise put opposite vectors just below -1)."""
     unit = x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
-    return unit @ unit.T
+    return (unit @ unit.T).clamp(-1.0, 1.0)
 
 
 def edge_mask(similarity: torch.Tensor, top_k: int | None, min_weight: float) -> torch.Tensor:
