@@ -367,3 +367,18 @@ def test_cli_graph_errors(tmp_path: Path) -> None:
     enc.save(tmp_path)
     result = runner.invoke(app, ["graph", str(tmp_path)])
     assert result.exit_code == 2 and "builds no class graph" in result.output
+
+
+def test_graph_match_memory_is_in_the_state_dict() -> None:
+    """The memory travels with the loop's checkpoint (``loss.state_dict()``), so a resumed
+    run continues with the same memory."""
+    loss = _loss(NAMES3, W3)
+    loss.train()
+    loss(_ctx("d", [[1.0, 0.0], [0.0, 2.0]], [0, 1]))
+    state = loss.state_dict()
+    assert {"memory", "seen", "edges", "teacher_weights"} <= set(state)
+    fresh = _loss(NAMES3, W3)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.memory, loss.memory) and torch.equal(fresh.seen, loss.seen)
+    ctx = _ctx("d", [[3.0, 1.0]], [2])
+    assert float(fresh(ctx).detach()) == pytest.approx(float(loss(ctx).detach()), abs=0)
