@@ -31,6 +31,13 @@ class KnowledgeEncoder(Component):
         """Fit on ``features[domain]`` ``[N, F]`` with ``labels[domain]`` ``[N]``."""
         raise NotImplementedError
 
+    def add_domains(
+        self, features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]
+    ) -> None:
+        """Called after :meth:`fit` with the labelled train rows of the trained domains it
+        was not fitted on (targets); an encoder with a class graph adds their classes as
+        nodes. The default does nothing."""
+
     def transform(self, features: torch.Tensor, domain: str) -> torch.Tensor:
         """Map ``[N, F]`` teacher features of ``domain`` to knowledge vectors ``[N, dim]``."""
         raise NotImplementedError

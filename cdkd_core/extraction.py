@@ -201,6 +201,14 @@ def extract_knowledge(
         {d.name: outputs[d.name].features for d in sources},
         {d.name: d.train.y for d in sources},
     )
+    others = [d for d in readable if d.role != "source" and bool(d.labelled.any())]
+    # only for an encoder that uses them (e.g. a class graph's nodes for the targets'
+    # labelled classes): the labelled rows are a copy
+    if others and type(encoder).add_domains is not KnowledgeEncoder.add_domains:
+        encoder.add_domains(
+            {d.name: outputs[d.name].features[d.labelled] for d in others},
+            {d.name: d.train.y[d.labelled] for d in others},
+        )
     for d in readable:
         outputs[d.name].knowledge = cache.knowledge(encoder, outputs[d.name].features, d.name)
     return outputs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -53,6 +53,10 @@ class Loss(Component, nn.Module):
 
     def setup(self, student_features: int, knowledge_dim: int | None) -> None:
         """Create parameters that depend on the student's feature width or the encoder's dim."""
+
+    def bind(self, encoder: Any) -> None:
+        """Read what the loss needs from the round's fitted encoder (e.g. its class graph);
+        called after :meth:`setup`. The default does nothing."""
 
     def forward(self, ctx: BatchContext) -> torch.Tensor | None:
         """The loss on one batch."""

@@ -41,6 +41,7 @@ from cdkd_core.distributed import (
     process_group,
 )
 from cdkd_core.domain import Split
+from cdkd_core.encoder import KnowledgeEncoder
 from cdkd_core.errors import CdkdError, ConfigError, PluginError, RunInterrupted
 from cdkd_core.extraction import TeacherCache, extract_knowledge
 from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
@@ -326,7 +327,11 @@ class Pipeline:
         return [(self.host.get("losses", "ce")(), 1.0)]
 
     def _losses(
-        self, student: MultiDomainNet, domains: list[PreparedDomain], knowledge_dim: int
+        self,
+        student: MultiDomainNet,
+        domains: list[PreparedDomain],
+        knowledge_dim: int,
+        encoder: KnowledgeEncoder | None = None,
     ) -> list[tuple[Loss, float]]:
         d = next(d for d in domains if d.trained)
         with torch.no_grad(), FeatureHook(student, self.config.student.feature_layer) as hook:
@@ -337,6 +342,8 @@ class Pipeline:
         for ref in self.config.losses:
             loss = self.host.get("losses", ref.name).from_params(ref.params)
             loss.setup(width, knowledge_dim)
+            if encoder is not None:
+                loss.bind(encoder)
             losses.append((loss, ref.weight))
         return losses
 
@@ -623,7 +630,7 @@ class Pipeline:
 
         # 3. student distillation
         student = build_network(config.student, trained, self.host, "student", self.student_seed)
-        losses = self._losses(student, self.domains, encoder.dim)
+        losses = self._losses(student, self.domains, encoder.dim, encoder)
         live = None
         if self.feedback.live_teacher:
             self.feedback.begin_round(self.teacher, views)

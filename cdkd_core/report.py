@@ -3,7 +3,8 @@
 It reads the run directory (``summary.json``, ``metrics.jsonl``, ``config.yaml``,
 ``layout.json``, and ``knowledge_sample.safetensors`` where the run saved one) and writes
 ``report.html``: the per-domain test results, learning curves per stage and round, a 2-D
-view of the knowledge space, the feedback rounds, and sizes and latencies. Styles are
+view of the knowledge space, the class graph of a ``knowledge_graph`` run, the feedback
+rounds, and sizes and latencies. Styles are
 inline and plots are embedded PNG ``data:`` URIs: the file needs nothing else to be read.
 """
 
@@ -97,6 +98,7 @@ def render_report(run: RunFiles, host: Any = None) -> str:
         ("results", "Test results", _results_section(run)),
         ("curves", "Learning curves", _curves_section(run)),
         ("knowledge", "Knowledge space", _knowledge_section(run, host)),
+        *_graph_sections(run),
         ("rounds", "Feedback rounds", _rounds_section(run)),
         ("sizes", "Sizes and latency", _sizes_section(run)),
         ("config", "Config", _config_section(run)),
@@ -475,6 +477,47 @@ def _knowledge_section(run: RunFiles, host: Any) -> str:
                 + f"{_e(type(exc).__name__)}: {_e(_first_line(exc))}</p>"
             )
     return _knowledge_view(run, sample)
+
+
+def _graph_sections(run: RunFiles) -> list[tuple[str, str, str]]:
+    """The "Knowledge graph" section, for a run whose encoder was ``knowledge_graph``."""
+    encoder = run.config.get("encoder") if isinstance(run.config, dict) else None
+    if not isinstance(encoder, dict) or encoder.get("name") != "knowledge_graph":
+        return []
+    return [("graph", "Knowledge graph", _graph_section(run))]
+
+
+def _graph_section(run: RunFiles) -> str:
+    from cdkd_core.builtins.knowledge_graph import read_run_graph
+    from cdkd_core.report_plots import knowledge_graph
+
+    try:
+        g = read_run_graph(run.run_dir)
+    except Exception as exc:  # a torn or missing encoder state: the rest of the report stands
+        return f'<p class="warn">The knowledge graph could not be read: {_e(_first_line(exc))}</p>'
+    labels = [f"{d}:{c}" for d, c in zip(g.domains, g.labels, strict=True)]
+    n_edges = int(g.edges.triu(1).sum())
+    cross = g.cross_domain_edges()
+    intro = (
+        f"<p>{len(g.nodes)} class nodes in {len(set(g.domains))} domain(s), {n_edges} edges "
+        f"({len(cross)} across domains), weighted by the cosine similarity of the classes' "
+        "mean knowledge vectors (their prototypes). Nodes sit on a circle, grouped by domain; "
+        "an edge's width grows with its weight; cross-domain edges are solid black, "
+        "within-domain ones dashed grey. Only edges of positive weight are drawn (the 60 "
+        "strongest).</p>"
+    )
+    try:
+        plot = _img(knowledge_graph(labels, g.domains, g.similarity, g.edges), "knowledge graph")
+    except Exception as exc:  # matplotlib missing or failing: keep the table
+        plot = f'<p class="warn">The graph could not be drawn: {_e(_first_line(exc))}</p>'
+    rows = [[_td(labels[i], True), _td(labels[j], True), _td(w)] for i, j, w in cross[:10]]
+    table = (
+        "<p>Strongest cross-domain edges (all of them: <code>cdkd graph RUN_DIR</code>):</p>"
+        + _table(["class", "class", "weight"], rows, left=(0, 1))
+        if rows
+        else "<p>No cross-domain edge.</p>"
+    )
+    return intro + plot + table
 
 
 def _knowledge_view(run: RunFiles, sample: Any) -> str:

@@ -254,3 +254,62 @@ def rounds(
     handles, labels = left.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     return to_data_uri(fig)
+
+
+def knowledge_graph(
+    labels: Sequence[str],
+    domains: Sequence[str],
+    weights: Any,
+    edges: Any,
+    max_edges: int = 60,
+) -> str:
+    """The class graph on a circle, nodes grouped by domain (one colour each): an edge's
+    width grows with its weight (only positive weights drawn, the ``max_edges``
+    strongest), cross-domain edges solid black, within-domain ones dashed grey."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    n = len(labels)
+    order = sorted(range(n), key=lambda i: (domains[i], i))
+    angle = np.empty(n)
+    angle[order] = np.linspace(0.5 * np.pi, 2.5 * np.pi, n, endpoint=False)
+    xy = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    names = sorted(set(domains))
+    colour = dict(zip(names, _colours(len(names)), strict=True))
+    w = np.asarray(weights, dtype=float)
+    pairs = [
+        (w[i, j], i, j)
+        for i in range(n)
+        for j in range(i + 1, n)
+        if bool(edges[i, j]) and w[i, j] > 0
+    ]
+    pairs = sorted(pairs, key=lambda p: -p[0])[:max_edges]
+    top = max((p[0] for p in pairs), default=1.0)
+    fig = _figure(8.5, 7.0)
+    ax = fig.subplots()
+    for weight, i, j in reversed(pairs):  # strongest drawn last, on top
+        cross = domains[i] != domains[j]
+        ax.plot(
+            xy[[i, j], 0],
+            xy[[i, j], 1],
+            color="black" if cross else "0.65",
+            ls="-" if cross else "--",
+            lw=0.4 + 4.0 * weight / top,
+            alpha=0.75 if cross else 0.7,
+            zorder=2 if cross else 1,
+        )
+    for i in range(n):
+        ax.scatter(*xy[i], s=110, color=colour[domains[i]], edgecolor="black", zorder=3)
+        ha = "left" if xy[i, 0] >= 0 else "right"
+        ax.annotate(labels[i], xy[i] * 1.09, ha=ha, va="center", fontsize=7, annotation_clip=False)
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.25, 1.25)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    handles = [Line2D([], [], ls="", marker="o", color=colour[d], label=d, ms=8) for d in names]
+    handles += [
+        Line2D([], [], color="black", lw=2, label="cross-domain edge"),
+        Line2D([], [], color="0.65", ls="--", lw=2, label="within-domain edge"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    return to_data_uri(fig)

@@ -433,7 +433,7 @@ def test_unknown_encoder_suggests_close_matches(host: PluginHost) -> None:
     assert "encoder.name" in msg
     assert "unknown encoder 'pcaa'" in msg
     assert "did you mean 'pca'" in msg
-    assert "available: graph, linear, pca" in msg.lower()
+    assert "available: graph, knowledge_graph, linear, pca" in msg.lower()
 
 
 def test_unknown_loss_and_domain_suggest_close_matches(host: PluginHost) -> None:

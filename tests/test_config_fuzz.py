@@ -186,8 +186,8 @@ PARAM_MAPPINGS = {
 NAMES = {
     "teacher.trunk.name": "available: cnn, mlp",
     "student.trunk.name": "available: cnn, mlp",
-    "encoder.name": "available: graph, linear, pca",
-    "losses.1.name": "available: ce, graph, hint, kd, relational",
+    "encoder.name": "available: graph, knowledge_graph, linear, pca",
+    "losses.1.name": "available: ce, graph, graph_match, hint, kd, relational",
     "feedback.name": "available: hard_examples, meta, mutual, none",
     "domains.1.name": "available:",
 }

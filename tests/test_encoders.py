@@ -16,6 +16,7 @@ from cdkd_core.builtins.encoders import (
     PCAEncoder,
     register_encoders,
 )
+from cdkd_core.builtins.knowledge_graph import KnowledgeGraphEncoder
 from cdkd_core.encoder import KnowledgeEncoder
 
 torch.set_num_threads(1)
@@ -483,8 +484,9 @@ CASES: list[tuple[type[KnowledgeEncoder], dict[str, Any]]] = [
     (LinearEncoder, {"method": "pls", "dim": 3}),
     (LinearEncoder, {"method": "ridge", "dim": 3, "alpha": 0.1}),
     (GraphEncoder, {"dim": 3, "neighbors": 5}),
+    (KnowledgeGraphEncoder, {"dim": 3, "top_k": 2}),
 ]
-IDS = ["pca", "pca-whiten", "pls", "ridge", "graph"]
+IDS = ["pca", "pca-whiten", "pls", "ridge", "graph", "knowledge_graph"]
 
 
 @pytest.mark.parametrize(("cls", "params"), CASES, ids=IDS)
@@ -502,8 +504,8 @@ def test_save_load_roundtrip(
     probe = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
     for x in (feats["alpha"], probe):
         assert torch.equal(fresh.transform(x, "alpha"), enc.transform(x, "alpha"))
-    if isinstance(enc, GraphEncoder):
-        assert isinstance(fresh, GraphEncoder)
+    if isinstance(enc, GraphEncoder | KnowledgeGraphEncoder):
+        assert isinstance(fresh, GraphEncoder | KnowledgeGraphEncoder)
         assert fresh.class_graph()[0] == enc.class_graph()[0]
         assert torch.equal(fresh.class_graph()[1], enc.class_graph()[1])
 
@@ -556,6 +558,10 @@ def test_errors(cls: type[KnowledgeEncoder], params: dict[str, Any]) -> None:
         (GraphEncoder, {"neighbors": 1}),
         (GraphEncoder, {"max_nodes": 1}),
         (GraphEncoder, {"sigma": 1.0}),
+        (KnowledgeGraphEncoder, {"dim": 0}),
+        (KnowledgeGraphEncoder, {"top_k": 0}),
+        (KnowledgeGraphEncoder, {"min_weight": 1.5}),
+        (KnowledgeGraphEncoder, {"center": "class"}),
     ],
 )
 def test_config_rejects_bad_params(cls: type[KnowledgeEncoder], bad: dict[str, Any]) -> None:
@@ -564,7 +570,7 @@ def test_config_rejects_bad_params(cls: type[KnowledgeEncoder], bad: dict[str, A
 
 
 def test_configs_are_frozen_and_documented() -> None:
-    for cls in (PCAEncoder, LinearEncoder, GraphEncoder):
+    for cls in (PCAEncoder, LinearEncoder, GraphEncoder, KnowledgeGraphEncoder):
         config = cls.from_params({}).config
         with pytest.raises(pydantic.ValidationError):
             config.dim = 5  # type: ignore[misc]
@@ -574,10 +580,11 @@ def test_configs_are_frozen_and_documented() -> None:
         assert cls.summary()
 
 
-def test_register_encoders_registers_all_three() -> None:
+def test_register_encoders_registers_the_builtins() -> None:
     seen: list[type] = []
     register_encoders(seen.append)
-    assert seen == [PCAEncoder, LinearEncoder, GraphEncoder]
-    assert [c.name for c in seen] == ["pca", "linear", "graph"]
+    assert seen == [PCAEncoder, LinearEncoder, GraphEncoder, KnowledgeGraphEncoder]
+    assert [c.name for c in seen] == ["pca", "linear", "graph", "knowledge_graph"]
+    assert KnowledgeGraphEncoder.provides == frozenset({"vectors", "graph"})
     assert GraphEncoder.provides == frozenset({"vectors", "graph"})
     assert PCAEncoder.provides == LinearEncoder.provides == frozenset({"vectors"})

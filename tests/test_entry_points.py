@@ -70,8 +70,8 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
         if p["source"] == "builtin"
         for k, v in p["components"].items()
     }
-    assert builtin["encoders"] == ["pca", "linear", "graph"]
-    assert builtin["losses"] == ["ce", "kd", "hint", "relational", "graph"]
+    assert builtin["encoders"] == ["pca", "linear", "graph", "knowledge_graph"]
+    assert builtin["losses"] == ["ce", "kd", "hint", "relational", "graph", "graph_match"]
     assert builtin["feedback"] == ["none", "mutual", "hard_examples", "meta"]
     assert builtin["architectures"] == ["mlp", "cnn"]
     assert {"sklearn.wine", "tabular"} <= set(builtin["domains"])

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 import torch
 
+from cdkd_core.builtins.knowledge_graph import GraphMatchLoss
 from cdkd_core.builtins.losses import (
     CrossEntropyLoss,
     GraphLoss,
@@ -23,7 +24,7 @@ from cdkd_core.loss import BatchContext, Loss
 
 torch.set_num_threads(1)
 
-ALL = (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss)
+ALL = (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss, GraphMatchLoss)
 
 
 def make_ctx(
@@ -79,7 +80,7 @@ def test_register_and_class_contract() -> None:
     register_losses(seen.append)
     assert seen == list(ALL)
     names = [cls.name for cls in ALL]
-    assert names == ["ce", "kd", "hint", "relational", "graph"]
+    assert names == ["ce", "kd", "hint", "relational", "graph", "graph_match"]
     for cls in ALL:
         assert cls.name == cls.name.lower()
         assert cls.summary()

@@ -247,7 +247,7 @@ def test_invalid_components_are_refused(cls: Any, fragment: str) -> None:
     assert host.plugins["good"].ok
     known = set(host.components("encoders"))
     assert "ok_enc" in known
-    assert known == {"pca", "linear", "graph", "ok_enc"}
+    assert known == {"pca", "linear", "graph", "knowledge_graph", "ok_enc"}
 
 
 def test_inherited_docstring_does_not_count() -> None:
@@ -345,8 +345,8 @@ EXPECTED = {
         "arrays",
     },
     "architectures": {"mlp", "cnn"},
-    "encoders": {"pca", "linear", "graph"},
-    "losses": {"ce", "kd", "hint", "relational", "graph"},
+    "encoders": {"pca", "linear", "graph", "knowledge_graph"},
+    "losses": {"ce", "kd", "hint", "relational", "graph", "graph_match"},
     "feedback": {"none", "mutual", "hard_examples", "meta"},
 }
 
@@ -413,7 +413,7 @@ def test_get_unknown_name_suggests_close_matches() -> None:
     assert info.value.exit_code == 2
     assert msg.startswith("encoder.name: unknown encoder 'pcaa'")
     assert "did you mean 'pca'" in msg
-    assert "graph, linear, pca" in msg
+    assert "graph, knowledge_graph, linear, pca" in msg
 
 
 def test_get_unknown_name_without_close_matches() -> None:
@@ -422,7 +422,7 @@ def test_get_unknown_name_without_close_matches() -> None:
     msg = str(info.value)
     assert "unknown loss 'zzzzzz'" in msg
     assert "did you mean" not in msg
-    assert "ce, graph, hint, kd, relational" in msg
+    assert "ce, graph, graph_match, hint, kd, relational" in msg
 
 
 def test_get_unknown_feedback_strategy() -> None:

@@ -271,3 +271,27 @@ def test_pca_and_least_squares():
     in_sample = wide.double() @ least_squares_map(wide, noise)[:-1]
     assert float((in_sample - noise).pow(2).mean()) < 0.8  # the fit memorises noise
     assert float((cross_fitted(wide, noise) - noise).pow(2).mean()) > 1.0
+
+
+def test_report_draws_the_knowledge_graph(run_dir, tmp_path, builtins):
+    from PIL import Image
+
+    cfg = copy.deepcopy(TINY)
+    cfg["encoder"] = {"name": "knowledge_graph", "params": {"dim": 4}}
+    cfg["losses"].append({"name": "graph_match"})
+    config = load_config(cfg, host=builtins)
+    kg_run = run_pipeline(config, output=tmp_path / "kg", host=builtins).run_dir
+    page = write_report(kg_run, host=builtins).read_text(encoding="utf-8")
+    assert '<section id="graph"><h2>Knowledge graph</h2>' in page and 'href="#graph"' in page
+    section = page.split('<section id="graph">')[1].split("</section>")[0]
+    assert "5 class nodes in 2 domain(s)" in section
+    assert "sklearn.wine:" in section and "sklearn.breast_cancer:" in section
+    (image,) = _images(section)
+    assert Image.open(io.BytesIO(image)).width > 300
+    # a run with another encoder has no such section
+    other = write_report(_copy(run_dir, tmp_path), host=builtins).read_text(encoding="utf-8")
+    assert '<section id="graph">' not in other
+    # a torn encoder state: the section says so, the rest of the report stands
+    (kg_run / "encoder.safetensors").write_bytes(b"torn")
+    page = write_report(kg_run, host=builtins).read_text(encoding="utf-8")
+    assert "The knowledge graph could not be read" in page

@@ -656,3 +656,7 @@ def register_encoders(register: Register) -> None:
     register(PCAEncoder)
     register(LinearEncoder)
     register(GraphEncoder)
+
+    from cdkd_core.builtins.knowledge_graph import KnowledgeGraphEncoder
+
+    register(KnowledgeGraphEncoder)

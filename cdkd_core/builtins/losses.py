@@ -359,5 +359,7 @@ class GraphLoss(Loss):
 
 @hookimpl
 def register_losses(register: Register) -> None:
-    for cls in (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss):
+    from cdkd_core.builtins.knowledge_graph import GraphMatchLoss
+
+    for cls in (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss, GraphMatchLoss):
         register(cls)

@@ -18,6 +18,7 @@ from cdkd_core.cli.common import (
     user_errors,
 )
 from cdkd_core.cli.data import data_app
+from cdkd_core.cli.graph import graph
 from cdkd_core.cli.plugins import plugins_app
 from cdkd_core.cli.report import report
 
@@ -388,3 +389,4 @@ def init(
 
 
 app.command("report")(report)  # defined in cdkd_core.cli.report
+app.command("graph")(graph)  # defined in cdkd_core.cli.graph
