@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cdkd_core.errors import ConfigError
 from cdkd_core.rundir import RUN_NAME
@@ -39,6 +47,16 @@ class DomainEntry(_Strict):
         le=1,
         description="target only: stratified fraction of train labels the student may use.",
     )
+    shots: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description=(
+            "target only, instead of label_fraction: k labelled train examples per class "
+            "(few-shot; all of a class with fewer), stratified and fixed by the seed; the "
+            "val split used for model selection is cut to k per class too."
+        ),
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="The domain's params.")
 
     @model_validator(mode="after")
@@ -46,6 +64,21 @@ class DomainEntry(_Strict):
         if self.label_fraction is not None and self.role != "target":
             raise ValueError(f"label_fraction applies to role 'target' only, not {self.role!r}")
         return self
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        role = info.data.get("role")
+        if role is not None and role != "target":
+            raise ValueError(f"shots applies to role 'target' only, not {role!r}")
+        if info.data.get("label_fraction") is not None:
+            raise ValueError(
+                "shots and label_fraction are exclusive: give a target k labelled examples "
+                "per class (shots) or a fraction of its labels (label_fraction), not both"
+            )
+        return value
 
     @field_validator("alias")
     @classmethod
@@ -61,10 +94,99 @@ class DomainEntry(_Strict):
 
     @property
     def fraction(self) -> float:
-        """Fraction of train labels the student uses (1 for sources, 0 for unseen)."""
+        """Fraction of train labels the student uses (1 for sources, 0 for unseen); a
+        few-shot target (``shots``) is not cut by it (see :func:`~cdkd_core.splits.shots_mask`)."""
         if self.role == "unseen":
             return 0.0
         return 1.0 if self.label_fraction is None else self.label_fraction
+
+
+class MamlConfig(_Strict):
+    """Meta-learning of the teacher over its source domains as tasks (teacher.maml):
+    Reptile (Nichol, Achiam & Schulman 2018, "On First-Order Meta-Learning Algorithms")
+    or first-order MAML (Finn, Abbeel & Levine 2017, "Model-Agnostic Meta-Learning for
+    Fast Adaptation of Deep Networks"), then multi-task fine-tuning with val model
+    selection."""
+
+    algorithm: Literal["reptile", "fomaml"] = Field(
+        description="reptile: move toward the task-adapted weights; fomaml: first-order MAML."
+    )
+    meta_steps: int = Field(200, ge=1, le=1_000_000, description="Outer (meta) iterations.")
+    inner_steps: int = Field(
+        5, ge=1, le=1000, description="Optimiser steps of the inner loop on one task (k)."
+    )
+    inner_lr: float = Field(1e-3, gt=0, le=10.0, description="Step size of the inner loop.")
+    inner_optimizer: Literal["sgd", "adam"] = Field(
+        "adam",
+        description=(
+            "Inner-loop optimiser, fresh for every task: adam (betas 0, 0.999, as in the "
+            "Reptile paper) or plain sgd (as in MAML)."
+        ),
+    )
+    meta_lr: float | None = Field(
+        None,
+        gt=0,
+        le=10.0,
+        description=(
+            "Outer step size. reptile: epsilon in theta <- theta + epsilon (theta_task - "
+            "theta), at most 1 (default 0.5); fomaml: Adam's step size on the meta-gradient "
+            "(default 0.001)."
+        ),
+    )
+    meta_lr_schedule: Literal["linear", "constant"] = Field(
+        "linear", description="linear: the outer step size decays to 0 over meta_steps."
+    )
+    tasks_per_step: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description=(
+            "Source domains sampled (without replacement) per meta step, their updates "
+            "averaged (default, or more than there are: every source domain)."
+        ),
+    )
+    support_size: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Examples per inner-loop batch: reptile draws a fresh batch for every inner "
+            "step; fomaml adapts on one support batch of this size."
+        ),
+    )
+    query_size: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description="fomaml: examples of the query batch the meta-gradient is taken on.",
+    )
+    finetune_epochs: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description=(
+            "Epochs of ordinary multi-task training after meta-training, with val model "
+            "selection (default: half the teacher epochs, at least 1; 0: none)."
+        ),
+    )
+    log_every: int = Field(
+        10, ge=1, le=1_000_000, description="Log meta-training losses every this many steps."
+    )
+
+    @model_validator(mode="after")
+    def _meta_lr(self) -> MamlConfig:
+        if self.algorithm == "reptile" and self.meta_lr is not None and self.meta_lr > 1:
+            raise ValueError(
+                f"meta_lr {self.meta_lr} for reptile: the interpolation step must be in (0, 1]"
+            )
+        return self
+
+    @property
+    def outer_lr(self) -> float:
+        """The outer step size (``meta_lr`` or the algorithm's default)."""
+        if self.meta_lr is not None:
+            return self.meta_lr
+        return 0.5 if self.algorithm == "reptile" else 1e-3
 
 
 class ModelSpec(_Strict):
@@ -87,6 +209,18 @@ class ModelSpec(_Strict):
             "Teacher only: a teacher.safetensors from an earlier run with the same teacher and "
             "source domains; the teacher is loaded from it instead of trained, so many "
             "students can be distilled from one teacher."
+        ),
+    )
+
+
+class TeacherSpec(ModelSpec):
+    """The teacher: a model spec, and how it is trained (maml)."""
+
+    maml: MamlConfig | None = Field(
+        None,
+        description=(
+            "Meta-learn the teacher over the source domains (reptile or fomaml) before its "
+            "multi-task training (default null: multi-task training only)."
         ),
     )
 
@@ -188,8 +322,8 @@ def _default_losses() -> list[LossEntry]:
     return [LossEntry(name="ce"), LossEntry(name="kd", params={"temperature": 4.0})]
 
 
-def _default_teacher() -> ModelSpec:
-    return ModelSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
+def _default_teacher() -> TeacherSpec:
+    return TeacherSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
 
 
 def _default_student() -> ModelSpec:
@@ -202,7 +336,7 @@ class PipelineConfig(_Strict):
     name: str = Field("cdkd", description="Run name (the run directory starts with it).")
     seed: int = Field(0, ge=0)
     domains: list[DomainEntry] = Field(min_length=1)
-    teacher: ModelSpec = Field(default_factory=_default_teacher)
+    teacher: TeacherSpec = Field(default_factory=_default_teacher)
     student: ModelSpec = Field(default_factory=_default_student)
     encoder: ComponentRef = Field(
         default_factory=lambda: ComponentRef(name="pca", params={"dim": 32})

@@ -1,7 +1,8 @@
 """Loading the configured domains and preparing their splits for training.
 
 Inputs are standardised per domain with statistics of its train split; a target domain
-gets its stratified labelled subset; a quiz split is carved from each source domain's
+gets its stratified labelled subset (``label_fraction`` of each class, or ``shots``
+examples of each); a quiz split is carved from each source domain's
 train split when the feedback strategy asks for one. Large splits are checked and
 standardised chunk by chunk, into memory-mapped scratch files where ``train.out_of_core``
 says so (:mod:`cdkd_core.scratch`).
@@ -10,6 +11,7 @@ says so (:mod:`cdkd_core.scratch`).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +21,7 @@ from cdkd_core.domain import DomainData, Split
 from cdkd_core.errors import CdkdError, DataError
 from cdkd_core.metrics import METRICS
 from cdkd_core.scratch import ScratchSpace, is_memory_mapped, row_chunks, rows_per_chunk
-from cdkd_core.splits import stratified_subset_mask
+from cdkd_core.splits import shots_mask, stratified_subset_mask
 
 
 @dataclass
@@ -206,6 +208,27 @@ def _subset(split: Split, mask: torch.Tensor, scratch: ScratchSpace, key: str) -
     return Split(out["teacher_x"], out["student_x"], split.y[index])
 
 
+def _shots(
+    entry: DomainEntry, train: Split, val: Split, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A few-shot target's labelled masks: ``entry.shots`` per class of its train and val
+    splits (all of a class with fewer, with a warning)."""
+    assert entry.shots is not None
+    masks = []
+    for split, name, offset in ((train, "train", 0), (val, "val", 1)):
+        mask, short = shots_mask(split.y, entry.shots, seed + offset)
+        if short:
+            warnings.warn(
+                f"domain {entry.key!r}: shots={entry.shots} but its {name} split has fewer "
+                "examples of class(es) "
+                + ", ".join(f"{c} ({n})" for c, n in sorted(short.items()))
+                + "; all of them are labelled",
+                stacklevel=3,
+            )
+        masks.append(mask)
+    return masks[0], masks[1]
+
+
 def prepare_domains(
     config: PipelineConfig,
     host,
@@ -238,8 +261,11 @@ def prepare_domains(
             train = _subset(train, ~quiz_mask, scratch, f"domain{i}-train")
         # a target's label_fraction holds for its val split too: model selection may use
         # no more of its labels than training does
-        labelled = stratified_subset_mask(train.y, entry.fraction, seed)
-        val_labelled = stratified_subset_mask(splits["val"].y, entry.fraction, seed + 1)
+        if entry.shots is not None:  # few-shot: k per class, in val as in train
+            labelled, val_labelled = _shots(entry, train, splits["val"], seed)
+        else:
+            labelled = stratified_subset_mask(train.y, entry.fraction, seed)
+            val_labelled = stratified_subset_mask(splits["val"].y, entry.fraction, seed + 1)
         prepared.append(
             PreparedDomain(
                 entry,

@@ -253,11 +253,14 @@ class Pipeline:
         round_: int | None = None,
         live=None,
         resume: dict | None = None,
+        epochs: int | None = None,
     ) -> None:
         spec = self.config.teacher if teacher else self.config.student
         settings = _settings(
             self.config, self.device, teacher=teacher, seed=self.seed, layer=spec.feature_layer
         )
+        if epochs is not None:
+            settings = replace(settings, epochs=epochs)
         label = stage if round_ is None else f"{stage} (round {round_})"
         # every stage starts from a known RNG state (dropout, say), so one stage's numbers
         # never depend on what was built or run before it; baseline and student share one
@@ -288,6 +291,77 @@ class Pipeline:
             epoch=result.best_epoch,
             val_score=result.best_score,
         )
+
+    def _finetune_epochs(self) -> int:
+        """Epochs of the multi-task fine-tune after meta-training (``teacher.maml``)."""
+        maml, t = self.config.teacher.maml, self.config.train
+        assert maml is not None
+        if maml.finetune_epochs is not None:
+            return maml.finetune_epochs
+        return max(1, (t.teacher_epochs or t.epochs) // 2)
+
+    def _meta_train_teacher(self, sources: list[PreparedDomain]) -> None:
+        """Stage 1 with ``teacher.maml``: meta-learn the teacher with the source domains as
+        tasks (:mod:`cdkd_core.maml`), before its multi-task fine-tune."""
+        from cdkd_core.maml import MetaSettings, MetaTask, meta_train
+
+        maml = self.config.teacher.maml
+        assert maml is not None
+        tasks = [
+            MetaTask(p.domain.name, p.domain.space, p.domain.task, p.x, p.labels, p.index)
+            for p in self._plans(sources, "teacher", use_labels_only=True)
+        ]
+        settings = MetaSettings(
+            algorithm=maml.algorithm,
+            meta_steps=maml.meta_steps,
+            inner_steps=maml.inner_steps,
+            inner_lr=maml.inner_lr,
+            meta_lr=maml.outer_lr,
+            inner_optimizer=maml.inner_optimizer,
+            meta_lr_schedule=maml.meta_lr_schedule,
+            tasks_per_step=maml.tasks_per_step,
+            support_size=maml.support_size,
+            query_size=maml.query_size,
+            grad_clip=self.config.train.grad_clip,
+            device=self.device,
+            seed=self.seed,
+            log_every=maml.log_every,
+        )
+        seed_everything(self.seed)
+        start = time.perf_counter()
+        with self.progress.stage(f"teacher meta-training ({maml.algorithm})", maml.meta_steps) as (
+            advance
+        ):
+            meta_train(
+                self.teacher,
+                tasks,
+                settings,
+                on_log=lambda r: self.log.log(stage="teacher_meta", algorithm=maml.algorithm, **r),
+                on_step=lambda _: advance(),
+                stop_requested=lambda: self.stop_requested,
+            )
+        broadcast_module(self.teacher)  # every process goes on with process 0's
+        self.log.log(
+            stage="teacher_meta",
+            event="done",
+            algorithm=maml.algorithm,
+            meta_steps=maml.meta_steps,
+            tasks=[t.name for t in tasks],
+            wall_s=round(time.perf_counter() - start, 3),
+        )
+
+    def _teacher_training(self) -> dict[str, Any]:
+        """How the teacher was trained, for ``summary.json``."""
+        teacher, t = self.config.teacher, self.config.train
+        if teacher.checkpoint is not None:
+            return {"method": "checkpoint", "maml": None}
+        if teacher.maml is None:
+            return {"method": "multitask", "maml": None, "epochs": t.teacher_epochs or t.epochs}
+        return {
+            "method": teacher.maml.algorithm,
+            "maml": {**teacher.maml.model_dump(mode="json"), "meta_lr": teacher.maml.outer_lr},
+            "epochs": self._finetune_epochs(),
+        }
 
     def _plans(
         self,
@@ -459,14 +533,21 @@ class Pipeline:
         if at > 0:
             self.teacher.load_state_dict(resume["teacher"])
         elif config.teacher.checkpoint is None:
-            self._train(
-                self.teacher,
-                self._plans(sources, "teacher", use_labels_only=True),
-                self._ce(),
-                stage="teacher",
-                teacher=True,
-                resume=resume["fit"] if at == 0 else None,
-            )
+            epochs = None
+            if config.teacher.maml is not None:
+                if at < 0:  # a resumed teacher stage goes on with its fine-tune
+                    self._meta_train_teacher(sources)
+                epochs = self._finetune_epochs()
+            if epochs != 0:
+                self._train(
+                    self.teacher,
+                    self._plans(sources, "teacher", use_labels_only=True),
+                    self._ce(),
+                    stage="teacher",
+                    teacher=True,
+                    resume=resume["fit"] if at == 0 else None,
+                    epochs=epochs,
+                )
         else:
             self.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
         if at <= 0:
@@ -564,6 +645,7 @@ class Pipeline:
                         "baseline",
                         "metrics",
                         "sizes",
+                        "shots",
                         "reference",
                     )
                 }
@@ -576,6 +658,7 @@ class Pipeline:
             "latency_ms_per_sample_batch1": self._latencies(student, 1),
             "processes": self.world.size,
             "rounds": self.feedback.rounds,
+            "teacher_training": self._teacher_training(),
             "seed": config.seed,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
@@ -700,6 +783,7 @@ class Pipeline:
                 "baseline": None if base_m is None else base_m[d.headline],
                 "metrics": {"teacher": teacher_m, "student": student_m, "baseline": base_m},
                 "reference": dict(d.data.reference),
+                "shots": d.entry.shots,
                 "sizes": {
                     "train": len(d.train),
                     "labelled": int(d.labelled.sum()),

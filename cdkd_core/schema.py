@@ -65,8 +65,9 @@ def pipeline_schema(host: Any | None = None) -> dict[str, Any]:
         defs[name]["title"] = name
     schema["properties"]["encoder"] = {"$ref": "#/$defs/EncoderRef"}
     schema["properties"]["feedback"] = {"$ref": "#/$defs/FeedbackRef"}
-    model = _rename_refs(defs["ModelSpec"], {"ComponentRef": "ArchitectureRef"})
-    defs["ModelSpec"] = model
+    for spec in ("ModelSpec", "TeacherSpec", "StudentSpec"):  # the network slots
+        if spec in defs:
+            defs[spec] = _rename_refs(defs[spec], {"ComponentRef": "ArchitectureRef"})
     del defs["ComponentRef"]
     if host is None:
         return schema
@@ -186,10 +187,13 @@ def markdown_reference(host: Any | None = None) -> str:
         for name, model in (
             ("DomainEntry", "DomainEntry"),
             ("ModelSpec", "ModelSpec"),
+            ("TeacherSpec", "TeacherSpec"),
+            ("MamlConfig", "MamlConfig"),
             ("ArchitectureRef", "ComponentRef"),
             ("LossEntry", "LossEntry"),
             ("TrainConfig", "TrainConfig"),
         )
+        if name in defs
     ]
     lines = [
         "# Config reference",

@@ -55,6 +55,26 @@ def stratified_subset_mask(labels: torch.Tensor, fraction: float, seed: int) -> 
     return mask
 
 
+def shots_mask(labels: torch.Tensor, shots: int, seed: int) -> tuple[torch.Tensor, dict[int, int]]:
+    """A boolean mask over ``labels`` keeping ``shots`` examples of each class (few-shot;
+    every example of a class with fewer), deterministic in ``seed``.
+
+    Returns the mask and ``{class: available}`` for the classes with fewer than ``shots``.
+    """
+    if shots < 1:
+        raise ValueError(f"shots must be at least 1, got {shots}")
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    short: dict[int, int] = {}
+    generator = torch.Generator().manual_seed(seed)
+    for cls in torch.unique(labels):
+        idx = torch.nonzero(labels == cls).flatten()
+        if len(idx) < shots:
+            short[int(cls)] = len(idx)
+        chosen = idx[torch.randperm(len(idx), generator=generator)[:shots]]
+        mask[chosen] = True
+    return mask, short
+
+
 def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.ndarray:
     """Indices of at most ``max_examples`` examples, stratified (per-class counts by largest
     remainder, at least one per class while the cap allows), in their original order."""

@@ -31,8 +31,8 @@ from cdkd_core.config import (
     ComponentRef,
     DomainEntry,
     LossEntry,
-    ModelSpec,
     PipelineConfig,
+    TeacherSpec,
     TrainConfig,
 )
 from tests.conftest import TINY
@@ -166,7 +166,7 @@ NODES: dict[str, list[Any]] = {
 MAPPINGS: dict[str, type[BaseModel]] = {
     "": PipelineConfig,
     "train": TrainConfig,
-    "teacher": ModelSpec,
+    "teacher": TeacherSpec,
     "teacher.trunk": ComponentRef,
     "encoder": ComponentRef,
     "domains.0": DomainEntry,
