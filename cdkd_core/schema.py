@@ -65,8 +65,8 @@ def pipeline_schema(host: Any | None = None) -> dict[str, Any]:
         defs[name]["title"] = name
     schema["properties"]["encoder"] = {"$ref": "#/$defs/EncoderRef"}
     schema["properties"]["feedback"] = {"$ref": "#/$defs/FeedbackRef"}
-    model = _rename_refs(defs["ModelSpec"], {"ComponentRef": "ArchitectureRef"})
-    defs["ModelSpec"] = model
+    for spec in ("ModelSpec", "StudentSpec"):  # the teacher's and the student's
+        defs[spec] = _rename_refs(defs[spec], {"ComponentRef": "ArchitectureRef"})
     del defs["ComponentRef"]
     if host is None:
         return schema
@@ -186,6 +186,7 @@ def markdown_reference(host: Any | None = None) -> str:
         for name, model in (
             ("DomainEntry", "DomainEntry"),
             ("ModelSpec", "ModelSpec"),
+            ("StudentSpec", "StudentSpec"),
             ("ArchitectureRef", "ComponentRef"),
             ("LossEntry", "LossEntry"),
             ("TrainConfig", "TrainConfig"),
