@@ -225,6 +225,37 @@ class TeacherSpec(ModelSpec):
     )
 
 
+class StudentSpec(ModelSpec):
+    """The student: a model spec, and how its input layers are initialised."""
+
+    weight_init: Literal["random", "teacher_pca"] = Field(
+        "random",
+        description=(
+            "random: the architectures' own initialisation; teacher_pca: each stem's first "
+            "layer starts from the principal components of the teacher's corresponding "
+            "layer (the baseline stays random)."
+        ),
+    )
+    weight_init_layers: Literal["auto"] | list[str] = Field(
+        "auto",
+        description=(
+            "teacher_pca only: auto (every stem whose first layer pairs with the teacher's) "
+            "or student module paths, e.g. [stems.sklearn~wine]."
+        ),
+    )
+
+    @field_validator("weight_init_layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"{value!r}: write auto or a list of module paths")
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one module path, or auto")
+        if value != "auto" and info.data.get("weight_init") == "random":
+            raise ValueError("applies to weight_init: teacher_pca only")
+        return value
+
+
 class TrainConfig(_Strict):
     """Optimisation settings shared by the stages."""
 
@@ -326,8 +357,8 @@ def _default_teacher() -> TeacherSpec:
     return TeacherSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
 
 
-def _default_student() -> ModelSpec:
-    return ModelSpec(trunk=ComponentRef(name="mlp", params={"width": 32, "depth": 1}))
+def _default_student() -> StudentSpec:
+    return StudentSpec(trunk=ComponentRef(name="mlp", params={"width": 32, "depth": 1}))
 
 
 class PipelineConfig(_Strict):
@@ -337,7 +368,7 @@ class PipelineConfig(_Strict):
     seed: int = Field(0, ge=0)
     domains: list[DomainEntry] = Field(min_length=1)
     teacher: TeacherSpec = Field(default_factory=_default_teacher)
-    student: ModelSpec = Field(default_factory=_default_student)
+    student: StudentSpec = Field(default_factory=_default_student)
     encoder: ComponentRef = Field(
         default_factory=lambda: ComponentRef(name="pca", params={"dim": 32})
     )
@@ -369,7 +400,7 @@ class PipelineConfig(_Strict):
 
     @field_validator("student")
     @classmethod
-    def _student(cls, student: ModelSpec) -> ModelSpec:
+    def _student(cls, student: StudentSpec) -> StudentSpec:
         if student.checkpoint is not None:
             raise ValueError(
                 "student.checkpoint: only the teacher can be loaded from a checkpoint "

@@ -68,6 +68,7 @@ from cdkd_core.training import (
     predict,
     resolve_device,
 )
+from cdkd_core.weight_init import init_from_teacher, pair_layers, same_view_spaces
 
 LATENCY_BATCH = 256
 
@@ -504,6 +505,13 @@ class Pipeline:
         find_module(self.teacher, config.teacher.feature_layer)
         baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
         find_module(baseline, config.student.feature_layer)
+        if config.student.weight_init == "teacher_pca":  # refuse unpairable layers now
+            pair_layers(
+                baseline,
+                self.teacher,
+                config.student.weight_init_layers,
+                same_view=same_view_spaces(self.domains),
+            )
         if config.teacher.checkpoint is not None:
             self._load_teacher(Path(config.teacher.checkpoint))
         self.training_started = True
@@ -713,6 +721,14 @@ class Pipeline:
 
         # 3. student distillation
         student = build_network(config.student, trained, self.host, "student", self.student_seed)
+        if config.student.weight_init == "teacher_pca":  # from the teacher as the round starts
+            init = init_from_teacher(
+                student,
+                self.teacher,
+                config.student.weight_init_layers,
+                same_view=same_view_spaces(self.domains),
+            )
+            self.log.log(stage="weight_init", round=round_, method="teacher_pca", **init.to_dict())
         losses = self._losses(student, self.domains, encoder.dim, encoder)
         live = None
         if self.feedback.live_teacher:

@@ -189,6 +189,7 @@ def markdown_reference(host: Any | None = None) -> str:
             ("ModelSpec", "ModelSpec"),
             ("TeacherSpec", "TeacherSpec"),
             ("MamlConfig", "MamlConfig"),
+            ("StudentSpec", "StudentSpec"),
             ("ArchitectureRef", "ComponentRef"),
             ("LossEntry", "LossEntry"),
             ("TrainConfig", "TrainConfig"),
