@@ -353,18 +353,21 @@ domains:                         # `cdkd components domains` lists what is insta
   # your own table: a CSV with a header row and a label column
   # - {{name: tabular, alias: my_loans, role: target, label_fraction: 0.1,
   #    params: {{path: loans.csv, label: default}}}}
+  # (or shots: 5 instead of label_fraction: 5 labelled examples per class)
 teacher:
   trunk: {{name: mlp, params: {{width: 256, depth: 3}}}}
+  # maml: {{algorithm: reptile}}   # meta-learn the trunk over the sources first
   stems: {{image: {{name: cnn, params: {{channels: 32}}}}}}   # other modalities: defaults
 student:
   trunk: {{name: mlp, params: {{width: 32, depth: 1}}}}
   stems: {{image: {{name: cnn, params: {{channels: 8}}}}}}
-encoder: {{name: pca, params: {{dim: 16}}}}         # pca | linear | graph
+  # weight_init: teacher_pca      # first stem layers from the teacher's principal components
+encoder: {{name: pca, params: {{dim: 16}}}}         # pca | linear | graph | knowledge_graph
 losses:                          # the student's objective: a weighted sum
   - {{name: ce, weight: 1.0}}
   - {{name: kd, weight: 1.0, params: {{temperature: 4.0}}}}
   - {{name: hint, weight: 0.5}}
-feedback: {{name: none}}           # none | mutual | hard_examples (params: {{rounds: 2}})
+feedback: {{name: none}}           # none | mutual | hard_examples | meta (params: {{rounds: 2}})
 train: {{epochs: 30, batch_size: 64, lr: 0.003, device: auto}}
 """
 
