@@ -94,7 +94,12 @@ def _merge(
     results.update(header)
     by_setting = ("quality", "transfer", "meta")
     if partial and isinstance(results.get(suite), dict) and suite in by_setting:
-        results[suite].update(result)  # a subset of settings refreshes just those
+        for key, value in result.items():  # a subset of settings refreshes just those
+            old = results[suite].get(key)
+            if suite == "meta" and key == "encoders" and isinstance(old, dict):
+                old.update(value)  # meta's encoder comparison is keyed by setting too
+            else:
+                results[suite][key] = value
     else:
         results[suite] = result
     results.setdefault("seconds", {})[suite] = round(seconds, 1)

@@ -1,6 +1,7 @@
 """Meta-learning, the knowledge graph and knowledge from weights, against what cdkd had.
 
-Three parts (``--only feedback,encoders,few_shot`` picks some):
+Three parts (``--only feedback,encoders,few_shot`` picks some; ``--only encoders,nlp``
+or ``--only nlp`` one setting of the encoder comparison):
 
 - ``feedback``: the ``meta`` strategy (second order, and first order) on the feedback
   suite's setting and rounds, beside the ``mutual`` and ``hard_examples`` rows of that suite.
@@ -22,6 +23,7 @@ from benchmarks.feedback import ROUNDS, _round_times
 from benchmarks.harness import Harness, Run
 from benchmarks.settings import CE, GRAPH, HINT, KD, QUALITY_SETTINGS, TRANSFER_SETTINGS
 from benchmarks.stats import mean_std, paired_bootstrap
+from cdkd_core.errors import ConfigError
 
 PARTS = ("feedback", "encoders", "few_shot")
 ENCODER_SETTINGS = ("medical", "finance", "nlp")
@@ -102,10 +104,14 @@ def encoder_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def encoders_part(h: Harness, seeds: list[int], quick: bool, replicates: int) -> dict[str, Any]:
-    """Every encoder variant on every encoder setting, one teacher per seed and setting."""
+def encoders_part(
+    h: Harness, seeds: list[int], quick: bool, replicates: int, settings=ENCODER_SETTINGS
+) -> dict[str, Any]:
+    """Every encoder variant on each setting, one teacher per seed and setting;
+    ``pca_weight_init`` only where the config is accepted (a student layer pairs with a
+    teacher layer: not the nlp students, which read token ids, not sentence vectors)."""
     out: dict[str, Any] = {}
-    for name in ENCODER_SETTINGS:
+    for name in settings:
         print(f"meta encoders: {name}", flush=True)
         config = QUALITY_SETTINGS[name](quick)
         variants = encoder_variants(config)
@@ -113,9 +119,14 @@ def encoders_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
         for seed in seeds:
             first = h.run(config, "pca", seed=seed, **variants["pca"])
             runs["pca"].append(first)
-            for v, ov in variants.items():
-                if v != "pca":
+            for v, ov in list(variants.items()):
+                if v == "pca":
+                    continue
+                try:
                     runs[v].append(h.run(config, v, seed=seed, teacher=first.teacher_path, **ov))
+                except ConfigError as e:  # refused before training: no layer pairs
+                    print(f"  {name} {v}: refused: {e}", flush=True)
+                    del variants[v], runs[v]
         domains = {}
         for dname, d in runs["pca"][0].summary["domains"].items():
             row: dict[str, Any] = {"metric": d["metric"]}
@@ -132,10 +143,11 @@ def encoders_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
                 "knowledge_graph_minus_graph": _paired(
                     d["metric"], dname, runs["knowledge_graph"], runs["graph"], replicates
                 ),
-                "weight_init_minus_random": _paired(
-                    d["metric"], dname, runs["pca_weight_init"], runs["pca"], replicates
-                ),
             }
+            if "pca_weight_init" in runs:
+                row["differences"]["weight_init_minus_random"] = _paired(
+                    d["metric"], dname, runs["pca_weight_init"], runs["pca"], replicates
+                )
             domains[dname] = row
         out[name] = {
             "domains": domains,
@@ -147,6 +159,16 @@ def encoders_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
             "config": config,
         }
     return out
+
+
+def _meta_training_seconds(run: Run) -> float:
+    """Seconds the run's teacher spent meta-training (0 for a multi-task teacher)."""
+    from cdkd_core.rundir import read_metrics
+
+    for r in read_metrics(run.run_dir / "metrics.jsonl"):
+        if r.get("stage") == "teacher_meta" and r.get("event") == "done":
+            return float(r["wall_s"])
+    return 0.0
 
 
 def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) -> dict[str, Any]:
@@ -172,6 +194,7 @@ def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
             "reptile": {k: [] for k in SHOTS},
         }
         teacher_seconds: dict[str, list[float]] = {"multitask": [], "reptile": []}
+        meta_seconds: dict[str, list[float]] = {"multitask": [], "reptile": []}
         for seed in seeds:
             for kind, config in (("multitask", base), ("reptile", maml_config)):
                 teacher = None
@@ -180,6 +203,7 @@ def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
                     if teacher is None:
                         teacher = run.teacher_path
                         teacher_seconds[kind].append(run.stage_seconds("teacher"))
+                        meta_seconds[kind].append(_meta_training_seconds(run))
                     runs[kind][k].append(run)
         target = base["domains"][target_index].get("alias") or base["domains"][target_index]["name"]
         first = runs["multitask"][SHOTS[0]][0].summary["domains"][target]
@@ -206,7 +230,9 @@ def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
             "domain": target,
             "metric": first["metric"],
             "shots": rows,
+            # the teacher stage (for Reptile: its multi-task fine-tune) and meta-training
             "teacher_seconds": {k: mean_std(v)["mean"] for k, v in teacher_seconds.items()},
+            "meta_training_seconds": {k: mean_std(v)["mean"] for k, v in meta_seconds.items()},
             "config": maml_config,
         }
     return out
@@ -215,12 +241,15 @@ def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
 def run(h: Harness, seeds: list[int], quick: bool, replicates: int, only=None) -> dict[str, Any]:
     """The parts in ``only`` (default: all)."""
     parts = [p for p in PARTS if not only or p in only]
+    if only and not parts and set(only) <= set(ENCODER_SETTINGS):
+        parts = ["encoders"]  # --only nlp: the encoder comparison on that setting
     out: dict[str, Any] = {}
     if "feedback" in parts:
         print("meta: feedback", flush=True)
         out["feedback"] = feedback_part(h, seeds, quick)
     if "encoders" in parts:
-        out["encoders"] = encoders_part(h, seeds, quick, replicates)
+        chosen = [s for s in ENCODER_SETTINGS if only and s in only] or ENCODER_SETTINGS
+        out["encoders"] = encoders_part(h, seeds, quick, replicates, chosen)
     if "few_shot" in parts:
         out["few_shot"] = few_shot_part(h, seeds, quick, replicates)
     return out

@@ -325,10 +325,12 @@ def meta_section(meta: dict, feedback: dict | None) -> list[str]:
                         _ms(d["pca"]),
                         _ms(d["graph"]),
                         _ms(d["knowledge_graph"]),
-                        _ms(d["pca_weight_init"]),
+                        _ms(d["pca_weight_init"]) if "pca_weight_init" in d else "n/a",
                         _ci(diff["knowledge_graph_minus_pca"]),
                         _ci(diff["knowledge_graph_minus_graph"]),
-                        _ci(diff["weight_init_minus_random"]),
+                        _ci(diff["weight_init_minus_random"])
+                        if "weight_init_minus_random" in diff
+                        else "n/a",
                     ]
                 )
         lines += _table(
@@ -393,13 +395,19 @@ def meta_section(meta: dict, feedback: dict | None) -> list[str]:
             ],
             rows,
         )
+
+        def cost(s: dict) -> str:
+            stage = s["teacher_seconds"]
+            meta = s.get("meta_training_seconds", {}).get("reptile")
+            return (
+                f"multi-task {_num(stage['multitask'], '{:.1f}')}, Reptile "
+                + ("" if meta is None else f"{_num(meta, '{:.1f}')} meta-training + ")
+                + f"{_num(stage['reptile'], '{:.1f}')} fine-tune"
+            )
+
         lines += [
-            "Teacher training seconds (mean): "
-            + "; ".join(
-                f"{setting}: multi-task {_num(s['teacher_seconds']['multitask'], '{:.1f}')}, "
-                f"Reptile {_num(s['teacher_seconds']['reptile'], '{:.1f}')}"
-                for setting, s in fs.items()
-            ),
+            "Teacher stage seconds (mean): "
+            + "; ".join(f"{setting}: {cost(s)}" for setting, s in fs.items()),
             "",
         ]
     return lines

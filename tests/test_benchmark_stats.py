@@ -210,6 +210,7 @@ def test_meta_section_renders_every_part(tmp_path) -> None:
                     }
                 },
                 "teacher_seconds": {"multitask": 3.0, "reptile": 4.0},
+                "meta_training_seconds": {"multitask": 0.0, "reptile": 2.5},
             }
         },
     }
@@ -219,4 +220,4 @@ def test_meta_section_renders_every_part(tmp_path) -> None:
     assert "| meta | 1 | 0.800 ± 0.010 |" in text
     assert "medical.nuclei" in text and "+1.0 [+0.2, +2.0] *" in text
     assert "| finance (finance.default, roc_auc) | 5 | 10 |" in text
-    assert "multi-task 3.0, Reptile 4.0" in text
+    assert "multi-task 3.0, Reptile 2.5 meta-training + 4.0 fine-tune" in text
