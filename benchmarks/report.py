@@ -308,8 +308,10 @@ def meta_section(meta: dict, feedback: dict | None) -> list[str]:
             "",
             "One teacher per setting and seed; students with `pca` + `hint`, `graph` + "
             "`graph`, `knowledge_graph` + `graph_match`, and `pca` + `hint` with "
-            "`student.weight_init: teacher_pca`. Differences: paired bootstrap on the same "
-            "test items, in points. Seconds: the student stage (mean over seeds).",
+            "`student.weight_init: teacher_pca` (n/a: refused, no student layer reads the "
+            "teacher's inputs — the nlp students read token ids, the teacher sentence "
+            "vectors). Differences: paired bootstrap on the same test items, in points. "
+            "Seconds: the student stage (mean over seeds).",
             "",
         ]
         rows = []
@@ -349,10 +351,19 @@ def meta_section(meta: dict, feedback: dict | None) -> list[str]:
             ],
             rows,
         )
+        variants = list(dict.fromkeys(v for s in enc.values() for v in s["student_seconds"]))
         lines += _table(
-            ["setting", *next(iter(enc.values()))["student_seconds"]],
+            ["student stage, seconds", *variants],
             [
-                [setting, *(_num(v, "{:.1f}") for v in s["student_seconds"].values())]
+                [
+                    setting,
+                    *(
+                        _num(s["student_seconds"][v], "{:.1f}")
+                        if v in s["student_seconds"]
+                        else "n/a"
+                        for v in variants
+                    ),
+                ]
                 for setting, s in enc.items()
             ],
         )
