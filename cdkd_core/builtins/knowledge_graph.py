@@ -21,6 +21,7 @@ from pydantic import Field
 from torch import nn
 
 from cdkd_core.builtins.encoders import PCAEncoder, _FittedEncoder
+from cdkd_core.builtins.losses import knowledge_projector
 from cdkd_core.component import ComponentConfig
 from cdkd_core.encoder import KnowledgeEncoder
 from cdkd_core.errors import CdkdError
@@ -327,13 +328,7 @@ class GraphMatchLoss(Loss):
                 "the 'graph_match' loss projects onto the knowledge space, but the encoder "
                 "gives no dimension; pair it with 'knowledge_graph'"
             )
-        hidden = self.config.hidden
-        if hidden is None:
-            self.projector = nn.Linear(student_features, knowledge_dim)
-        else:
-            self.projector = nn.Sequential(
-                nn.Linear(student_features, hidden), nn.GELU(), nn.Linear(hidden, knowledge_dim)
-            )
+        self.projector = knowledge_projector(student_features, knowledge_dim, self.config.hidden)
         self._dim = knowledge_dim
 
     def bind(self, encoder: KnowledgeEncoder) -> None:

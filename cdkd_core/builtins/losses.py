@@ -38,6 +38,16 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
+def knowledge_projector(student_features: int, knowledge_dim: int, hidden: int | None) -> nn.Module:
+    """The projector of student features onto the knowledge space: ``Linear(F_s, k)``, or
+    ``Linear(F_s, hidden) → GELU → Linear(hidden, k)`` with ``hidden``."""
+    if hidden is None:
+        return nn.Linear(student_features, knowledge_dim)
+    return nn.Sequential(
+        nn.Linear(student_features, hidden), nn.GELU(), nn.Linear(hidden, knowledge_dim)
+    )
+
+
 def _pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
     """``[B, B]`` squared Euclidean distances, computed from explicit differences (exact,
     with a zero diagonal and a smooth gradient everywhere)."""
@@ -172,15 +182,7 @@ class HintLoss(Loss):
                 "the 'hint' loss regresses onto knowledge vectors, but the encoder gives no "
                 "dimension (knowledge_dim is None); pair it with an encoder providing 'vectors'"
             )
-        hidden = self.config.hidden
-        if hidden is None:
-            self.projector = nn.Linear(student_features, knowledge_dim)
-        else:
-            self.projector = nn.Sequential(
-                nn.Linear(student_features, hidden),
-                nn.GELU(),
-                nn.Linear(hidden, knowledge_dim),
-            )
+        self.projector = knowledge_projector(student_features, knowledge_dim, self.config.hidden)
 
     def forward(self, ctx: BatchContext) -> torch.Tensor | None:
         if ctx.knowledge is None:
