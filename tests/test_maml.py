@@ -26,6 +26,7 @@ from cdkd_core.maml import (
 from cdkd_core.network import MultiDomainNet
 from cdkd_core.pipeline import resume_run
 from cdkd_core.rundir import read_metrics
+from tests.test_resume import _interrupt_at
 
 torch.set_num_threads(1)
 
@@ -247,22 +248,7 @@ def test_plain_teacher_summary_says_multitask(tiny_config, tmp_path, host):
 def test_a_maml_run_resumes_to_the_same_summary(tiny_config, tmp_path, host, stop_after):
     cfg = _maml_config(tiny_config, finetune_epochs=2)
     reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
-    real = pipeline_module.save_checkpoint
-    seen = {"n": 0}
-
-    def stopping(run_dir, state):
-        real(run_dir, state)
-        seen["n"] += 1
-        if seen["n"] == stop_after:
-            raise KeyboardInterrupt
-
-    pipeline_module.save_checkpoint = stopping
-    try:
-        with pytest.raises(RunInterrupted):
-            run_pipeline(load_config(cfg, host=host), output=tmp_path / "stop", host=host)
-    finally:
-        pipeline_module.save_checkpoint = real
-    (run_dir,) = (tmp_path / "stop").iterdir()
+    run_dir = _interrupt_at(cfg, host, tmp_path / "stop", stop_after)
     resumed = resume_run(run_dir, host=host)
 
     def strip(summary: dict) -> dict:
