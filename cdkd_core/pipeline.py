@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from cdkd_core.assembly import NetworkSlot, build_network
 from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
@@ -188,8 +187,6 @@ class _LiveTeacher:
         student: nn.Module | None = None,
     ) -> None:
         d = plan.domain
-        if isinstance(student, DistributedDataParallel):
-            student = student.module
         self.strategy.student_step(
             self.teacher,
             StudentStep(
