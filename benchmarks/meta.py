@@ -40,13 +40,21 @@ def _students(run: Run, domain: str) -> float | None:
     return run.summary["domains"][domain]["student"]
 
 
-def _paired(metric: str, domain: str, a: list[Run], b: list[Run], replicates: int) -> dict:
-    """Student of ``a`` minus student of ``b`` on the same test items, seed by seed."""
+def _paired(
+    metric: str,
+    domain: str,
+    a: list[Run],
+    b: list[Run],
+    replicates: int,
+    models: tuple[str, str] = ("student", "student"),
+) -> dict:
+    """``models[0]`` of ``a`` minus ``models[1]`` of ``b`` on the same test items, seed by
+    seed."""
     return paired_bootstrap(
         metric,
         [r.labels[domain] for r in a],
-        [r.probs[domain]["student"] for r in a],
-        [r.probs[domain]["student"] for r in b],
+        [r.probs[domain][models[0]] for r in a],
+        [r.probs[domain][models[1]] for r in b],
         replicates=replicates,
     )
 
@@ -218,12 +226,8 @@ def few_shot_part(h: Harness, seeds: list[int], quick: bool, replicates: int) ->
                 "reptile_teacher": mean_std([x.summary["domains"][target]["teacher"] for x in r]),
                 "reptile_student": mean_std([_students(x, target) for x in r]),
                 "reptile_minus_multitask": _paired(first["metric"], target, r, m, replicates),
-                "multitask_minus_baseline": paired_bootstrap(
-                    first["metric"],
-                    [x.labels[target] for x in m],
-                    [x.probs[target]["student"] for x in m],
-                    [x.probs[target]["baseline"] for x in m],
-                    replicates=replicates,
+                "multitask_minus_baseline": _paired(
+                    first["metric"], target, m, m, replicates, ("student", "baseline")
                 ),
             }
         out[name] = {
