@@ -165,13 +165,26 @@ class TeacherCache:
 
 def _fit_once(
     encoder: KnowledgeEncoder,
-    features: dict[str, torch.Tensor],
-    labels: dict[str, torch.Tensor],
+    sources: list[PreparedDomain],
+    others: list[PreparedDomain],
+    outputs: dict[str, TeacherOutputs],
 ) -> None:
-    """Fit the encoder; under torchrun, process 0 fits it and the others load its state."""
+    """Fit the encoder on the sources' train features, then give it the labelled rows of
+    ``others`` (:meth:`~KnowledgeEncoder.add_domains`); under torchrun, process 0 does
+    both and the others load its state."""
     world = current_world()
     if world.main:
-        encoder.fit(features, labels)
+        encoder.fit(
+            {d.name: outputs[d.name].features for d in sources},
+            {d.name: d.train.y for d in sources},
+        )
+        # only for an encoder that uses them (e.g. a class graph's nodes for the targets'
+        # labelled classes): the labelled rows are a copy
+        if others and type(encoder).add_domains is not KnowledgeEncoder.add_domains:
+            encoder.add_domains(
+                {d.name: outputs[d.name].features[d.labelled] for d in others},
+                {d.name: d.train.y[d.labelled] for d in others},
+            )
     if world.distributed:
         state = broadcast_object(encoder.state() if world.main else None)
         if not world.main:
@@ -196,19 +209,8 @@ def extract_knowledge(
         d.name: cache.outputs(teacher, d, "train", layer, batch_size, device) for d in readable
     }
     sources = [d for d in readable if d.role == "source"]
-    _fit_once(
-        encoder,
-        {d.name: outputs[d.name].features for d in sources},
-        {d.name: d.train.y for d in sources},
-    )
     others = [d for d in readable if d.role != "source" and bool(d.labelled.any())]
-    # only for an encoder that uses them (e.g. a class graph's nodes for the targets'
-    # labelled classes): the labelled rows are a copy
-    if others and type(encoder).add_domains is not KnowledgeEncoder.add_domains:
-        encoder.add_domains(
-            {d.name: outputs[d.name].features[d.labelled] for d in others},
-            {d.name: d.train.y[d.labelled] for d in others},
-        )
+    _fit_once(encoder, sources, others, outputs)
     for d in readable:
         outputs[d.name].knowledge = cache.knowledge(encoder, outputs[d.name].features, d.name)
     return outputs
