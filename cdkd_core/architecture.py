@@ -8,11 +8,14 @@ in ``modalities``), a trunk, or both.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import nn
 
 from cdkd_core.component import Component
+
+if TYPE_CHECKING:
+    from cdkd_core.assembly import NetworkSlot
 
 
 class Architecture(Component):
@@ -30,6 +33,13 @@ class Architecture(Component):
     def build_stem(self, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
         """A module mapping inputs of ``input_shape`` (without batch) to ``[N, out_features]``."""
         raise NotImplementedError(f"architecture {self.name!r} provides no stem")
+
+    def build_stem_for(self, slot: NetworkSlot, out_features: int) -> nn.Module:
+        """The stem for one input space, given all the core knows of it (``slot``: input
+        shape and dtype, modality, ``vocabulary`` of a token view). The default calls
+        :meth:`build_stem` with the input shape; a stem that needs more (a token table sized
+        to its domains' vocabulary) overrides this instead."""
+        return self.build_stem(slot.input_shape, out_features)
 
     def build_trunk(self) -> nn.Module:
         """The shared trunk; the module sets ``in_features`` and ``out_features``."""

@@ -48,6 +48,9 @@ class NetworkSlot:
     num_classes: int
     input_shape: tuple[int, ...]
     input_dtype: str
+    #: the token vocabulary of an integer view (``DomainData.student_vocabulary``; the
+    #: teacher's view of text is a vector, so only student slots carry one)
+    vocabulary: str | None = None
 
     @classmethod
     def of(cls, domain: PreparedDomain, view: Literal["teacher", "student"]) -> NetworkSlot:
@@ -61,6 +64,7 @@ class NetworkSlot:
             num_classes=domain.num_classes,
             input_shape=tuple(int(n) for n in x.shape[1:]),
             input_dtype=str(x.dtype).removeprefix("torch."),
+            vocabulary=domain.data.student_vocabulary if view == "student" else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +75,17 @@ class NetworkSlot:
     def from_dict(cls, data: dict[str, Any]) -> NetworkSlot:
         """Inverse of :meth:`to_dict`."""
         return cls(**{**data, "input_shape": tuple(data["input_shape"])})
+
+
+def _check_vocabulary(stem: nn.Module, arch: str, slot: NetworkSlot, view: str) -> None:
+    """A stem that declares the vocabulary it reads must read its domains' one."""
+    declared = getattr(stem, "vocabulary", None)
+    if declared is not None and slot.vocabulary is not None and declared != slot.vocabulary:
+        raise DataError(
+            f"{view}.stems.{slot.modality}: {arch} reads token ids of vocabulary "
+            f"{declared!r}, but {slot.name}'s {view} view uses {slot.vocabulary!r}; give the "
+            "stem and the domains one vocabulary (the domains' params or the stem's)"
+        )
 
 
 def build_network(
@@ -93,7 +108,7 @@ def build_network(
         if spec.head is not None
         else None
     )
-    stems, heads, shapes, classes = {}, {}, {}, {}
+    stems, heads, shapes, classes, vocabularies = {}, {}, {}, {}, {}
     for domain in slots:
         shape = domain.input_shape
         if domain.space in shapes:
@@ -102,10 +117,18 @@ def build_network(
                     f"domains sharing input space {domain.space!r} differ in {view} input "
                     f"shape: {list(shapes[domain.space])} vs {list(shape)} ({domain.name})"
                 )
+            if vocabularies[domain.space] != domain.vocabulary:
+                raise DataError(
+                    f"domains sharing input space {domain.space!r} differ in their {view} "
+                    f"token vocabulary: {vocabularies[domain.space]!r} vs "
+                    f"{domain.vocabulary!r} ({domain.name})"
+                )
         else:
             shapes[domain.space] = shape
+            vocabularies[domain.space] = domain.vocabulary
             arch = stem_architecture(spec, domain.modality, host, view)
-            stems[domain.space] = arch.build_stem(shape, trunk_module.in_features)
+            stems[domain.space] = arch.build_stem_for(domain, trunk_module.in_features)
+            _check_vocabulary(stems[domain.space], arch.name, domain, view)
         if domain.task not in heads:
             heads[domain.task] = (
                 head_arch.build_head(trunk_module.out_features, domain.num_classes)

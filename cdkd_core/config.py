@@ -228,12 +228,14 @@ class TeacherSpec(ModelSpec):
 class StudentSpec(ModelSpec):
     """The student: a model spec, and how its input layers are initialised."""
 
-    weight_init: Literal["random", "teacher_pca"] = Field(
+    weight_init: Literal["random", "teacher_pca", "teacher_tokens"] = Field(
         "random",
         description=(
             "random: the architectures' own initialisation; teacher_pca: each stem's first "
             "layer starts from the principal components of the teacher's corresponding "
-            "layer (the baseline stays random)."
+            "layer; teacher_tokens: a token stem's table starts from every vocabulary entry "
+            "passed through the teacher, PCA-reduced to its width and frequency-weighted "
+            "(the baseline stays random in both)."
         ),
     )
     weight_init_layers: Literal["auto"] | list[str] = Field(
@@ -251,7 +253,7 @@ class StudentSpec(ModelSpec):
             raise ValueError(f"{value!r}: write auto or a list of module paths")
         if isinstance(value, list) and not value:
             raise ValueError("name at least one module path, or auto")
-        if value != "auto" and info.data.get("weight_init") == "random":
+        if value != "auto" and info.data.get("weight_init") != "teacher_pca":
             raise ValueError("applies to weight_init: teacher_pca only")
         return value
 

@@ -62,6 +62,9 @@ class DomainData:
     ``teacher_view_params`` counts the parameters of a frozen model that computed the
     teacher view (e.g. the sentence encoder behind cached embeddings): the teacher needs it
     at inference, so the reported teacher size includes it.
+    ``student_vocabulary`` names the token vocabulary of an integer student view (e.g.
+    ``minilm-wordpiece``); a stem that reads token ids declares the vocabulary it was built
+    for, and the core refuses a stem whose vocabulary differs from its domains'.
     """
 
     modality: str
@@ -74,6 +77,7 @@ class DomainData:
     standardize: bool = True
     reference: dict[str, float] = field(default_factory=dict)
     teacher_view_params: int = 0
+    student_vocabulary: str | None = None
 
     def __post_init__(self) -> None:
         missing = [s for s in SPLITS if s not in self.splits]

@@ -59,6 +59,7 @@ from cdkd_core.rundir import (
 )
 from cdkd_core.runlog import open_run_log
 from cdkd_core.scratch import ScratchSpace
+from cdkd_core.token_knowledge import check_token_stems, inject_teacher_tokens
 from cdkd_core.training import (
     DomainPlan,
     FitSettings,
@@ -509,6 +510,8 @@ class Pipeline:
                 config.student.weight_init_layers,
                 same_view=same_view_spaces(self.domains),
             )
+        elif config.student.weight_init == "teacher_tokens":
+            check_token_stems(baseline)
         if config.teacher.checkpoint is not None:
             self._load_teacher(Path(config.teacher.checkpoint))
         self.training_started = True
@@ -726,6 +729,9 @@ class Pipeline:
                 same_view=same_view_spaces(self.domains),
             )
             self.log.log(stage="weight_init", round=round_, method="teacher_pca", **init.to_dict())
+        elif config.student.weight_init == "teacher_tokens":  # cached after the first round
+            stems = inject_teacher_tokens(student, self.progress.stage)
+            self.log.log(stage="weight_init", round=round_, method="teacher_tokens", stems=stems)
         losses = self._losses(student, self.domains, encoder.dim, encoder)
         live = None
         if self.feedback.live_teacher:

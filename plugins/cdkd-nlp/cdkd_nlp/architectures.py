@@ -1,17 +1,20 @@
-"""Text stems: ``minilm`` for the teacher (over cached sentence embeddings) and
-``embedding_bag`` for the student (over hashed token ids)."""
+"""Text stems: ``minilm`` for the teacher (over cached sentence embeddings);
+``static_embedding`` for the student (over the teacher tokenizer's ids, its table able to
+start from the teacher's tokens) and ``embedding_bag`` (over hashed n-gram ids)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from cdkd_core.architecture import Architecture
+from cdkd_core.assembly import NetworkSlot
 from cdkd_core.component import ComponentConfig
 from cdkd_core.errors import ConfigError
+from cdkd_core.token_knowledge import SIF, BarFactory, token_table, zipf_sif_weights
 from cdkd_nlp.tokenize import VOCAB_SIZE
 
 
@@ -72,6 +75,9 @@ class BagOfEmbeddings(nn.Module):
             nn.Linear(dim, out_features), nn.LayerNorm(out_features), nn.GELU()
         )
 
+    #: the token vocabulary the stem reads (checked against its domains' by the core)
+    vocabulary = "hashed-uni+bigrams-blake2b-32768"
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.is_floating_point() or ids.dim() != 2:
             raise ConfigError(
@@ -104,7 +110,6 @@ class EmbeddingBagStem(Architecture):
 
     name = "embedding_bag"
     modalities: ClassVar[tuple[str, ...]] = ("text",)
-    default_for: ClassVar[tuple[str, ...]] = ("text:student",)
 
     class Config(ComponentConfig):
         """Vocabulary (hash buckets) and embedding width."""
@@ -128,4 +133,168 @@ class EmbeddingBagStem(Architecture):
         return BagOfEmbeddings(cfg.vocab_size, cfg.dim, out_features, cfg.init_std)
 
 
-ARCHITECTURES = (MiniLMStem, EmbeddingBagStem)
+class StaticEmbedding(nn.Module):
+    """A token table, a (weighted) mean over the non-padding ids (0 = padding), then
+    Linear -> LayerNorm -> GELU.
+
+    ``pooling="mean"``: ``sum_t e[id_t] / n``; ``"weighted"``: ``sum_t w[id_t] e[id_t] /
+    sum_t w[id_t]`` with ``w`` the vocabulary's SIF weights (buffer ``token_weight``). A
+    row of padding only gives a zero vector. Written with a gather and sums only (no loop
+    over the sequence), so an exported graph runs as fast as the eager module.
+    """
+
+    def __init__(
+        self,
+        vocabulary: str,
+        vocab_size: int,
+        dim: int,
+        out_features: int,
+        pooling: str,
+        init_std: float,
+        sif: float | None,
+    ) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.vocab_size = vocab_size
+        self.pooling = pooling
+        self.sif = sif
+        weight = torch.empty(vocab_size, dim).normal_(0.0, init_std)
+        weight[0] = 0.0
+        self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0, _weight=weight)
+        if pooling == "weighted":
+            self.register_buffer("token_weight", self._sif_weights())
+        self.proj = nn.Sequential(
+            nn.Linear(dim, out_features), nn.LayerNorm(out_features), nn.GELU()
+        )
+
+    def _sif_weights(self) -> torch.Tensor:
+        from cdkd_nlp.vocabulary import student_tokenizer
+
+        vocab = student_tokenizer(self.vocabulary).vocabulary()
+        weights = torch.zeros(self.vocab_size)
+        ranked = torch.tensor(vocab.embed, dtype=torch.long)
+        weights[ranked] = torch.from_numpy(zipf_sif_weights(len(ranked), self.sif or SIF)).float()
+        # ids never shown to a teacher ([UNK] and the like) still count, at the rarest weight
+        rest = torch.ones(self.vocab_size, dtype=torch.bool)
+        rest[ranked] = False
+        rest[0] = False
+        weights[rest] = float(weights[ranked].max()) if len(ranked) else 1.0
+        return weights
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.is_floating_point() or ids.dim() != 2:
+            raise ConfigError(
+                "static_embedding reads integer token ids [N, L] (the nlp domains' student "
+                f"view); got {ids.dtype} inputs of shape {list(ids.shape)}"
+            )
+        ids = ids.long()
+        if ids.numel() and not _capturing():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.vocab_size:
+                raise ConfigError(
+                    f"student.stems.text: a token id is {high if high >= self.vocab_size else low}"
+                    f" but static_embedding's vocabulary {self.vocabulary!r} has "
+                    f"{self.vocab_size} ids"
+                )
+            # views are right-padded to max_tokens: drop the columns that are padding in
+            # every row (eager only; a captured graph takes the batch as it is given)
+            used = torch.nonzero((ids != 0).any(0))
+            ids = ids[:, : int(used[-1]) + 1] if len(used) else ids[:, :1]
+        mask = (ids != 0).to(self.embedding.weight.dtype)
+        if self.pooling == "weighted":
+            mask = mask * self.token_weight[ids]
+        vectors = self.embedding(ids)  # [N, L, dim]
+        pooled = (vectors * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1e-9)
+        return self.proj(pooled)
+
+    def inject_teacher_tokens(self, bar: BarFactory | None = None) -> dict[str, Any]:
+        """Overwrite the table with the teacher's tokens: every vocabulary entry through
+        the teacher, PCA to the table's width, unit RMS, SIF-weighted (not for ``weighted``
+        pooling, which weights at pooling time) (:func:`cdkd_core.token_knowledge.token_table`)."""
+        from cdkd_nlp.vocabulary import student_tokenizer, token_teacher
+
+        vocab = student_tokenizer(self.vocabulary).vocabulary()
+        table = token_table(
+            vocab,
+            token_teacher(self.vocabulary),
+            self.embedding.embedding_dim,
+            sif=None if self.pooling == "weighted" else self.sif,
+            bar=bar,
+        )
+        with torch.no_grad():
+            self.embedding.weight.copy_(table.weights.to(self.embedding.weight))
+        return table.report()
+
+    def inference_files(self) -> dict[str, str]:
+        """The files that turn raw text into this stem's ids (for ``cdkd export``)."""
+        from cdkd_nlp.vocabulary import student_tokenizer
+
+        return {k: str(v) for k, v in student_tokenizer(self.vocabulary).files().items()}
+
+
+class StaticEmbeddingStem(Architecture):
+    """Student text stem: a static token table over the teacher tokenizer's ids, pooled.
+
+    Reads the ids of its domains' vocabulary (MiniLM's WordPiece for ``nlp.text``, USE's
+    SentencePiece for ``nlp.multilingual``): nn.Embedding -> mean (or SIF-weighted mean)
+    over the non-padding ids -> Linear -> LayerNorm -> GELU. With
+    ``student.weight_init: teacher_tokens`` its table starts from the teacher's own token
+    outputs, PCA-reduced to ``dim`` and frequency-weighted; otherwise from small random
+    values (``init_std``).
+    """
+
+    name = "static_embedding"
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
+    default_for: ClassVar[tuple[str, ...]] = ("text:student",)
+
+    class Config(ComponentConfig):
+        """Table width, pooling and frequency weighting."""
+
+        dim: int = Field(64, ge=1, description="Token table width.")
+        pooling: Literal["mean", "weighted"] = Field(
+            "mean",
+            description="mean over the non-padding tokens, or weighted: a mean weighted by "
+            "each token's SIF weight a / (a + p) (p from its Zipf rank); with "
+            "teacher_tokens, mean pools a table whose rows carry that weight already.",
+        )
+        sif: float | None = Field(
+            SIF,
+            gt=0,
+            lt=1,
+            description="SIF coefficient a of the frequency weighting; null: none "
+            "(teacher_tokens then writes unweighted rows).",
+        )
+        init_std: float = Field(
+            0.01, gt=0, description="Standard deviation of a random initial table."
+        )
+
+    def build_stem(self, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
+        """Not used: the table's size comes from the domains' vocabulary (build_stem_for)."""
+        raise ConfigError(
+            "static_embedding needs its domains' token vocabulary; it is built by the "
+            "pipeline from the domains (build_stem_for)"
+        )
+
+    def build_stem_for(self, slot: NetworkSlot, out_features: int) -> nn.Module:
+        """``[N, L]`` token ids of ``slot.vocabulary`` to ``[N, out_features]``."""
+        from cdkd_nlp.vocabulary import HASHED, student_tokenizer
+
+        if len(slot.input_shape) != 1 or slot.vocabulary is None:
+            raise ConfigError(
+                f"student.stems.{slot.modality}: static_embedding reads token ids of a named "
+                f"vocabulary (the nlp domains' student view); {slot.name} gives inputs of "
+                f"shape [N, {', '.join(map(str, slot.input_shape))}] with no vocabulary"
+            )
+        cfg = self.config
+        if cfg.pooling == "weighted" and slot.vocabulary == HASHED:
+            raise ConfigError(
+                "student.stems.text: static_embedding's weighted pooling needs token ranks, "
+                "which hashed n-grams do not have; use pooling: mean"
+            )
+        size = student_tokenizer(slot.vocabulary).size
+        return StaticEmbedding(
+            slot.vocabulary, size, cfg.dim, out_features, cfg.pooling, cfg.init_std, cfg.sif
+        )
+
+
+ARCHITECTURES = (MiniLMStem, StaticEmbeddingStem, EmbeddingBagStem)

@@ -45,9 +45,19 @@ class Embedder:
     #: Parameters of the model behind the vectors (reported as part of the teacher's size).
     params: int = 0
 
+    #: The student vocabulary of the input space this embedder serves (the teacher's own
+    #: tokenizer; :mod:`cdkd_nlp.vocabulary`).
+    vocabulary: str = "minilm-wordpiece"
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``[len(texts), dim]``."""
         raise NotImplementedError
+
+    def embed_tokens(self, tokenizer, token_ids: Sequence[int]) -> np.ndarray:
+        """float32 ``[len(token_ids), dim]``: each token of ``tokenizer``'s vocabulary on its
+        own. By default the token's text is embedded as a text; a model that can read the
+        token id itself overrides this."""
+        return np.asarray(self.encode(tokenizer.token_texts(token_ids)), dtype=np.float32)
 
 
 def minilm_model_dir() -> Path:
@@ -97,6 +107,32 @@ class MiniLMEmbedder(Embedder):
             model.eval()
             _MODELS[path] = (tokenizer, model)
         return _MODELS[path]
+
+    def embed_tokens(self, tokenizer, token_ids: Sequence[int]) -> np.ndarray:
+        """MiniLM's output for each WordPiece id seen alone: the mean of the last hidden
+        states of ``[CLS] id [SEP]`` (not re-tokenised, so ``##ing`` stays one piece).
+        Not L2-normalised: PCA then sees the outputs' own geometry. Other vocabularies are
+        embedded as texts."""
+        import torch
+
+        from cdkd_nlp.vocabulary import WordPieceTokenizer
+
+        if not isinstance(tokenizer, WordPieceTokenizer):
+            return super().embed_tokens(tokenizer, token_ids)
+        hf_tokenizer, model = self._model()
+        cls, sep = (hf_tokenizer.convert_tokens_to_ids(t) for t in ("[CLS]", "[SEP]"))  # type: ignore[attr-defined]
+        ids = torch.tensor([[cls, int(i), sep] for i in token_ids], dtype=torch.long)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(ids), 256):
+                batch = ids[start : start + 256]
+                hidden = model(  # type: ignore[operator]
+                    input_ids=batch,
+                    attention_mask=torch.ones_like(batch),
+                    token_type_ids=torch.zeros_like(batch),
+                ).last_hidden_state
+                out[start : start + len(batch)] = hidden.mean(1).float().numpy()
+        return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed in batches (longest first, so a batch pads little), in eval mode, no grad."""

