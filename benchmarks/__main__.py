@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("quality", "transfer", "feedback", "peer", "overhead", "memory", "meta")
+SUITES = ("quality", "transfer", "feedback", "peer", "overhead", "memory", "meta", "text")
 #: not a suite of its own: measures the latencies of finished quality runs again
 EXTRA = ("latency",)
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from benchmarks import feedback, memory, meta, overhead, peer, quality, transfer
+    from benchmarks import feedback, memory, meta, overhead, peer, quality, text, transfer
     from benchmarks.harness import Harness, machine
     from benchmarks.report import render
 
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "overhead": overhead,
             "memory": memory,
             "meta": meta,
+            "text": text,
         }
         for suite in suites:
             t0 = time.perf_counter()
@@ -92,7 +93,7 @@ def _merge(
 
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update(header)
-    by_setting = ("quality", "transfer", "meta")
+    by_setting = ("quality", "transfer", "meta", "text")
     if partial and isinstance(results.get(suite), dict) and suite in by_setting:
         for key, value in result.items():  # a subset of settings refreshes just those
             old = results[suite].get(key)

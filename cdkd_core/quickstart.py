@@ -2,7 +2,7 @@
 
 With no domain plugin installed it runs on real data bundled with scikit-learn. Each
 plugin listed in ``registry.yaml`` may give a ``quickstart`` fragment (its domains, capped
-in size, and the stems they need); when such plugins are installed and loaded, the
+in size, the stems they need, and the student's ``weight_init`` its stems want); when such plugins are installed and loaded, the
 quickstart is their cross-domain example instead.
 """
 
@@ -71,5 +71,8 @@ def quickstart_config(host: Any = None) -> dict[str, Any]:
         stems = config[slot]["stems"]
         for fragment in fragments:
             stems.update(copy.deepcopy(fragment.get(f"{slot}_stems", {})))
+    for fragment in fragments:  # e.g. teacher_tokens for a plugin's token stem
+        if "student_weight_init" in fragment:
+            config["student"]["weight_init"] = fragment["student_weight_init"]
     config["train"]["epochs"] = min(f.get("epochs", 30) for f in fragments)
     return config
