@@ -849,6 +849,10 @@ def render(results: dict, path: Path) -> None:
     meta = results.get("meta")
     if meta:
         lines += meta_section(meta, results.get("feedback"))
+    if results.get("text"):
+        from benchmarks.report_text import text_section
+
+        lines += text_section(results["text"])
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

@@ -362,6 +362,7 @@ student:
   trunk: {{name: mlp, params: {{width: 32, depth: 1}}}}
   stems: {{image: {{name: cnn, params: {{channels: 8}}}}}}
   # weight_init: teacher_pca      # first stem layers from the teacher's principal components
+  #   (teacher_tokens: a text student's token table from the teacher's tokens, nlp plugin)
 encoder: {{name: pca, params: {{dim: 16}}}}         # pca | linear | graph | knowledge_graph
 losses:                          # the student's objective: a weighted sum
   - {{name: ce, weight: 1.0}}
