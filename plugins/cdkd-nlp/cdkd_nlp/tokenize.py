@@ -1,4 +1,6 @@
-"""The student's tokenizer: hashed word unigrams and bigrams, nothing to download or fit.
+"""The hashed student view (domain param ``tokenizer: hashed``, for the ``embedding_bag``
+stem): hashed word unigrams and bigrams, nothing to download or fit. The default view is
+the teacher's own tokenizer (:mod:`cdkd_nlp.vocabulary`).
 
 A text is NFKC-normalised and lower-cased, split into word tokens (runs of letters/digits,
 with inner apostrophes: ``don't``) and single punctuation marks (``!``, ``?``, ``:``, ``)``
