@@ -2,8 +2,9 @@
 
 With no domain plugin installed it runs on real data bundled with scikit-learn. Each
 plugin listed in ``registry.yaml`` may give a ``quickstart`` fragment (its domains, capped
-in size, the stems they need, and the student's ``weight_init`` its stems want); when such plugins are installed and loaded, the
-quickstart is their cross-domain example instead.
+in size, the stems they need, and the student's ``weight_init`` its stems want); when
+such plugins are installed and loaded, the quickstart is their cross-domain example
+instead.
 """
 
 from __future__ import annotations

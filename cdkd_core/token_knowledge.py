@@ -252,7 +252,9 @@ class TokenKnowledgeStem(Protocol):
 
     def inject_teacher_tokens(self, bar: BarFactory | None = None) -> dict[str, Any]:
         """Overwrite the token table with the teacher's (:func:`token_table`); returns a
-        JSON-ready report of what was written."""
+        JSON-ready report of what was written. A stem may also define
+        ``check_teacher_tokens()``, raising ConfigError when it cannot (checked before the
+        teacher trains)."""
         ...
 
 
@@ -268,13 +270,20 @@ def token_stems(network: nn.Module) -> dict[str, TokenKnowledgeStem]:
 
 
 def check_token_stems(network: nn.Module) -> None:
-    """Refuse ``weight_init: teacher_tokens`` for a student with no stem that supports it."""
-    if not token_stems(network):
+    """Refuse ``weight_init: teacher_tokens`` for a student with no stem that supports it,
+    or with a stem that says it cannot (``check_teacher_tokens``, optional: e.g. a
+    vocabulary whose tokens have no text to show a teacher), before anything trains."""
+    stems = token_stems(network)
+    if not stems:
         raise ConfigError(
             "student.weight_init: teacher_tokens needs a student stem over token ids that "
             "can take the teacher's token knowledge (e.g. the nlp plugin's static_embedding); "
             "this student has none"
         )
+    for stem in stems.values():
+        check = getattr(stem, "check_teacher_tokens", None)
+        if callable(check):
+            check()
 
 
 def inject_teacher_tokens(network: nn.Module, bar: BarFactory | None = None) -> dict[str, Any]:

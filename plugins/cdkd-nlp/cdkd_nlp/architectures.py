@@ -212,6 +212,12 @@ class StaticEmbedding(nn.Module):
         pooled = (vectors * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1e-9)
         return self.proj(pooled)
 
+    def check_teacher_tokens(self) -> None:
+        """Refuse a vocabulary with no token text to show a teacher (hashed n-grams)."""
+        from cdkd_nlp.vocabulary import student_tokenizer
+
+        student_tokenizer(self.vocabulary).vocabulary()
+
     def inject_teacher_tokens(self, bar: BarFactory | None = None) -> dict[str, Any]:
         """Overwrite the table with the teacher's tokens: every vocabulary entry through
         the teacher, PCA to the table's width, unit RMS, SIF-weighted (not for ``weighted``

@@ -88,6 +88,8 @@ class MiniLMEmbedder(Embedder):
     def __init__(self, batch_size: int = 32, model_dir: Path | None = None) -> None:
         self.batch_size = batch_size
         self.model_dir = Path(model_dir) if model_dir is not None else None
+        if self.model_dir is not None:  # another folder is another model: its own cache keys
+            self.model_id = f"{type(self).model_id};dir={self.model_dir.resolve()}"
 
     def _model(self) -> tuple[object, object]:
         path = str(self.model_dir or minilm_model_dir())
@@ -131,7 +133,7 @@ class MiniLMEmbedder(Embedder):
         hf_tokenizer, model = self._model()
         cls, sep = (hf_tokenizer.convert_tokens_to_ids(t) for t in ("[CLS]", "[SEP]"))  # type: ignore[attr-defined]
         ids = torch.tensor([[cls, int(i), sep] for i in token_ids], dtype=torch.long)
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)  # type: ignore[attr-defined]
         with torch.no_grad():
             for start in range(0, len(ids), 256):
                 batch = ids[start : start + 256]

@@ -38,7 +38,7 @@ from cdkd_nlp import tokenize
 WORDPIECE = "minilm-wordpiece"
 SENTENCEPIECE = "use-sentencepiece"
 HASHED = tokenize.SCHEME
-_SPECIAL = re.compile(r"^\[(PAD|CLS|SEP|MASK|unused\d+)\]$")
+_SPECIAL = re.compile(r"^\[(PAD|UNK|CLS|SEP|MASK|unused\d+)\]$")
 
 
 class StudentTokenizer:

@@ -160,7 +160,8 @@ def test_cross_lingual_pipeline(tmp_path, monkeypatch):
                         "name": "nlp.chatterbot",
                         "alias": f"chat_{lang[:2]}",
                         "role": role,
-                        "params": {"languages": [lang]},
+                        # embedding_bag reads hashed ids
+                        "params": {"languages": [lang], "tokenizer": "hashed"},
                     }
                     for lang, role in (
                         ("english", "source"),

@@ -25,7 +25,7 @@ def test_entry_point_registers_every_component():
     assert info.ok, info.errors
     assert info.version == "0.1.0"
     assert set(info.components["domains"]) == DOMAINS
-    assert set(info.components["architectures"]) == {"minilm", "embedding_bag"}
+    assert set(info.components["architectures"]) == {"minilm", "static_embedding", "embedding_bag"}
     for name in DOMAINS:
         assert host.components("domains")[name].plugin == "nlp"
 
@@ -34,7 +34,7 @@ def test_default_text_stems_per_side():
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
     spec = ModelSpec.model_validate({"trunk": {"name": "mlp"}})
     assert stem_architecture(spec, "text", host, "teacher").name == "minilm"
-    assert stem_architecture(spec, "text", host, "student").name == "embedding_bag"
+    assert stem_architecture(spec, "text", host, "student").name == "static_embedding"
 
 
 def test_every_component_documents_itself():
