@@ -176,7 +176,7 @@ class StaticEmbedding(nn.Module):
         weights = torch.zeros(self.vocab_size)
         ranked = torch.tensor(vocab.embed, dtype=torch.long)
         weights[ranked] = torch.from_numpy(zipf_sif_weights(len(ranked), self.sif or SIF)).float()
-        # ids never shown to a teacher ([UNK] and the like) still count, at the rarest weight
+        # ids never shown to a teacher ([CLS], [unused*], ...) still count, at the rarest weight
         rest = torch.ones(self.vocab_size, dtype=torch.bool)
         rest[ranked] = False
         rest[0] = False

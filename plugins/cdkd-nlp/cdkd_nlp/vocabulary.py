@@ -38,7 +38,10 @@ from cdkd_nlp import tokenize
 WORDPIECE = "minilm-wordpiece"
 SENTENCEPIECE = "use-sentencepiece"
 HASHED = tokenize.SCHEME
-_SPECIAL = re.compile(r"^\[(PAD|UNK|CLS|SEP|MASK|unused\d+)\]$")
+#: entries never shown to the teacher: padding, the markers of a sequence and the unused
+#: slots (``[UNK]`` stands for characters outside the vocabulary, which student texts do
+#: contain, so the teacher's view of it is kept, as Model2Vec keeps it)
+_SPECIAL = re.compile(r"^\[(PAD|CLS|SEP|MASK|unused\d+)\]$")
 
 
 class StudentTokenizer:

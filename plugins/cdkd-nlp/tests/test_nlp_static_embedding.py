@@ -32,7 +32,7 @@ TINY_VOCAB = [
     "the", "a", ",", ".", "!", "movie", "good", "bad", "cat", "dog", "sat", "mat", "on",
     "##s", "##ing",
 ]  # fmt: skip
-REAL = list(range(5, 20))  # the ids shown to the teacher
+REAL = [1, *range(5, 20)]  # the ids shown to the teacher: [UNK] and the real tokens
 HIDDEN = 16
 
 
@@ -117,12 +117,14 @@ def test_wordpiece_view_is_minilms_tokenizer_without_special_tokens():
     long_ref = hf([long], add_special_tokens=False)["input_ids"][0]
     assert len(long_ref) > 8 and tok.encode([long], 8)[0].tolist() == long_ref[:8]
     assert tok.encode([""], 8)[0].tolist() == [0] * 8
-    # the vocabulary shows the teacher every real token, none of the special ones
+    # the vocabulary shows the teacher every real token and [UNK] (which student texts
+    # contain), none of the sequence markers or unused slots
     vocab = tok.vocabulary()
     assert vocab.size == tok.size == hf.vocab_size == 30522
     shown = {tok.token(i) for i in vocab.embed}
-    assert not shown & {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused98]"}
-    assert {"hello", "world", ",", "##s"} <= shown
+    assert not shown & {"[PAD]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused98]"}
+    assert {"hello", "world", ",", "##s", "[UNK]"} <= shown
+    assert len(vocab.embed) == 29_524
     assert tok.token_texts([hf.convert_tokens_to_ids("##s")]) == ["s"]
 
 
@@ -199,7 +201,8 @@ def test_injected_table_equals_the_hand_computation(tiny_bert, tmp_path, sif):
     table = token_table(tok.vocabulary(), teacher, 4, sif=sif, root=tmp_path)
     expected = hand_table(hand_outputs(tiny_bert, REAL), 4, sif)
     np.testing.assert_allclose(table.weights.numpy(), expected, rtol=1e-4, atol=1e-6)
-    assert torch.equal(table.weights[:5], torch.zeros(5, 4))  # [PAD] [UNK] [CLS] [SEP] [MASK]
+    zero = [0, 2, 3, 4]  # [PAD] [CLS] [SEP] [MASK]
+    assert torch.equal(table.weights[zero], torch.zeros(4, 4))
 
 
 def _tiny_stem(tiny_bert: Path, monkeypatch, **params: Any):
@@ -260,11 +263,11 @@ def test_static_embedding_mean_pooling_by_hand(tiny_bert, monkeypatch):
 
 def test_static_embedding_weighted_pooling_by_hand(tiny_bert, monkeypatch):
     stem = _tiny_stem(tiny_bert, monkeypatch, pooling="weighted", sif=0.01)
-    inv = 1.0 / np.arange(2, 17)
-    zipf = 0.01 / (0.01 + inv / inv.sum())  # ranks 0..14 = ids 5..19
+    inv = 1.0 / np.arange(2, 18)
+    zipf = 0.01 / (0.01 + inv / inv.sum())  # ranks 0..15 = ids 1, 5..19
     weights = np.zeros(len(TINY_VOCAB))
     weights[REAL] = zipf
-    weights[1:5] = zipf.max()  # never shown to the teacher: the rarest weight
+    weights[2:5] = zipf.max()  # never shown to the teacher: the rarest weight
     np.testing.assert_allclose(stem.token_weight.double().numpy(), weights, rtol=1e-6)
     table = stem.embedding.weight.detach().double().numpy()
     w = weights
