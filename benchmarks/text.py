@@ -235,6 +235,8 @@ def _throughput(run_dir: str) -> dict[str, Any] | None:
     from cdkd_nlp.vader import read_vader
 
     from benchmarks.text_export import raw_text_throughput
+    from cdkd_core.export import export_run
 
+    export_run(Path(run_dir), formats=("onnx", "torchscript"))
     texts = read_vader("movies").texts[:2048]
-    return raw_text_throughput(Path(run_dir), texts)
+    return raw_text_throughput(Path(run_dir), texts, domain="nlp.sentiment_movies")

