@@ -57,6 +57,24 @@ def _capturing() -> bool:
     return torch.jit.is_tracing() or (exporting is not None and bool(exporting()))
 
 
+def check_token_ids(ids: torch.Tensor, stem: str, vocab_size: int, vocabulary: str) -> None:
+    """Refuse inputs that are not integer ids ``[N, L]``, and ids outside
+    ``0..vocab_size-1``: that check reads the data, which a captured graph (torch.jit.trace,
+    torch.export, ONNX: ``cdkd export``) cannot hold, so it runs eagerly only."""
+    if ids.is_floating_point() or ids.dim() != 2:
+        raise ConfigError(
+            f"{stem} reads integer token ids [N, L] (the nlp domains' student view); got "
+            f"{ids.dtype} inputs of shape {list(ids.shape)}"
+        )
+    if ids.numel() and not _capturing():
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocab_size:
+            raise ConfigError(
+                f"student.stems.text: a token id is {high if high >= vocab_size else low} but "
+                f"{stem} {vocabulary}"
+            )
+
+
 class BagOfEmbeddings(nn.Module):
     """Mean of the embeddings of the non-padding ids (0 = padding), then Linear -> LayerNorm
     -> GELU. A row of padding only gives a zero bag.
@@ -79,22 +97,13 @@ class BagOfEmbeddings(nn.Module):
     vocabulary = "hashed-uni+bigrams-blake2b-32768"
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if ids.is_floating_point() or ids.dim() != 2:
-            raise ConfigError(
-                "embedding_bag reads integer token ids [N, L] (the nlp domains' student view); "
-                f"got {ids.dtype} inputs of shape {list(ids.shape)}"
-            )
-        # the id range check reads the data, which a captured graph (torch.jit.trace,
-        # torch.export, ONNX: `cdkd export`) cannot hold: it runs eagerly only
-        if ids.numel() and not _capturing():
-            low, high = int(ids.min()), int(ids.max())
-            if low < 0 or high >= self.vocab_size:
-                raise ConfigError(
-                    f"student.stems.text: a token id is {high if high >= self.vocab_size else low}"
-                    f" but embedding_bag has vocab_size {self.vocab_size}; the nlp tokenizer "
-                    f"hashes into {VOCAB_SIZE} ids: leave vocab_size at its default or set it "
-                    "to at least the largest id + 1"
-                )
+        check_token_ids(
+            ids,
+            "embedding_bag",
+            self.vocab_size,
+            f"has vocab_size {self.vocab_size}; the nlp tokenizer hashes into {VOCAB_SIZE} "
+            "ids: leave vocab_size at its default or set it to at least the largest id + 1",
+        )
         return self.proj(self.bag(ids.long()))
 
 
@@ -184,20 +193,14 @@ class StaticEmbedding(nn.Module):
         return weights
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if ids.is_floating_point() or ids.dim() != 2:
-            raise ConfigError(
-                "static_embedding reads integer token ids [N, L] (the nlp domains' student "
-                f"view); got {ids.dtype} inputs of shape {list(ids.shape)}"
-            )
+        check_token_ids(
+            ids,
+            "static_embedding",
+            self.vocab_size,
+            f"reads vocabulary {self.vocabulary!r}, which has {self.vocab_size} ids",
+        )
         ids = ids.long()
         if ids.numel() and not _capturing():
-            low, high = int(ids.min()), int(ids.max())
-            if low < 0 or high >= self.vocab_size:
-                raise ConfigError(
-                    f"student.stems.text: a token id is {high if high >= self.vocab_size else low}"
-                    f" but static_embedding's vocabulary {self.vocabulary!r} has "
-                    f"{self.vocab_size} ids"
-                )
             # views are right-padded to max_tokens: drop the columns that are padding in
             # every row (eager only; a captured graph takes the batch as it is given)
             used = torch.nonzero((ids != 0).any(0))
