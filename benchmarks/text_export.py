@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from cdkd_nlp.tokenize import pad_ids
 
 #: variant -> what it is (the table's rows, in order)
 VARIANTS = {
@@ -51,15 +52,6 @@ VARIANTS = {
     "torchscript": "TorchScript export (export folder's tokenizer)",
     "teacher": "teacher: MiniLM encode from raw text (its MLP left out)",
 }
-
-
-def pad(rows: Sequence[Sequence[int]], padding_id: int = 0) -> np.ndarray:
-    """int64 ``[len(rows), longest]`` (at least one column), right-padded with
-    ``padding_id``."""
-    out = np.full((len(rows), max([1, *map(len, rows)])), padding_id, dtype=np.int64)
-    for i, ids in enumerate(rows):
-        out[i, : len(ids)] = ids
-    return out
 
 
 def exported_tokenizer(export_dir: Path, entry: dict[str, Any]) -> Callable[[list[str]], Any]:
@@ -75,7 +67,7 @@ def exported_tokenizer(export_dir: Path, entry: dict[str, Any]) -> Callable[[lis
 
     def encode(texts: list[str]) -> np.ndarray:
         encodings = tok.encode_batch(texts, add_special_tokens=special)
-        return pad([e.ids[:limit] for e in encodings], padding)
+        return pad_ids([e.ids[:limit] for e in encodings], padding_id=padding)
 
     return encode
 
@@ -161,7 +153,7 @@ def raw_text_throughput(
             return module(torch.from_numpy(ids)).numpy()
 
         models: dict[str, tuple[Callable[[list[str]], np.ndarray], Callable]] = {
-            "pytorch": (lambda t: pad(cdkd_tok.token_ids(t, limit)), in_process),
+            "pytorch": (lambda t: pad_ids(cdkd_tok.token_ids(t, limit)), in_process),
             "pytorch_max_tokens": (lambda t: cdkd_tok.encode(t, limit), in_process),
         }
         if "onnx" in entry["files"]:
@@ -186,7 +178,7 @@ def raw_text_throughput(
 
         steps: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]] = {}
         diff: dict[str, float] = {}
-        reference = in_process(pad(cdkd_tok.token_ids(batches[0], limit)))
+        reference = in_process(pad_ids(cdkd_tok.token_ids(batches[0], limit)))
         for name, (tokenize, run) in models.items():
             steps[name] = (lambda t, tok=tokenize, f=run: f(tok(t)), batches)
             ids = [tokenize(t) for t in batches]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -74,8 +74,18 @@ def encode(texts: Iterable[str], max_tokens: int = MAX_TOKENS) -> np.ndarray:
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    rows = [token_ids(t, max_tokens) for t in texts]
-    out = np.zeros((len(rows), max_tokens), dtype=np.int64)
+    return pad_ids([token_ids(t, max_tokens) for t in texts], max_tokens)
+
+
+def pad_ids(
+    rows: Sequence[Sequence[int]], width: int | None = None, padding_id: int = 0
+) -> np.ndarray:
+    """int64 ``[len(rows), width]``: each row of ids cut at ``width`` and right-padded with
+    ``padding_id``; ``width=None``: the longest row's length (at least one column)."""
+    if width is None:
+        width = max([1, *map(len, rows)])
+    out = np.full((len(rows), width), padding_id, dtype=np.int64)
     for i, ids in enumerate(rows):
-        out[i, : len(ids)] = ids
+        row = list(ids)[:width]
+        out[i, : len(row)] = row
     return out

@@ -56,11 +56,7 @@ class StudentTokenizer:
 
     def encode(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
         """int64 ``[len(texts), max_tokens]``, right-padded with 0, cut at ``max_tokens``."""
-        rows = self.token_ids(texts, max_tokens)
-        out = np.zeros((len(rows), max_tokens), dtype=np.int64)
-        for i, ids in enumerate(rows):
-            out[i, : len(ids)] = ids[:max_tokens]
-        return out
+        return tokenize.pad_ids(self.token_ids(texts, max_tokens), max_tokens)
 
     def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         """The ids of each text (no padding)."""
