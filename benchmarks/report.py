@@ -47,6 +47,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def targets_table(tg: list[dict[str, Any]]) -> list[str]:
+    """A table of targets: each one's text, whether it is met, and its figures."""
+    return _table(
+        ["target", "met", "figures"],
+        [[t["target"], "yes" if t["met"] else "**no**", t["detail"]] for t in tg],
+    )
+
+
 def _mean(stat: dict | None) -> float | None:
     return None if not stat else stat.get("mean")
 
@@ -455,10 +463,7 @@ def render(results: dict, path: Path) -> None:
     tg = targets(results)
     if tg:
         lines += ["## Targets", ""]
-        lines += _table(
-            ["target", "met", "figures"],
-            [[t["target"], "yes" if t["met"] else "**no**", t["detail"]] for t in tg],
-        )
+        lines += targets_table(tg)
     quality = results.get("quality", {})
     if quality:
         lines += [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import _ci, _ms, _num, _table
+from benchmarks.report import _ci, _ms, _num, _table, targets_table
 
 PEER_LABELS = {
     "minilm_lr": "MiniLM+LR",
@@ -239,8 +239,5 @@ def text_section(text: dict) -> list[str]:
     tg = text_targets(text)
     if tg:
         lines += ["### Targets of the text student", ""]
-        lines += _table(
-            ["target", "met", "figures"],
-            [[t["target"], "yes" if t["met"] else "**no**", t["detail"]] for t in tg],
-        )
+        lines += targets_table(tg)
     return lines
