@@ -35,6 +35,7 @@ such stem of a student.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -87,7 +88,7 @@ class TokenVocabulary:
         """Number of ids (the table's rows)."""
         return len(self.tokens)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """SHA-256 of the tokens (NUL-separated) and of the embedded ids."""
         h = hashlib.sha256("\0".join(self.tokens).encode("utf-8"))
