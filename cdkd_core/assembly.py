@@ -141,3 +141,48 @@ def build_network(
                 f"domains sharing task {domain.task!r} differ in their number of classes"
             )
     return MultiDomainNet(stems, trunk_module, heads)
+
+
+@torch.no_grad()
+def probe_network(
+    spec: ModelSpec,
+    net: MultiDomainNet,
+    domains: Sequence[PreparedDomain],
+    host,
+    view: Literal["teacher", "student"],
+) -> None:
+    """Check the contract of every part of ``net`` on two examples of each input space,
+    before anything trains: each stem returns ``[N, trunk.in_features]``, the trunk
+    ``[N, trunk.out_features]``, each head ``[N, classes]``; a part that does not raises
+    :class:`~cdkd_core.contracts.ContractError` naming its architecture. Runs in eval mode
+    and leaves the random number generator where it was."""
+    from cdkd_core import contracts
+    from cdkd_core.network import module_key
+
+    trunk_arch = host.get("architectures", spec.trunk.name)
+    head_arch = host.get("architectures", spec.head.name) if spec.head is not None else None
+    in_width, out_width = contracts.check_trunk(trunk_arch, net.trunk)
+    was_training = net.training
+    net.eval()
+    features: dict[str, torch.Tensor] = {}
+    tasks: set[str] = set()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for d in domains:
+                if not net.has_stem(d.space):
+                    continue
+                if d.space not in features:
+                    x = (d.train.teacher_x if view == "teacher" else d.train.student_x)[:2]
+                    stem_arch = type(stem_architecture(spec, d.modality, host, view))
+                    h = net.stems[module_key(d.space)](x)
+                    contracts.check_stem_output(stem_arch, h, len(x), in_width)
+                    f = net.trunk(h)
+                    contracts.check_trunk_output(trunk_arch, f, len(x), out_width)
+                    features[d.space] = f
+                if head_arch is not None and d.task not in tasks and net.has_head(d.task):
+                    tasks.add(d.task)
+                    f = features[d.space]
+                    logits = net.heads[module_key(d.task)](f)
+                    contracts.check_head_output(head_arch, logits, len(f), d.num_classes)
+    finally:
+        net.train(was_training)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from cdkd_core.strict_numbers import NoBoolNumbers
 
 
-class ComponentConfig(BaseModel):
-    """Base for a component's parameters; unknown keys are errors."""
+class ComponentConfig(NoBoolNumbers):
+    """Base for a component's parameters; unknown keys are errors, and so is a boolean
+    where a number is wanted."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -19,26 +19,42 @@ from pydantic import (
 
 from cdkd_core.errors import ConfigError
 from cdkd_core.rundir import RUN_NAME
+from cdkd_core.strict_numbers import NoBoolNumbers
 
 Role = Literal["source", "target", "unseen"]
 
+#: the largest ``seed`` (numpy's legacy ``RandomState`` takes seeds below 2**32)
+MAX_SEED = 2**32 - 1
 
-class _Strict(BaseModel):
+
+class _Strict(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ComponentRef(_Strict):
     """A component by name, with params checked against its own ``Config``."""
 
-    name: str = Field(description="Registered component name.")
+    name: str = Field(
+        description=(
+            "Registered component name; '<plugin>:<name>' picks one plugin's component "
+            "when two plugins register the name."
+        )
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="The component's params.")
 
 
 class DomainEntry(_Strict):
     """One domain of the pipeline and its role."""
 
-    name: str = Field(description="Registered domain name, e.g. 'sklearn.wine'.")
-    alias: str | None = Field(None, description="Name used in results (default: name).")
+    name: str = Field(
+        description=(
+            "Registered domain name, e.g. 'sklearn.wine' ('<plugin>:<name>' when two "
+            "plugins register it)."
+        )
+    )
+    alias: str | None = Field(
+        None, description="Name used in results (default: name, without a '<plugin>:')."
+    )
     role: Role = Field("source", description="source | target | unseen.")
     weight: float = Field(1.0, gt=0, description="Weight of the domain's task loss.")
     label_fraction: float | None = Field(
@@ -89,8 +105,8 @@ class DomainEntry(_Strict):
 
     @property
     def key(self) -> str:
-        """The domain's name in results."""
-        return self.alias or self.name
+        """The domain's name in results (a ``<plugin>:`` qualifier is not part of it)."""
+        return self.alias or self.name.rpartition(":")[2]
 
     @property
     def fraction(self) -> float:
@@ -307,9 +323,20 @@ class TrainConfig(_Strict):
             "(event files in RUN_DIR/tb/; needs pip install 'cdkd[tensorboard]')."
         ),
     )
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps.")
+    device: str = Field(
+        "auto",
+        description=(
+            "auto | cpu | cuda | cuda:N | mps. A device this machine lacks (no CUDA device, "
+            "an N beyond the GPUs torch sees, no MPS) is refused before the run starts."
+        ),
+    )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch during the run (default: torch's)."
+        None,
+        ge=1,
+        description=(
+            "CPU threads for torch during the run (default: torch's); more than this "
+            "machine's CPUs (os.cpu_count()) is refused before the run starts."
+        ),
     )
     out_of_core: Literal["auto", "memory", "disk"] = Field(
         "auto",
@@ -367,7 +394,16 @@ class PipelineConfig(_Strict):
     """A whole pipeline: domains, teacher, student, encoder, losses, feedback, training."""
 
     name: str = Field("cdkd", description="Run name (the run directory starts with it).")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description=(
+            "Seed of every random choice (0 to 2**32 - 1, numpy's legacy seed range; the "
+            "seeds derived from it, e.g. seed * 1000 + i per domain, stay far below torch's "
+            "2**63)."
+        ),
+    )
     domains: list[DomainEntry] = Field(min_length=1)
     teacher: TeacherSpec = Field(default_factory=_default_teacher)
     student: StudentSpec = Field(default_factory=_default_student)
@@ -516,9 +552,12 @@ def load_config(
     overrides: list[str] | None = None,
     *,
     host: Any = None,
+    machine: bool = True,
 ) -> PipelineConfig:
     """Read (path), or take (mapping), a config, apply overrides and validate it fully —
-    including each component's params against its own ``Config``. ``None`` gives the
+    including each component's params against its own ``Config`` and, with ``machine``,
+    that this machine has the CPU threads and the device ``train`` names (off for a
+    finished run's config read elsewhere, e.g. to export it). ``None`` gives the
     built-in quickstart config."""
     if source is None:
         from cdkd_core.quickstart import quickstart_config
@@ -532,7 +571,7 @@ def load_config(
     config = parse_config(data, label)
     from cdkd_core.validation import validate_components
 
-    validate_components(config, host)
+    validate_components(config, host, machine=machine)
     return config
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cdkd_core.class_identity import align_classes
 from cdkd_core.config import DomainEntry, PipelineConfig
 from cdkd_core.domain import DomainData, Split
 from cdkd_core.errors import CdkdError, DataError
@@ -39,6 +40,9 @@ class PreparedDomain:
     #: the fitted z-scoring of each view ("teacher_x", "student_x"); None where a view is
     #: used as it is (integer ids, or a domain that asks for no standardisation)
     standardizers: dict[str, Standardizer | None] = field(default_factory=dict)
+    #: what preparation changed that a user should know, one line each (e.g. labels mapped
+    #: to their task's class order, see :mod:`cdkd_core.class_identity`)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -139,12 +143,18 @@ def _check(name: str, data: DomainData) -> None:
             if not x.is_floating_point() or (view == "student_x" and x is split.teacher_x):
                 continue
             for chunk in row_chunks(len(x), rows_per_chunk(x)):
-                finite = torch.isfinite(x[chunk].reshape(chunk.stop - chunk.start, -1)).all(1)
+                flat = x[chunk].reshape(chunk.stop - chunk.start, -1)
+                finite = torch.isfinite(flat).all(1)
                 if not bool(finite.all()):
-                    row = chunk.start + int((~finite).nonzero()[0])
+                    row = int((~finite).nonzero()[0])
+                    entry = int((~torch.isfinite(flat[row])).nonzero()[0])
+                    position = tuple(
+                        int(i) for i in torch.unravel_index(torch.tensor(entry), tuple(x.shape[1:]))
+                    )
                     raise DataError(
-                        f"domain {name!r}: {split_name} split, example {row}: "
-                        f"{view} has NaN or infinite values"
+                        f"domain {name!r}: {split_name} split, example {chunk.start + row}: "
+                        f"{view} has NaN or infinite values (entry {list(position)} is "
+                        f"{float(flat[row, entry])} in {str(x.dtype).removeprefix('torch.')})"
                     )
 
 
@@ -229,6 +239,18 @@ def _shots(
     return masks[0], masks[1]
 
 
+def _provided(host, cls: type, name: str) -> str:
+    """``name``, and the plugin (with its version) that provides it unless a built-in."""
+    from cdkd_core.plugins import BUILTIN_PLUGINS
+
+    info = host.provider("domains", cls) if hasattr(host, "provider") else None
+    if info is None or info.plugin in BUILTIN_PLUGINS:
+        return name
+    plugin = host.plugins.get(info.plugin)
+    version = f" {plugin.version}" if plugin is not None and plugin.version else ""
+    return f"{name} from plugin {info.plugin!r}{version}"
+
+
 def prepare_domains(
     config: PipelineConfig,
     host,
@@ -237,11 +259,13 @@ def prepare_domains(
 ) -> list[PreparedDomain]:
     """Load every configured domain and prepare its splits.
 
-    Derived arrays that ``train.out_of_core`` sends to disk go to ``scratch`` (default: a
+    Domains sharing a task get one class order (the first one's; labels mapped by class
+    name, a mismatch refused: :mod:`cdkd_core.class_identity`) before anything reads a
+    label. Derived arrays that ``train.out_of_core`` sends to disk go to ``scratch`` (default: a
     temporary directory removed when the space is garbage collected)."""
     if scratch is None:
         scratch = ScratchSpace(None, config.train.out_of_core, config.train.out_of_core_mb)
-    prepared = []
+    loaded = []
     for i, entry in enumerate(config.domains):
         cls = host.get("domains", entry.name, where=f"domains.{i}.name")
         domain = cls.from_params(entry.params)
@@ -250,8 +274,15 @@ def prepare_domains(
         except CdkdError:
             raise
         except (ValueError, OSError) as exc:
-            raise DataError(f"domain {entry.key!r} ({entry.name}): {exc}") from exc
+            raise DataError(
+                f"domain {entry.key!r} ({_provided(host, cls, entry.name)}): {exc}"
+            ) from exc
         _check(entry.key, data)
+        loaded.append(data)
+    # one class identity per task, before any split, mask or model reads a label
+    aligned = align_classes([(e.key, d) for e, d in zip(config.domains, loaded, strict=True)])
+    prepared = []
+    for i, (entry, (data, note)) in enumerate(zip(config.domains, aligned, strict=True)):
         splits, standardizers = _standardize(data, scratch, f"domain{i}")
         train, quiz = splits["train"], None
         seed = config.seed * 1000 + i
@@ -277,6 +308,7 @@ def prepare_domains(
                 labelled,
                 val_labelled,
                 standardizers,
+                [note] if note is not None else [],
             )
         )
     return prepared

@@ -265,7 +265,7 @@ def load_run_student(run_dir: Path, host: Any = None) -> RunStudent:
     host = host if host is not None else PluginHost()
     config_path = run_dir / "config.yaml"
     try:
-        config = load_config(config_path, host=host)
+        config = load_config(config_path, host=host, machine=False)  # trained elsewhere, maybe
     except ConfigError as exc:
         message = str(exc)
         raise ConfigError(
@@ -395,11 +395,15 @@ def export_run(
 
 def _domain_components(config: Any, host: Any) -> dict[str, dict[str, str]]:
     """Each domain's registered component name and, where known, its plugin."""
-    registered = host.components("domains")
+    from cdkd_core.errors import ConfigError
+
     out = {}
     for entry in config.domains:
-        info = registered.get(entry.name)
-        out[entry.key] = {"component": entry.name, "plugin": info.plugin if info else "?"}
+        try:
+            plugin = host.info("domains", entry.name).plugin
+        except ConfigError:
+            plugin = "?"
+        out[entry.key] = {"component": entry.name, "plugin": plugin}
     return out
 
 

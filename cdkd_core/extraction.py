@@ -11,6 +11,7 @@ import hashlib
 import torch
 from torch import nn
 
+from cdkd_core import contracts
 from cdkd_core.data import PreparedDomain
 from cdkd_core.distributed import broadcast_object, current_world
 from cdkd_core.encoder import KnowledgeEncoder
@@ -151,10 +152,14 @@ class TeacherCache:
         chunk into a memory-mapped scratch file (``knowledge-<domain>``, replaced each
         round)."""
         if not is_memory_mapped(features):
-            return encoder.transform(features, domain)
+            vectors = encoder.transform(features, domain)
+            contracts.check_encoder_output(encoder, features, vectors, domain)
+            return vectors
         out = None
         for chunk in row_chunks(len(features), rows_per_chunk(features)):
-            vectors = encoder.transform(features[chunk], domain)
+            part = features[chunk]
+            vectors = encoder.transform(part, domain)
+            contracts.check_encoder_output(encoder, part, vectors, domain)
             if out is None:
                 shape = (len(features), vectors.shape[1])
                 out = self.scratch.empty(f"knowledge-{domain}", shape, vectors.dtype)
@@ -170,8 +175,9 @@ def _fit_once(
     outputs: dict[str, TeacherOutputs],
 ) -> None:
     """Fit the encoder on the sources' train features, then give it the labelled rows of
-    ``others`` (:meth:`~KnowledgeEncoder.add_domains`); under torchrun, process 0 does
-    both and the others load its state."""
+    ``others`` (:meth:`~KnowledgeEncoder.add_domains`) and check its ``dim`` and state
+    (:mod:`cdkd_core.contracts`); under torchrun, process 0 does both and the others load
+    its state."""
     world = current_world()
     if world.main:
         encoder.fit(
@@ -185,6 +191,10 @@ def _fit_once(
                 {d.name: outputs[d.name].features[d.labelled] for d in others},
                 {d.name: d.train.y[d.labelled] for d in others},
             )
+        # a state that is not tensors + JSON fails here, naming the encoder, rather than
+        # at save time after the teacher and baseline trained
+        contracts.check_encoder_dim(encoder)
+        contracts.check_encoder_state(encoder)
     if world.distributed:
         state = broadcast_object(encoder.state() if world.main else None)
         if not world.main:

@@ -238,7 +238,7 @@ def recompute_knowledge_sample(
 
     run_dir = Path(run_dir)
     host = host if host is not None else PluginHost()
-    config = load_config(run_dir / "config.yaml", host=host)
+    config = load_config(run_dir / "config.yaml", host=host, machine=False)  # a finished run's
     feedback = host.get("feedback", config.feedback.name).from_params(config.feedback.params)
     domains = prepare_domains(config, host, feedback.quiz_fraction)
     sources = [d for d in domains if d.role == "source"]
@@ -250,7 +250,8 @@ def recompute_knowledge_sample(
     teacher.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
     student.load_state_dict(load_weights(run_dir / "student.safetensors"))
     meta = json.loads((run_dir / "encoder.json").read_text(encoding="utf-8"))
-    encoder = host.get("encoders", meta["name"]).from_params(meta["params"])
+    # the config's name: it says which plugin's where two register the encoder's name
+    encoder = host.get("encoders", config.encoder.name).from_params(meta["params"])
     encoder.load(run_dir)
 
     @torch.no_grad()

@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 import shutil
 import signal
 import threading
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cdkd_core.assembly import NetworkSlot, build_network
+from cdkd_core.assembly import NetworkSlot, build_network, probe_network, stem_architecture
 from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
 from cdkd_core.config import PipelineConfig, dump_config, load_config
+from cdkd_core.contracts import ContractError
 from cdkd_core.data import PreparedDomain, prepare_domains
 from cdkd_core.distributed import (
     averaged_gradients,
@@ -50,9 +53,11 @@ from cdkd_core.loss import Loss
 from cdkd_core.metrics import evaluate
 from cdkd_core.network import MultiDomainNet, count_parameters
 from cdkd_core.progress import Progress
+from cdkd_core.providers import PROVIDERS, check_providers, provider_record
 from cdkd_core.rundir import (
     atomic_write_json,
     atomic_write_text,
+    check_output_root,
     create_run_dir,
     load_weights,
     save_weights,
@@ -147,6 +152,20 @@ def _check_reachability(domains: list[PreparedDomain]) -> None:
                 )
 
 
+def _unreached_targets(domains: list[PreparedDomain]) -> list[str]:
+    """One warning line per target no teacher stem reads: no source shares its input space,
+    so it gets no teacher knowledge at all (its teacher result is null)."""
+    teacher_spaces = sorted({d.space for d in domains if d.role == "source"})
+    return [
+        f"domains: target {d.name!r} gets no teacher knowledge: the teacher has no stem for "
+        f"its input space {d.space!r} (it reads {teacher_spaces}), so the student learns it "
+        "from its own labels alone; to distil into it, give it and a source the same "
+        "`input_space` (a domain param), or add a source of that input space"
+        for d in domains
+        if d.role == "target" and d.space not in teacher_spaces
+    ]
+
+
 class _NullLog:
     """The metrics log of torchrun's other processes: process 0 alone writes."""
 
@@ -214,6 +233,8 @@ class Pipeline:
         resume: dict[str, Any] | None = None,
     ) -> None:
         self.config, self.host, self.run_dir, self.progress = config, host, run_dir, progress
+        #: what the run is doing, for error messages ("teacher training", ...)
+        self.stage = "setup"
         self.world = current_world()
         self.device = resolve_device(config.train.device)
         if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
@@ -237,6 +258,8 @@ class Pipeline:
         self.stop_requested = False  # set by Ctrl-C: checkpoint after this step, then stop
         self.resume = resume
         self.round_results: list[dict[str, Any]] = []
+        #: warnings about the run's data and domains (summary.json "warnings")
+        self.warnings: list[str] = []
         self._baseline_state: dict[str, torch.Tensor] | None = None
         self._round_start_teacher: dict[str, torch.Tensor] | None = None
 
@@ -489,20 +512,33 @@ class Pipeline:
                 f"{self.device.type}; use bf16 (CPU and GPU) or fp32"
             )
         seed_everything(self.seed)
+        self.stage = "loading domains"
         with self.progress.stage("loading domains", 1) as advance:
             self.domains = prepare_domains(
                 config, self.host, self.feedback.quiz_fraction, self.scratch
             )
             advance()
         _check_reachability(self.domains)
+        # what the user should know about this run, also kept in summary.json
+        self.warnings = [note for d in self.domains for note in d.notes]
+        for line in _unreached_targets(self.domains):
+            if self.world.main:  # torchrun's other processes would say it again
+                warnings.warn(line, stacklevel=2)
+            self.warnings.append(line)
         sources = [d for d in self.domains if d.role == "source"]
         trained = [d for d in self.domains if d.trained]
         # build both networks before any training, so a bad feature layer or inconsistent
-        # shapes are refused with nothing half-written
+        # shapes (a stem or trunk breaking its [N, width] contract) are refused with nothing
+        # half-written
+        self.stage = "building networks"
         self.teacher = build_network(config.teacher, sources, self.host, "teacher", self.seed)
         find_module(self.teacher, config.teacher.feature_layer)
+        probe_network(config.teacher, self.teacher, sources, self.host, "teacher")
         baseline = build_network(config.student, trained, self.host, "student", self.student_seed)
         find_module(baseline, config.student.feature_layer)
+        probe_network(config.student, baseline, trained, self.host, "student")
+        if self.world.main:
+            self._write_providers(sources, trained)
         if config.student.weight_init == "teacher_pca":  # refuse unpairable layers now
             pair_layers(
                 baseline,
@@ -538,6 +574,7 @@ class Pipeline:
             self.log.log(event="resumed", stage=resume["stage"], round=resume["round"])
 
         # 1. teacher training (or a teacher loaded from an earlier run)
+        self.stage = "teacher training"
         if at > 0:
             self.teacher.load_state_dict(resume["teacher"])
         elif config.teacher.checkpoint is None:
@@ -562,6 +599,7 @@ class Pipeline:
             self._save("teacher", self.teacher.state_dict())
 
         # the no-teacher baseline: same student architecture, init, labels and epochs
+        self.stage = "baseline"
         if at > 1:
             baseline.load_state_dict(resume["baseline"])
         else:
@@ -597,6 +635,7 @@ class Pipeline:
                 )
                 student.load_state_dict(resume["student"])
                 self.teacher.load_state_dict(resume["teacher"])
+                self.stage = f"evaluation (round {round_})"
                 results, predictions = self._evaluate_round(
                     student, baseline_logits, baseline_results
                 )
@@ -631,6 +670,7 @@ class Pipeline:
                 },
             )
             changed = self.feedback.live_teacher  # it trained beside the student
+            self.stage = f"feedback (round {round_})"
             if round_ + 1 < self.feedback.rounds:
                 changed = self._feedback(round_, student, views) or changed
             if changed:
@@ -638,6 +678,7 @@ class Pipeline:
                 self._save("teacher", self.teacher.state_dict())
         round_results = self.round_results
         assert student is not None and predictions is not None
+        self.stage = "saving"
         self._save("student", student.state_dict())
         self._save("predictions", predictions)
         final = round_results[-1]["domains"]
@@ -671,6 +712,7 @@ class Pipeline:
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "teacher_cache": {"hits": self.cache.hits, "misses": self.cache.misses},
+            "warnings": list(self.warnings),
             "wall_s": round(time.perf_counter() - start, 3),
         }
         if self.world.main:
@@ -692,6 +734,7 @@ class Pipeline:
         where given), evaluate. Returns the student, its results and test predictions."""
         config = self.config
         # 2. knowledge extraction and encoding
+        self.stage = f"knowledge extraction (round {round_})"
         encoder = self.host.get("encoders", config.encoder.name).from_params(config.encoder.params)
         with self.progress.stage(f"encoding (round {round_})", 1) as advance:
             outputs = extract_knowledge(
@@ -720,6 +763,7 @@ class Pipeline:
             outputs = {k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()}
 
         # 3. student distillation
+        self.stage = f"distillation (round {round_})"
         student = build_network(config.student, trained, self.host, "student", self.student_seed)
         if config.student.weight_init == "teacher_pca":  # from the teacher as the round starts
             init = init_from_teacher(
@@ -755,6 +799,7 @@ class Pipeline:
             )
 
         # 4. evaluation
+        self.stage = f"evaluation (round {round_})"
         results, predictions = self._evaluate_round(student, baseline_logits, baseline_results)
         if self.world.main:  # for the report's knowledge-space plot
             save_knowledge_sample(
@@ -815,6 +860,23 @@ class Pipeline:
         """Write ``<name>.safetensors`` in the run directory (process 0 only)."""
         if self.world.main:
             save_weights(self.run_dir / f"{name}.safetensors", state)
+
+    def _write_providers(
+        self, sources: list[PreparedDomain], trained: list[PreparedDomain]
+    ) -> None:
+        """``providers.json``: the plugin and version behind every component the run uses
+        (default stems included), checked by ``cdkd run --resume``."""
+        stems = {
+            type(stem_architecture(spec, d.modality, self.host, view))
+            for spec, view, domains in (
+                (self.config.teacher, "teacher", sources),
+                (self.config.student, "student", trained),
+            )
+            for d in domains
+            if d.modality not in spec.stems
+        }
+        record = provider_record(self.config, self.host, sorted(stems, key=lambda c: c.name))
+        atomic_write_json(self.run_dir / PROVIDERS, record)
 
     def _checkpoint(self, stage: str, round_: int | None, **extra: Any) -> None:
         """Save where the run stands (``checkpoint.safetensors``) for ``cdkd run --resume``."""
@@ -890,7 +952,29 @@ class Pipeline:
                 f"{where}: {path} does not fit this config's teacher ({shown}); it must come "
                 "from a run with the same teacher architecture and source domains"
             )
+        self._check_teacher_classes(path)
         self.teacher.load_state_dict(state)
+
+    def _check_teacher_classes(self, path: Path) -> None:
+        """Refuse a checkpoint whose run (its ``layout.json`` beside it, when there is one)
+        ordered the classes of a task of this teacher otherwise: its head would predict
+        another class under each index."""
+        try:
+            layout = json.loads((path.parent / "layout.json").read_text(encoding="utf-8"))
+            theirs = {d["task"]: (n, list(d["classes"])) for n, d in layout["domains"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return  # no layout.json beside it: nothing to compare
+        for d in self.domains:
+            if d.role != "source" or d.task not in theirs:
+                continue
+            name, classes = theirs[d.task]
+            if classes != list(d.data.classes):
+                raise ConfigError(
+                    f"teacher.checkpoint: {path}'s run has the classes of task {d.task!r} as "
+                    f"{classes} (domain {name!r}), this run as {list(d.data.classes)} (domain "
+                    f"{d.name!r}); its head would predict other classes. Use a teacher trained "
+                    "with the same class names and order (the task's first domain fixes it)"
+                )
 
     def _write_layout(self, sources: list[PreparedDomain], trained: list[PreparedDomain]) -> None:
         """``layout.json`` (what each network reads and predicts, to rebuild it from its
@@ -1015,9 +1099,10 @@ def measure_latency(
     return round(float(np.median(times)) * 1000 / batch_size, 6)
 
 
-def _plugin_error(host, exc: Exception) -> PluginError | None:
+def _plugin_error(host, exc: Exception, stage: str | None = None) -> PluginError | None:
     """A :class:`PluginError` naming the plugin (and its version and component) whose code
-    raised ``exc``; None when the error did not come from a plugin."""
+    raised ``exc``, and the pipeline ``stage`` it was in; None when the error did not come
+    from a plugin."""
     from cdkd_core.plugins import kind_label
 
     blamed = host.blame(exc)
@@ -1026,10 +1111,21 @@ def _plugin_error(host, exc: Exception) -> PluginError | None:
     plugin, component = blamed
     version = f" {plugin.version}" if plugin.version else ""
     where = f", {kind_label(component.kind)} {component.name!r}," if component is not None else ""
+    during = f" during {stage}" if stage else ""
     return PluginError(
-        f"plugin {plugin.name!r}{version}{where} failed: {type(exc).__name__}: {exc} "
+        f"plugin {plugin.name!r}{version}{where} failed{during}: {type(exc).__name__}: {exc} "
         "(run with --debug for the traceback)"
     )
+
+
+def _attribute(host, exc: ContractError, stage: str | None) -> None:
+    """Name the plugin (and version) that provides the component of a broken contract."""
+    info = host.provider(exc.kind, exc.cls)
+    plugin = host.plugins.get(info.plugin) if info is not None else None
+    if plugin is not None:
+        exc.attribute(plugin.name, plugin.version, stage)
+    else:
+        exc.attribute(None, None, stage)
 
 
 def run_pipeline(
@@ -1057,6 +1153,7 @@ def run_pipeline(
         from cdkd_core.validation import validate_components
 
         validate_components(config, host)
+    check_output_root(Path(output))  # on every process: none waits for a failed process 0
     with process_group(config.train.device) as world:
 
         def new_run_dir() -> Path:
@@ -1080,6 +1177,7 @@ def resume_run(run_dir: str | Path, *, host=None, quiet: bool = True) -> RunResu
     if (run_dir / "summary.json").is_file():
         raise ConfigError(f"{where}: this run finished already (summary.json exists)")
     host = host if host is not None else PluginHost()
+    check_providers(run_dir, host)  # a changed plugin or version is refused
     config = load_config(run_dir / "config.yaml", host=host)
     # no checkpoint yet (stopped in its first epoch): the run starts again in its directory
     state = load_checkpoint(run_dir)
@@ -1127,13 +1225,26 @@ def _execute(
         torch.set_num_threads(config.train.threads)
     main = current_world().main
     with Progress(quiet=quiet or not main) as progress, _InterruptWatch() as watch:
-        pipeline = Pipeline(config, host, run_dir, progress, resume=resume)
+        try:  # builds the feedback strategy: plugin code
+            pipeline = Pipeline(config, host, run_dir, progress, resume=resume)
+        except Exception as exc:
+            blamed = None if isinstance(exc, CdkdError) else _plugin_error(host, exc, "setup")
+            if fresh and main and (blamed is not None or isinstance(exc, CdkdError)):
+                shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: nothing left
+            if blamed is None:
+                raise
+            raise blamed from exc
         watch.pipeline = pipeline
         try:
             try:
                 summary = pipeline.run()
+            except ContractError as exc:
+                _attribute(host, exc, pipeline.stage)
+                raise
             except Exception as exc:
-                blamed = None if isinstance(exc, CdkdError) else _plugin_error(host, exc)
+                blamed = (
+                    None if isinstance(exc, CdkdError) else _plugin_error(host, exc, pipeline.stage)
+                )
                 if blamed is None:
                     raise
                 raise blamed from exc

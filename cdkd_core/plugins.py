@@ -2,8 +2,13 @@
 
 Built-ins are ordinary plugin modules registered through the same hooks as installed
 plugins (entry-point group ``cdkd``). Each plugin's hook implementation is called on its
-own: one that fails to import, raises, or registers a clashing name is recorded with its
-error and the others still register.
+own: one that fails to import or raises is recorded with its error and the others still
+register.
+
+Name clashes: when two plugins register one name within a kind, both components stay
+registered under their qualified names ``<plugin>:<name>`` (e.g. ``cdkd.encoders:pca``,
+the plugin being its entry-point name) and the bare name is refused at use, naming both
+plugins; the clash is recorded against the later plugin, whose other components stay.
 """
 
 from __future__ import annotations
@@ -61,6 +66,12 @@ class ComponentInfo:
     name: str
     cls: type
     plugin: str
+
+    @property
+    def qualified(self) -> str:
+        """``<plugin>:<name>``: the name that selects this component even when another
+        plugin registers the same name."""
+        return f"{self.plugin}:{self.name}"
 
     @property
     def summary(self) -> str:
@@ -128,7 +139,9 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled) if disabled is not None else disabled_from_env()
         self.plugins: dict[str, PluginInfo] = {}
-        self._registry: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        # kind -> name -> the components of that name, in registration order (several
+        # only when plugins clash)
+        self._registry: dict[str, dict[str, list[ComponentInfo]]] = {kind: {} for kind in KINDS}
         for name, module in BUILTIN_PLUGINS.items():
             self._add(name, "builtin", lambda m=module: importlib.import_module(m), module=module)
         if entry_points:
@@ -204,7 +217,16 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(info, f"register_{kind} failed: {type(exc).__name__}: {exc}")
                     continue
-                self._registry[kind].update(pending)
+                for name, component in pending.items():
+                    others = self._registry[kind].setdefault(name, [])
+                    for other in others:
+                        info.errors.append(
+                            f"{kind_label(kind)} name {name!r} is registered by plugin "
+                            f"{other.plugin!r} too: both are kept, and a config names one as "
+                            f"{other.qualified!r} or {component.qualified!r} (the bare name "
+                            "is refused)"
+                        )
+                    others.append(component)
                 if pending:
                     info.components.setdefault(kind, []).extend(pending)
 
@@ -227,7 +249,7 @@ class PluginHost:
             raise ComponentValidationError(f"{cls.__name__}.Config is not a pydantic model")
         if not (cls.__dict__.get("__doc__") or "").strip():
             raise ComponentValidationError(f"{cls.__name__} has no docstring")
-        other = self._registry[kind].get(name) or pending.get(name)
+        other = pending.get(name)
         if other is not None:
             raise ComponentValidationError(
                 f"{kind} name {name!r} is registered by plugin {other.plugin!r}; "
@@ -236,31 +258,86 @@ class PluginHost:
 
     # -- lookup ---------------------------------------------------------------------------
     def components(self, kind: str) -> dict[str, ComponentInfo]:
-        """Registered components of ``kind`` by name."""
+        """Registered components of ``kind`` by the name a config uses: the bare name, or
+        ``<plugin>:<name>`` for each of the components whose name plugins clash on."""
         if kind not in self._registry:
             raise ConfigError(f"unknown component kind {kind!r}; choose one of {list(KINDS)}")
-        return dict(self._registry[kind])
+        listing: dict[str, ComponentInfo] = {}
+        for name, infos in self._registry[kind].items():
+            if len(infos) == 1:
+                listing[name] = infos[0]
+            else:
+                listing.update((info.qualified, info) for info in infos)
+        return listing
+
+    def clashes(self, kind: str) -> dict[str, list[ComponentInfo]]:
+        """Names of ``kind`` that several plugins register, with their components."""
+        return {name: list(infos) for name, infos in self._registry[kind].items() if len(infos) > 1}
+
+    def info(self, kind: str, name: str, where: str | None = None) -> ComponentInfo:
+        """The registered component ``name`` (or ``<plugin>:<name>``) of ``kind``; a
+        :class:`ConfigError` when it is unknown (with suggestions and, from
+        ``registry.yaml``, the package to install) or when several plugins register the
+        bare name (naming them)."""
+        plugin, _, bare = name.rpartition(":")
+        infos = self._registry[kind].get(bare, [])
+        if plugin:
+            found = [info for info in infos if info.plugin == plugin]
+            if found:
+                return found[0]
+            raise ConfigError(self.unknown_message(kind, name, where))
+        if len(infos) == 1:
+            return infos[0]
+        if infos:
+            place = f"{where}: " if where else ""
+            plugins = " and ".join(self._describe(info.plugin) for info in infos)
+            choices = " or ".join(repr(info.qualified) for info in infos)
+            raise ConfigError(
+                f"{place}{kind_label(kind)} {name!r} is registered by {len(infos)} plugins "
+                f"({plugins}); write {choices} to choose one"
+            )
+        raise ConfigError(self.unknown_message(kind, name, where))
 
     def get(self, kind: str, name: str, where: str | None = None) -> type:
-        """The component class ``name`` of ``kind``; a :class:`ConfigError` with suggestions
-        (and, from ``registry.yaml``, the package to install) when it is unknown."""
-        found = self._registry[kind].get(name)
-        if found is not None:
-            return found.cls
-        raise ConfigError(self.unknown_message(kind, name, where))
+        """The component class ``name`` (or ``<plugin>:<name>``) of ``kind``; see
+        :meth:`info` for the errors."""
+        return self.info(kind, name, where).cls
+
+    def provider(self, kind: str, component: Any) -> ComponentInfo | None:
+        """The registered component whose class is ``component``'s (an instance or a
+        class), or the closest registered base class; None when there is none."""
+        cls = component if isinstance(component, type) else type(component)
+        best: ComponentInfo | None = None
+        for infos in self._registry.get(kind, {}).values():
+            for info in infos:
+                if info.cls is cls:
+                    return info
+                if issubclass(cls, info.cls) and (best is None or issubclass(info.cls, best.cls)):
+                    best = info
+        return best
+
+    def _describe(self, plugin: str) -> str:
+        """``'name' VERSION`` of a loaded plugin."""
+        version = self.plugins[plugin].version if plugin in self.plugins else None
+        return f"{plugin!r}" + (f" {version}" if version else "")
 
     def unknown_message(self, kind: str, name: str, where: str | None = None) -> str:
         """The message for an unknown component name."""
         from cdkd_core.catalog import provider_of
 
-        known = sorted(self._registry[kind])
+        known = sorted(self.components(kind))
         label = kind_label(kind)
         place = f"{where}: " if where else ""
+        plugin, _, bare = name.rpartition(":")
         parts = [f"{place}unknown {label} {name!r}"]
+        if plugin and plugin not in self.plugins:
+            parts.append(f"no plugin named {plugin!r} is loaded")
+        elif plugin:
+            parts.append(f"plugin {plugin!r} registers no {label} {bare!r}")
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
             parts.append(f"did you mean {', '.join(repr(c) for c in close)}")
-        entry = provider_of(kind, name)
+        entry = provider_of(kind, bare)
         if entry is not None:
             failed = self.plugins.get(entry["name"])
             if failed is not None and not failed.ok:
@@ -284,11 +361,12 @@ class PluginHost:
         packages: dict[str, str] = {}  # top-level package -> plugin (installed plugins)
         classes: list[ComponentInfo] = []
         for kind in KINDS:
-            for info in self._registry[kind].values():
-                if info.plugin in BUILTIN_PLUGINS:
-                    continue
-                owners[info.cls.__module__] = info.plugin
-                classes.append(info)
+            for infos in self._registry[kind].values():
+                for info in infos:
+                    if info.plugin in BUILTIN_PLUGINS:
+                        continue
+                    owners[info.cls.__module__] = info.plugin
+                    classes.append(info)
         for plugin in self.plugins.values():
             if plugin.source == "entry point" and plugin.module:
                 packages[plugin.module.split(":")[0].split(".")[0]] = plugin.name

@@ -289,6 +289,7 @@ def _results_section(run: RunFiles) -> str:
         "architecture, initialisation, labels and epochs trained without the teacher. "
         "<b>Δ vs teacher</b> is student - teacher. A dash: the model has no stem for the "
         "domain's input space or no head for its task.</p>"
+        + "".join(f'<p class="warn">{_e(w)}</p>' for w in run.summary.get("warnings") or [])
         + _table(header, rows, left=range(3))
         + plot
         + _all_metrics(domains)

@@ -17,6 +17,10 @@ Fixtures: ``cdkd_plugins`` (override it), ``make_cdkd_host``, ``cdkd_host``,
 ``tiny_domain``, ``tiny_config``, ``run_tiny_pipeline``, ``cdkd_cli``. The plain functions
 :func:`make_host`, :func:`tiny_pipeline_config` and :func:`invoke_cli` work outside pytest
 too. Nothing here runs on import; the fixtures that train set one torch thread.
+
+Contract checks, one call per kind (the checks a run makes, :mod:`cdkd_core.contracts`,
+raising ``AssertionError`` with the text a run would print): :func:`check_encoder`,
+:func:`check_loss`, :func:`check_architecture`.
 """
 
 from __future__ import annotations
@@ -180,3 +184,162 @@ def cdkd_cli() -> Callable[..., Result]:
 def _as_pairs(plugins: Iterable[PluginSpec]) -> list[tuple[str, object]]:
     """``plugins`` as ``(name, object)`` pairs (a bare module is named after itself)."""
     return [p if isinstance(p, tuple) else (p.__name__, p) for p in plugins]
+
+
+# -- contract checks ------------------------------------------------------------------------
+
+
+def _asserting(check: Callable[[], Any]) -> Any:
+    """Run a contract check; a broken contract becomes an ``AssertionError`` (same text)."""
+    from cdkd_core.contracts import ContractError
+
+    try:
+        return check()
+    except ContractError as exc:
+        raise AssertionError(str(exc)) from None
+
+
+def check_encoder(
+    encoder: Any,
+    features: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    *,
+    atol: float = 1e-5,
+) -> dict[str, Any]:
+    """Fit ``encoder`` on ``features``/``labels`` (``{domain: tensor}``) and check what a
+    run checks: ``dim`` a positive int, ``state()`` tensors + JSON metadata (no pickle
+    bytes), ``transform`` giving floating, finite ``[N, dim]`` per domain; then that the
+    state saved and loaded into a new instance transforms the same (within ``atol``).
+    Returns each domain's vectors. Raises ``AssertionError`` naming what broke."""
+    import tempfile
+
+    import torch
+
+    from cdkd_core import contracts
+
+    def run() -> dict[str, Any]:
+        encoder.fit(dict(features), dict(labels))
+        contracts.check_encoder_dim(encoder)
+        contracts.check_encoder_state(encoder)
+        vectors = {}
+        for domain, x in features.items():
+            vectors[domain] = encoder.transform(x, domain)
+            contracts.check_encoder_output(encoder, x, vectors[domain], domain)
+        with tempfile.TemporaryDirectory() as tmp:
+            encoder.save(Path(tmp))
+            restored = type(encoder)(encoder.config)
+            restored.load(Path(tmp))
+        for domain, x in features.items():
+            again = restored.transform(x, domain)
+            contracts.check_encoder_output(restored, x, again, domain)
+            if not torch.allclose(again.double(), vectors[domain].double(), atol=atol):
+                raise contracts.ContractError(
+                    "encoders",
+                    encoder,
+                    f"transform(..., {domain!r}) differs after save() and load() into a new "
+                    "instance; expected state() to hold everything transform needs",
+                )
+        return vectors
+
+    return _asserting(run)
+
+
+def check_loss(
+    loss: Any,
+    ctx: Any = None,
+    *,
+    student_features: int = 8,
+    knowledge_dim: int | None = 4,
+    num_classes: int = 3,
+    batch: int = 16,
+) -> Any:
+    """Set ``loss`` up (``setup(student_features, knowledge_dim)``), call it on ``ctx`` (by
+    default a random :class:`~cdkd_core.loss.BatchContext` with teacher logits, features
+    and knowledge vectors, half the labels known) and check what a run checks: None or a
+    floating scalar tensor, finite, with a gradient for the student's outputs when it
+    depends on them. Returns the value. Raises ``AssertionError`` naming what broke."""
+    import torch
+
+    from cdkd_core import contracts
+    from cdkd_core.loss import BatchContext
+
+    def run() -> Any:
+        loss.setup(student_features, knowledge_dim)
+        context = ctx
+        if context is None:
+            gen = torch.Generator().manual_seed(0)
+            labels = torch.arange(batch) % num_classes
+            labelled = torch.arange(batch) % 2 == 0
+            context = BatchContext(
+                domain="test",
+                task="test",
+                student_logits=torch.randn(batch, num_classes, generator=gen).requires_grad_(),
+                student_features=torch.randn(
+                    batch, student_features, generator=gen
+                ).requires_grad_(),
+                labels=torch.where(labelled, labels, torch.full_like(labels, -1)),
+                labelled=labelled,
+                teacher_logits=torch.randn(batch, num_classes, generator=gen),
+                teacher_features=torch.randn(batch, 2 * student_features, generator=gen),
+                knowledge=(
+                    None
+                    if knowledge_dim is None
+                    else torch.randn(batch, knowledge_dim, generator=gen)
+                ),
+            )
+        value = loss(context)
+        contracts.check_loss_value(loss, value)
+        contracts.check_loss_finite(loss, value)
+        if value is not None and value.requires_grad:
+            value.backward()
+        return value
+
+    return _asserting(run)
+
+
+def check_architecture(
+    arch: Any,
+    inputs: Any = None,
+    *,
+    num_classes: int = 3,
+    stem_width: int = 16,
+) -> None:
+    """Build what ``arch`` provides and check what a run checks, on ``inputs`` (default:
+    ``torch.randn(4, 13)``, a table of 13 columns): a stem (for its first modality) maps
+    them to ``[N, width]`` (the trunk's ``in_features`` when it is a trunk too, else
+    ``stem_width``), a trunk declares ``in_features``/``out_features`` and maps
+    ``[N, in_features]`` to ``[N, out_features]``, a head gives ``[N, num_classes]``.
+    Raises ``AssertionError`` naming what broke."""
+    import torch
+
+    from cdkd_core import contracts
+    from cdkd_core.assembly import NetworkSlot
+
+    x = torch.randn(4, 13) if inputs is None else inputs
+
+    def run() -> None:
+        width, out = stem_width, stem_width
+        with torch.no_grad():
+            if arch.provides_trunk:
+                trunk = arch.build_trunk()
+                width, out = contracts.check_trunk(arch, trunk)
+                trunk.eval()
+                contracts.check_trunk_output(arch, trunk(torch.randn(len(x), width)), len(x), out)
+            if arch.modalities:
+                slot = NetworkSlot(
+                    name="test",
+                    space="test",
+                    modality=arch.modalities[0],
+                    task="test",
+                    num_classes=num_classes,
+                    input_shape=tuple(int(n) for n in x.shape[1:]),
+                    input_dtype=str(x.dtype).removeprefix("torch."),
+                )
+                stem = arch.build_stem_for(slot, width)
+                stem.eval()
+                contracts.check_stem_output(arch, stem(x), len(x), width)
+            head = arch.build_head(out, num_classes)
+            head.eval()
+            contracts.check_head_output(arch, head(torch.randn(len(x), out)), len(x), num_classes)
+
+    _asserting(run)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from cdkd_core.contracts import check_loss_value
 from cdkd_core.data import PreparedDomain
 from cdkd_core.distributed import (
     any_across,
@@ -229,6 +230,7 @@ class TrainStep(nn.Module):
             if w == 0:
                 continue
             value = loss(ctx)
+            check_loss_value(loss, value)  # shape and dtype only: no device sync
             if value is not None:
                 terms[f"{i}:{loss.name}"] = weight * w * value
         return terms, logits

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from cdkd_core.config import ComponentRef, PipelineConfig
 from cdkd_core.errors import ConfigError
+from cdkd_core.machine import machine_problems
 
 
 def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
@@ -29,8 +30,10 @@ def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
         raise ConfigError("\n".join(lines)) from None
 
 
-def validate_components(config: PipelineConfig, host: Any = None) -> None:
-    """Resolve every component name and validate its params; check loss/encoder pairing."""
+def validate_components(config: PipelineConfig, host: Any = None, *, machine: bool = True) -> None:
+    """Resolve every component name and validate its params; check loss/encoder pairing,
+    and (``machine``) that this machine has the CPU threads and the device ``train`` asks
+    for."""
     from cdkd_core.plugins import PluginHost
 
     host = host if host is not None else PluginHost()
@@ -77,5 +80,7 @@ def validate_components(config: PipelineConfig, host: Any = None) -> None:
     checkpoint = config.teacher.checkpoint
     if checkpoint is not None and not Path(checkpoint).is_file():
         errors.append(f"teacher.checkpoint: no such file: {checkpoint}")
+    if machine:  # more threads, or a device, than this machine has
+        errors += machine_problems(config.train)
     if errors:
         raise ConfigError("\n".join(errors))

@@ -105,6 +105,11 @@ def test_validate_ok(tiny_config, tmp_path):
         ({"domains": [{"name": "medical.nuclei"}]}, "cdkd plugins install medical"),
         ({"losses": [{"name": "graph"}]}, "needs ['graph']"),
         ({"name": "../escape"}, "not a safe run name"),
+        ({"train": {"epochs": True}}, "train.epochs: expected a number, got a boolean (true)"),
+        ({"encoder": {"name": "pca", "params": {"dim": False}}}, "encoder.params.dim: expected"),
+        ({"seed": 2**64}, "seed: Input should be less than or equal to 4294967295"),
+        ({"seed": 2**63 - 1}, "seed: Input should be less than or equal to 4294967295"),
+        ({"train": {"threads": 100_000}}, "train.threads: 100000 but this machine has"),
     ],
 )
 def test_bad_config_one_message_exit_2_no_traceback(tiny_config, tmp_path, change, expected):
@@ -120,6 +125,101 @@ def test_bad_config_one_message_exit_2_no_traceback(tiny_config, tmp_path, chang
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "runs").exists()
+
+
+def _refused_once(result, expected):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], result.output
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_a_device_the_machine_lacks_is_refused(tiny_config, tmp_path, monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    tiny_config["train"]["device"] = device
+    path = write(tmp_path, tiny_config)
+    _refused_once(runner.invoke(app, ["validate", str(path)]), f"train.device: {device} but")
+    result = runner.invoke(app, ["run", str(path), "--output", str(tmp_path / "runs")])
+    _refused_once(result, f"train.device: {device} but")
+    assert not (tmp_path / "runs").exists()
+
+
+def _output_cases(tmp_path):
+    (tmp_path / "afile").write_text("keep me")
+    return [
+        (tmp_path / "afile", "exists and is not a directory"),
+        (tmp_path / "afile" / "runs", "cannot be created: "),
+        (tmp_path / "afile" / "a" / "b", "is not a directory"),
+    ]
+
+
+def test_run_refuses_an_output_path_that_cannot_hold_a_run(tiny_config, tmp_path):
+    path = write(tmp_path, tiny_config)
+    for output, why in _output_cases(tmp_path):
+        result = runner.invoke(app, ["run", str(path), "--output", str(output), "--quiet"])
+        _refused_once(result, f"error: output directory {str(output)!r} ")
+        assert why in result.output
+    output = tmp_path / "afile"  # with --nproc, refused before torchrun starts
+    result = runner.invoke(app, ["run", str(path), "--output", str(output), "--nproc", "2"])
+    _refused_once(result, f"error: output directory {str(output)!r} exists and is not a")
+    assert (tmp_path / "afile").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "pipeline.yaml"]
+
+
+def test_run_refuses_an_output_directory_that_is_not_writable(tiny_config, tmp_path, monkeypatch):
+    """Checked with os.access (as root, a real read-only directory is writable)."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+
+    def access(path, mode, **kwargs):
+        if mode & os.W_OK and os.fspath(path).startswith(str(locked)):
+            return False
+        return real(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    path = write(tmp_path, tiny_config)
+    result = runner.invoke(app, ["run", str(path), "--output", str(locked)])
+    _refused_once(result, f"output directory {str(locked)!r} is not writable")
+    result = runner.invoke(app, ["run", str(path), "--output", str(locked / "new")])
+    _refused_once(result, f"cannot be created: {str(locked)!r} is not writable")
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="root writes into read-only directories",
+)
+def test_run_refuses_a_read_only_output_directory(tiny_config, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        path = write(tmp_path, tiny_config)
+        result = runner.invoke(app, ["run", str(path), "--output", str(locked)])
+        _refused_once(result, "is not writable")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_run_pipeline_refuses_an_output_file_before_anything_is_written(tiny_config, tmp_path):
+    from cdkd_core.errors import ConfigError
+    from cdkd_core.pipeline import run_pipeline
+    from cdkd_core.plugins import PluginHost
+
+    for output, why in _output_cases(tmp_path):
+        with pytest.raises(ConfigError, match=why) as info:
+            run_pipeline(tiny_config, output=output, host=PluginHost(entry_points=False))
+        assert info.value.exit_code == 2 and str(output) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_missing_config_file(tmp_path):
@@ -207,8 +307,28 @@ def test_components():
     losses = json.loads(result.output)["losses"]
     kd = next(c for c in losses if c["name"] == "kd")
     assert "temperature" in kd["params"] and kd["plugin"] == "cdkd.losses"
+    for summary in [*result.output.splitlines(), *(c["summary"] for c in losses)]:
+        assert "`" not in summary, summary
+    result = runner.invoke(app, ["components", "domains"])
+    assert "as .npy files" in result.output and "`" not in result.output
     result = runner.invoke(app, ["components", "widgets"])
     assert result.exit_code == 2 and "unknown component kind" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("arrays as ``.npy`` files", "arrays as .npy files"),
+        ("repeats `rounds` times", "repeats rounds times"),
+        ("see :class:`~cdkd_core.encoder.KnowledgeEncoder`", "see KnowledgeEncoder"),
+        ("see :func:`cdkd_core.load_config`", "see cdkd_core.load_config"),
+        (":ref:`the guide <guide>` and a lone ` tick", "the guide and a lone ` tick"),
+    ],
+)
+def test_summaries_are_shown_without_markup(text, plain):
+    from cdkd_core.cli.common import plain_text
+
+    assert plain_text(text) == plain
 
 
 def test_plugins_list_and_available():
@@ -244,3 +364,23 @@ def test_init_writes_a_valid_config(tmp_path):
     again = runner.invoke(app, ["init", str(path)])
     assert again.exit_code == 1 and "--force" in again.output
     assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
+
+
+def test_warnings_during_a_command_print_as_one_warning_line() -> None:
+    import warnings
+
+    from cdkd_core.cli.common import user_errors
+
+    before = warnings.formatwarning
+
+    @user_errors
+    def command() -> tuple[str, str]:
+        return (
+            warnings.formatwarning("dim 5000 asked; using dim 90", UserWarning, "enc.py", 7),
+            warnings.formatwarning("old API", DeprecationWarning, "lib.py", 3),
+        )
+
+    mine, library = command()
+    assert mine == "warning: dim 5000 asked; using dim 90\n"
+    assert library.startswith("lib.py:3: DeprecationWarning: old API")
+    assert warnings.formatwarning is before

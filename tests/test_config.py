@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -601,3 +602,169 @@ def test_validate_refuses_a_missing_teacher_checkpoint(tiny_config, host, tmp_pa
     tiny_config["teacher"]["checkpoint"] = str(tmp_path / "missing.safetensors")
     with pytest.raises(ConfigError, match=r"teacher\.checkpoint: no such file"):
         load_config(tiny_config, host=host)
+
+
+# ------------------------------------------------- booleans are not numbers (issue 16, item 10)
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("train", "epochs"),
+        ("train", "lr"),
+        ("train", "teacher_epochs"),
+        ("train", "threads"),
+        ("train", "out_of_core_mb"),
+        (None, "seed"),
+    ],
+)
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_are_refused_for_numeric_fields(section: str | None, key: str, value) -> None:
+    data = _base(**({section: {key: value}} if section else {key: value}))
+    where = f"{section}.{key}" if section else key
+    err = _config_error(data)
+    assert f"{where}: expected a number, got a boolean ({str(value).lower()})" in str(err)
+
+
+def test_booleans_are_refused_in_nested_models_too() -> None:
+    data = _base(teacher={"trunk": {"name": "mlp"}, "maml": {"algorithm": "reptile"}})
+    data["teacher"]["maml"]["inner_lr"] = True
+    assert "teacher.maml.inner_lr: expected a number" in str(_config_error(data))
+    data = {"domains": [{"name": "sklearn.iris", "weight": True}]}
+    assert "domains.0.weight: expected a number" in str(_config_error(data))
+
+
+def test_booleans_are_refused_for_component_params(host: PluginHost) -> None:
+    msg = _component_error(_base(encoder={"name": "pca", "params": {"dim": True}}), host)
+    assert "encoder.params.dim: expected a number, got a boolean (true)" in msg
+    msg = _component_error(_base(losses=[{"name": "kd", "params": {"temperature": False}}]), host)
+    assert "losses.0.params.temperature: expected a number" in msg
+
+
+def test_a_plugin_config_refuses_booleans_for_numbers_in_containers() -> None:
+    import pydantic
+
+    from cdkd_core.component import ComponentConfig
+
+    class Config(ComponentConfig):  # as a plugin would write it
+        widths: list[int] = [8]
+        scale: dict[str, float] = {}
+        pair: tuple[int, float] = (1, 1.0)
+        flag: bool = False
+        either: bool | int = 0
+        anything: Any = None
+
+    assert Config(flag=True, either=True, anything=True).either is True
+    for params, where in [
+        ({"widths": [4, True]}, "widths: Value error, expected a number at [1]"),
+        ({"scale": {"a": 1.0, "b": False}}, "scale: Value error, expected a number at ['b']"),
+        ({"pair": (True, 1.0)}, "pair: Value error, expected a number at [0]"),
+    ]:
+        with pytest.raises(pydantic.ValidationError) as info:
+            Config.model_validate(params)
+        assert where in str(info.value).replace("\n  ", ": ")
+
+
+def test_numbers_still_come_as_ints_and_numeric_strings(host: PluginHost) -> None:
+    """YAML ``lr: 1`` is a float; ``--set train.lr=1e-3`` reaches pydantic as the string
+    '1e-3' (PyYAML reads no exponent without a dot as a float)."""
+    cfg = load_config(_base(train={"lr": 1, "grad_clip": 2}), host=host)
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    cfg = load_config(
+        _base(encoder={"name": "pca"}),
+        ["train.lr=1e-3", "train.epochs=3", "encoder.params.dim=5"],
+        host=host,
+    )
+    assert (cfg.train.lr, cfg.train.epochs, cfg.encoder.params["dim"]) == (0.001, 3, 5)
+    with pytest.raises(ConfigError, match=r"train\.epochs: expected a number, got a boolean"):
+        load_config(_base(), ["train.epochs=true"], host=host)
+
+
+# -------------------------------------------------------------- the seed's range (issue 16)
+def test_seed_is_bounded_to_numpys_legacy_range() -> None:
+    from cdkd_core.config import MAX_SEED
+
+    assert MAX_SEED == 2**32 - 1
+    assert parse_config(_base(seed=MAX_SEED)).seed == MAX_SEED
+    for seed in (MAX_SEED + 1, 2**63 - 1, 2**64):
+        assert "seed: Input should be less than or equal to 4294967295" in str(
+            _config_error(_base(seed=seed))
+        )
+
+
+def test_the_largest_seed_runs_with_a_target_domain(tmp_path: Path, host: PluginHost) -> None:
+    """Every seed derived from it (per domain, per split, the quiz, the student) stays in
+    the range of numpy's and torch's seeding."""
+    from cdkd_core.config import MAX_SEED
+    from cdkd_core.pipeline import run_pipeline
+    from cdkd_core.testing import tiny_pipeline_config
+
+    data = tiny_pipeline_config()
+    data["seed"] = MAX_SEED
+    data["train"]["epochs"] = 1
+    data["domains"][1].update(role="target", label_fraction=0.5)
+    data["feedback"] = {"name": "meta"}  # draws a quiz split (seed * 1000 + i + 17)
+    result = run_pipeline(data, output=tmp_path, host=host)
+    assert result.summary["seed"] == MAX_SEED
+
+
+# ------------------------------------------- the machine: CPU threads and device (issue 16)
+def test_more_threads_than_cpus_are_refused(host: PluginHost, monkeypatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    load_config(_base(train={"threads": 4}), host=host)
+    msg = _component_error(_base(train={"threads": 100_000}), host)
+    assert msg == (
+        "train.threads: 100000 but this machine has 4 CPUs (os.cpu_count() = 4); "
+        "use at most 4, or null for torch's default"
+    )
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_on_a_machine_without_one_is_refused(host: PluginHost, monkeypatch, device) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    msg = _component_error(_base(train={"device": device}), host)
+    assert msg.startswith(f"train.device: {device} but ")
+    assert msg.endswith("; use auto or cpu")
+    assert "no CUDA device" in msg or "without CUDA" in msg
+
+
+def test_a_cuda_index_beyond_the_devices_is_refused(host: PluginHost, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    load_config(_base(train={"device": "cuda:1"}), host=host)
+    msg = _component_error(_base(train={"device": "cuda:2"}), host)
+    assert msg == (
+        "train.device: cuda:2 but torch sees 2 CUDA devices (cuda:0 to cuda:1); "
+        "use one of those, cuda or auto"
+    )
+
+
+def test_a_torchrun_process_without_a_gpu_of_its_own_is_refused(
+    host: PluginHost, monkeypatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    env = {
+        "RANK": "2",
+        "WORLD_SIZE": "4",
+        "LOCAL_RANK": "2",
+        "MASTER_ADDR": "x",
+        "MASTER_PORT": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    msg = _component_error(_base(train={"device": "cuda"}), host)
+    assert "local process 2 and torch sees 2 CUDA devices" in msg
+
+
+def test_mps_on_a_machine_without_one_is_refused(host: PluginHost, monkeypatch) -> None:
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    msg = _component_error(_base(train={"device": "mps"}), host)
+    assert msg == "train.device: mps but torch sees no MPS (Apple GPU) device; use auto or cpu"
+
+
+def test_machine_checks_can_be_left_out_for_a_finished_runs_config(host: PluginHost) -> None:
+    data = _base(train={"threads": 100_000, "device": "cuda:7"})
+    with pytest.raises(ConfigError, match=r"train\.threads"):
+        load_config(data, host=host)
+    assert load_config(data, host=host, machine=False).train.threads == 100_000

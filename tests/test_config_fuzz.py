@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,7 +90,7 @@ NOT_NUMBERS = ["three", "", [1], {"a": 1}]
 
 def ints(minimum: int, optional: bool = False, maximum: int | None = None) -> list[Any]:
     """Invalid values for an int field with ``ge=minimum`` (and ``le=maximum``)."""
-    bad = [minimum - 1, minimum - 7, 1.5, NAN, INF, -INF, *NOT_NUMBERS]
+    bad = [minimum - 1, minimum - 7, 1.5, NAN, INF, -INF, *NOT_NUMBERS, True, False]
     if maximum is not None:
         bad.append(maximum + 1)
     return bad if optional else [*bad, None]
@@ -98,7 +100,7 @@ def floats(
     low: float, strict: bool, optional: bool = False, high: float | None = None
 ) -> list[Any]:
     """Invalid values for a float field ``> low`` (strict) or ``>= low``, ``<= high``."""
-    bad = [low - 0.1, low - 3.0, NAN, INF, -INF, *NOT_NUMBERS]
+    bad = [low - 0.1, low - 3.0, NAN, INF, -INF, *NOT_NUMBERS, True, False]
     if strict:
         bad.append(low)
     if high is not None:
@@ -107,12 +109,18 @@ def floats(
 
 
 NOT_STRINGS = [3, 1.5, [], {"a": 1}, None]
+#: devices this machine lacks (a CUDA index beyond the GPUs torch sees; mps off a Mac)
+DEVICES_MISSING = [
+    *([] if torch.cuda.is_available() else ["cuda"]),
+    f"cuda:{torch.cuda.device_count()}",
+    *([] if torch.backends.mps.is_available() else ["mps"]),
+]
 NOT_MAPPINGS = ["x", 3, [1, 2], None]
 
 #: leaf path -> (invalid values, a fragment every message must hold besides the path)
 LEAVES: dict[str, tuple[list[Any], str | None]] = {
     "name": (["", "../up", "a b", "-dash", "x" * 200, *NOT_STRINGS], None),
-    "seed": (ints(0), None),
+    "seed": ([*ints(0, maximum=2**32 - 1), 2**63 - 1, 2**64], None),
     "domains.0.name": (["sklearn.wines", "nope", *NOT_STRINGS], None),
     "domains.0.role": (["teacher", "", 3, None], "'source', 'target' or 'unseen'"),
     "domains.0.weight": (floats(0, strict=True), None),
@@ -146,8 +154,8 @@ LEAVES: dict[str, tuple[list[Any], str | None]] = {
     "train.patience": (ints(1, optional=True), None),
     "train.grad_clip": (floats(0, strict=True, optional=True), None),
     "train.teacher_gate": (["always", "", 1, None], "'none' or 'val'"),
-    "train.device": (["gpu", "cuda:x", "", 0, [], None], "auto, cpu, cuda"),
-    "train.threads": (ints(1, optional=True), None),
+    "train.device": (["gpu", "cuda:x", "", 0, [], None, *DEVICES_MISSING], None),
+    "train.threads": (ints(1, optional=True, maximum=os.cpu_count() or 1), None),
 }
 #: mappings / lists that a value of the wrong shape may replace
 NODES: dict[str, list[Any]] = {
@@ -244,6 +252,8 @@ CHOICES_FOR_STRINGS_ONLY = {"train.device"}
 
 def _leaf_case(path: str, value: Any) -> Case:
     choices = LEAVES[path][1]
+    if path == "train.device" and isinstance(value, str) and value not in DEVICES_MISSING:
+        choices = "auto, cpu, cuda"  # a malformed name; a missing device says what to use
     if path in CHOICES_FOR_STRINGS_ONLY and not isinstance(value, str):
         choices = None
     return Case(f"{path}={value!r}", _set(BASE, path, value), path, choices)

@@ -425,7 +425,7 @@ FACTORIES["unknown_metric"] = _unknown_metric
 def test_domain_errors_become_data_errors_naming_the_domain(host: PluginHost) -> None:
     with pytest.raises(DataError) as info:
         prepare_domains(_config(_toy("value_error", alias="odd")), host)
-    assert "domain 'odd' (toy.data)" in str(info.value)
+    assert "domain 'odd' (toy.data from plugin 'toy')" in str(info.value)
     assert "at least two classes" in str(info.value)
     with pytest.raises(DataError, match="unknown metric"):
         prepare_domains(_config(_toy("unknown_metric")), host)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,29 @@ def test_pca_matches_numpy_svd_and_sign_rule() -> None:
     np.testing.assert_allclose(za.numpy(), z[: feats["alpha"].shape[0]].numpy(), atol=1e-5)
 
 
-def test_pca_caps_dim() -> None:
+def test_pca_caps_dim_and_says_so() -> None:
     feats, labels = _data(width=4)
     enc = PCAEncoder.from_params({"dim": 10})
     assert enc.dim == 10
-    enc.fit(feats, labels)
+    n = sum(len(f) for f in feats.values())
+    with pytest.warns(
+        UserWarning, match=rf"dim 10 asked.*\({n} training examples x 4 features\).*using dim 4"
+    ):
+        enc.fit(feats, labels)
     assert enc.dim == 4
     assert enc.transform(feats["beta"], "beta").shape == (feats["beta"].shape[0], 4)
     few = {"a": feats["alpha"][:2], "b": feats["beta"][:1]}
     few_labels = {"a": labels["alpha"][:2], "b": labels["beta"][:1]}
-    enc.fit(few, few_labels)
+    with pytest.warns(UserWarning, match=r"\(3 training examples x 4 features\).*using dim 3"):
+        enc.fit(few, few_labels)
     assert enc.dim == 3
+
+
+def test_pca_within_the_data_fits_without_a_warning() -> None:
+    feats, labels = _data(width=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PCAEncoder.from_params({"dim": 4}).fit(feats, labels)
 
 
 def test_pca_whiten_gives_unit_variance() -> None:

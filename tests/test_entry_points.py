@@ -62,7 +62,9 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     clash = plugins["clash"]
     assert not clash["ok"]
     assert "'pca' is registered by plugin 'cdkd.encoders'" in clash["errors"][0]
-    assert clash["components"] == {"losses": ["zero"]}  # its other hook still registered
+    assert "'cdkd.encoders:pca' or 'clash:pca'" in clash["errors"][0]
+    # both pca stay (qualified), and so does everything else the later plugin registers
+    assert clash["components"] == {"encoders": ["pca"], "losses": ["zero"]}
     # every built-in component is listed
     builtin = {
         k: v
@@ -75,6 +77,28 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     assert builtin["feedback"] == ["none", "mutual", "hard_examples", "meta"]
     assert builtin["architectures"] == ["mlp", "cnn"]
     assert {"sklearn.wine", "tabular"} <= set(builtin["domains"])
+
+
+def test_a_clashing_name_is_refused_at_use_and_plugin_name_selects_one(plugin_site, tmp_path):
+    from tests.conftest import TINY
+
+    listed = cdkd(["components", "encoders", "--json"], plugin_site, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    encoders = {c["name"]: c for c in json.loads(listed.stdout)["encoders"]}
+    assert "pca" not in encoders
+    assert encoders["clash:pca"]["plugin"] == "clash" and encoders["clash:pca"]["clash"]
+    assert encoders["cdkd.encoders:pca"]["plugin"] == "cdkd.encoders"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(TINY))  # encoder: pca
+    refused = cdkd(["validate", str(path)], plugin_site, tmp_path)
+    assert refused.returncode == 2
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "encoder.name: encoder 'pca' is registered by 2 plugins" in line
+    assert "'cdkd.encoders'" in line and "'clash' 0.3.1" in line
+    assert "write 'cdkd.encoders:pca' or 'clash:pca'" in line
+    path.write_text(yaml.safe_dump({**TINY, "encoder": {"name": "cdkd.encoders:pca"}}))
+    chosen = cdkd(["validate", str(path)], plugin_site, tmp_path)
+    assert chosen.returncode == 0, chosen.stderr
 
 
 def test_disable_plugins_env(plugin_site, tmp_path):

@@ -164,6 +164,16 @@ def test_a_domain_the_student_cannot_predict_is_skipped(run, builtins, tmp_path)
     }
 
 
+def test_a_run_trained_on_a_bigger_machine_still_exports(run, builtins, tmp_path):
+    """The device and CPU threads a run trained with are not this machine's business."""
+    run_dir = shutil.copytree(run[0], tmp_path / "run")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["train"].update(device="cuda:7", threads=100_000)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    manifest = export_run(run_dir, ["torchscript"], host=builtins)
+    assert len(manifest["domains"]) == 3
+
+
 def test_unknown_format_and_missing_onnx_packages(run, builtins, monkeypatch):
     run_dir = run[0]
     with pytest.raises(ExportError, match="unknown export format 'tflite'"):

@@ -105,35 +105,63 @@ def test_components_returns_a_copy() -> None:
     assert "pca" in host.components("encoders")
 
 
-def test_duplicate_name_is_refused_naming_both_plugins() -> None:
+def test_a_clashing_name_is_refused_at_use_and_selected_by_plugin_name() -> None:
     first, second = _encoder("toy_enc"), _encoder("toy_enc")
+    beta_only = _encoder("beta_enc")
     host = _host(
         ("alpha", _plugin(encoders=first)),
-        ("beta", _plugin(encoders=second)),
+        ("beta", _plugin(encoders=[second, beta_only], losses=ToyLoss)),
         ("gamma", _plugin(encoders=_encoder("other_enc"))),
     )
-    assert host.get("encoders", "toy_enc") is first
-    assert host.components("encoders")["toy_enc"].plugin == "alpha"
+    host.plugins["beta"].version = "2.0"
+    # the bare name is ambiguous: refused, naming both plugins and how to choose
+    with pytest.raises(ConfigError) as info:
+        host.get("encoders", "toy_enc", where="encoder.name")
+    message = str(info.value)
+    assert message.startswith("encoder.name: encoder 'toy_enc' is registered by 2 plugins")
+    assert "'alpha'" in message and "'beta' 2.0" in message
+    assert "'alpha:toy_enc' or 'beta:toy_enc'" in message
+    # plugin:name selects one
+    assert host.get("encoders", "alpha:toy_enc") is first
+    assert host.get("encoders", "beta:toy_enc") is second
+    # the later plugin's other components stay registered, bare
+    assert host.get("encoders", "beta_enc") is beta_only
+    assert host.get("losses", "toy_loss") is ToyLoss
+    assert host.get("losses", "beta:toy_loss") is ToyLoss  # any component, qualified
+    listing = host.components("encoders")
+    assert "toy_enc" not in listing
+    assert listing["alpha:toy_enc"].plugin == "alpha" and listing["beta:toy_enc"].cls is second
+    assert set(host.clashes("encoders")) == {"toy_enc"}
+    # the clash is recorded against the later plugin, for `cdkd plugins list`
     assert host.plugins["alpha"].ok
     beta = host.plugins["beta"]
-    assert not beta.ok
-    assert len(beta.errors) == 1
+    assert not beta.ok and len(beta.errors) == 1
     assert "'toy_enc'" in beta.errors[0]
-    assert "'alpha'" in beta.errors[0] and "'beta'" in beta.errors[0]
-    assert beta.components == {}
+    assert "'alpha'" in beta.errors[0] and "'beta:toy_enc'" in beta.errors[0]
+    assert beta.components == {"encoders": ["toy_enc", "beta_enc"], "losses": ["toy_loss"]}
     assert host.plugins["gamma"].ok
     assert host.components("encoders")["other_enc"].plugin == "gamma"
     assert [p.name for p in host.failed_plugins()] == ["beta"]
 
 
-def test_duplicate_of_a_builtin_name_is_refused() -> None:
+def test_a_qualified_name_of_an_unknown_plugin_or_component_is_refused() -> None:
+    host = _host(("alpha", _plugin(encoders=_encoder("toy_enc"))))
+    with pytest.raises(ConfigError, match="no plugin named 'nope' is loaded"):
+        host.get("encoders", "nope:toy_enc")
+    with pytest.raises(ConfigError, match="plugin 'alpha' registers no encoder 'pca'"):
+        host.get("encoders", "alpha:pca")
+
+
+def test_a_clash_with_a_builtin_name_keeps_both() -> None:
     fake_pca = _encoder("pca")
     host = _host(("clash", _plugin(encoders=fake_pca)))
-    owner = host.components("encoders")["pca"].plugin
-    assert host.get("encoders", "pca") is not fake_pca
-    assert owner != "clash"
-    assert f"'{owner}'" in host.plugins["clash"].errors[0]
-    assert "'clash'" in host.plugins["clash"].errors[0]
+    with pytest.raises(ConfigError, match=r"'cdkd\.encoders:pca' or 'clash:pca'"):
+        host.get("encoders", "pca")
+    assert host.get("encoders", "clash:pca") is fake_pca
+    builtin = host.get("encoders", "cdkd.encoders:pca")
+    assert builtin is not fake_pca and host.provider("encoders", builtin).plugin == "cdkd.encoders"
+    assert "'cdkd.encoders'" in host.plugins["clash"].errors[0]
+    assert "'clash:pca'" in host.plugins["clash"].errors[0]
 
 
 def test_duplicate_within_one_plugin_drops_its_registrations() -> None:
@@ -467,12 +495,18 @@ def test_a_component_failing_at_run_time_is_reported_against_its_plugin(tmp_path
     with pytest.raises(PluginError) as info:
         run_pipeline(load_config(cfg, host=host), output=tmp_path / "a", host=host)
     message = str(info.value)
-    assert message.startswith("plugin 'faulty' 1.2.3, loss 'testing.exploding', failed: ")
+    assert message.startswith(
+        "plugin 'faulty' 1.2.3, loss 'testing.exploding', failed during distillation "
+        "(round 0): RuntimeError: bad batch of"
+    )
     assert "RuntimeError: bad batch of" in message and "--debug" in message
     assert isinstance(info.value.__cause__, RuntimeError)  # the traceback --debug shows
 
     cfg = {**TINY, "domains": [{"name": "testing.broken_wine", "role": "source"}]}
-    with pytest.raises(PluginError, match=r"plugin 'faulty' 1\.2\.3, domain 'testing\.broken_"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'faulty' 1\.2\.3, domain 'testing\.broken_wine', failed during loading",
+    ):
         run_pipeline(load_config(cfg, host=host), output=tmp_path / "b", host=host)
     assert not list((tmp_path / "b").iterdir())  # failed before training: nothing left
 
@@ -485,3 +519,27 @@ def test_a_core_error_is_not_blamed_on_a_plugin(tmp_path):
         {}["missing"]
     except KeyError as exc:
         assert host.blame(exc) is None
+
+
+def test_a_run_with_qualified_names_uses_the_chosen_plugins(tmp_path):
+    import json
+
+    from cdkd_core import load_config, run_pipeline
+    from tests.conftest import TINY
+
+    fake_pca = _encoder("pca")
+    host = _host(("clash", _plugin(encoders=fake_pca)))
+    cfg = {
+        **TINY,
+        "domains": [
+            {"name": "cdkd.domains:sklearn.wine", "role": "source"},
+            {"name": "sklearn.breast_cancer", "role": "source"},
+        ],
+        "encoder": {"name": "cdkd.encoders:pca", "params": {"dim": 4}},
+        "train": {**TINY["train"], "epochs": 1},
+    }
+    result = run_pipeline(load_config(cfg, host=host), output=tmp_path, host=host)
+    assert set(result.summary["domains"]) == {"sklearn.wine", "sklearn.breast_cancer"}
+    providers = json.loads((result.run_dir / "providers.json").read_text())
+    assert providers["encoders"]["cdkd.encoders:pca"]["plugin"] == "cdkd.encoders"
+    assert providers["domains"]["cdkd.domains:sklearn.wine"]["plugin"] == "cdkd.domains"

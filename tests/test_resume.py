@@ -267,3 +267,49 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
     out2, err2 = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err2
     assert _metrics(json.loads(out2)) == _metrics(json.loads(out))
+
+
+def test_the_run_records_its_providers_and_resume_refuses_a_changed_one(tiny_config, tmp_path):
+    from cdkd_core import __version__
+    from cdkd_core.plugins import PluginHost
+
+    host = PluginHost(entry_points=False)
+    run_dir = _interrupt_at(_config(tiny_config, {"name": "none"}), host, tmp_path / "a", 1)
+    providers = json.loads((run_dir / "providers.json").read_text())
+    builtin = {"plugin": "cdkd.encoders", "version": __version__}
+    assert providers["encoders"] == {"pca": builtin}
+    assert set(providers["losses"]) == {"ce", "kd", "hint"}
+    assert providers["domains"]["sklearn.wine"]["plugin"] == "cdkd.domains"
+    assert providers["architectures"] == {"mlp": {**builtin, "plugin": "cdkd.architectures"}}
+    assert providers["feedback"] == {"none": {**builtin, "plugin": "cdkd.feedback"}}
+
+    changed = PluginHost(entry_points=False)
+    changed.plugins["cdkd.encoders"].version = "99.0"
+    with pytest.raises(ConfigError) as info:
+        resume_run(run_dir, host=changed)
+    message = str(info.value)
+    assert message.startswith(f"--resume {run_dir}: the run's components changed")
+    assert (
+        f"encoder 'pca' came from plugin 'cdkd.encoders' {__version__} and now comes from "
+        "plugin 'cdkd.encoders' 99.0"
+    ) in message
+    assert "loss" not in message  # only what changed is named
+
+    from cdkd_core.builtins.encoders import PCAEncoder
+    from cdkd_core.hookspecs import hookimpl
+
+    class OtherPCA(PCAEncoder):
+        """Another pca."""
+
+        name = "pca"
+
+    class Clash:
+        @hookimpl
+        def register_encoders(self, register):
+            register(OtherPCA)
+
+    clashing = PluginHost(entry_points=False, plugins=[("clash", Clash())])
+    with pytest.raises(ConfigError, match=r"encoder 'pca' came from .* 'cdkd.encoders:pca' or "):
+        resume_run(run_dir, host=clashing)
+    resumed = resume_run(run_dir, host=PluginHost(entry_points=False))  # unchanged: goes on
+    assert (resumed.run_dir / "summary.json").is_file()

@@ -11,9 +11,11 @@ import torch
 from pydantic import Field, model_validator
 
 from cdkd_core.builtins.arrays import ArraysDomain
+from cdkd_core.builtins.tabular import NA_VALUES, Delimiter
 from cdkd_core.domain import Domain, DomainData, Split
 from cdkd_core.errors import DataError
 from cdkd_core.hookspecs import Register, hookimpl
+from cdkd_core.labels import CLASSES_HELP, ClassList
 from cdkd_core.splits import SplitConfig, cap_examples, stratified_split_indices
 
 
@@ -87,12 +89,26 @@ class Digits(_SklearnDomain):
 
 
 class TabularConfig(SplitConfig):
-    """Where the CSV is and which column holds the label."""
+    """Where the CSV is, which column holds the label, and how cells are read."""
 
     path: Path = Field(description="CSV file with a header row.")
     label: str = Field(description="Name of the label column.")
     features: list[str] | None = Field(None, description="Feature columns (default: all others).")
-    delimiter: str | None = Field(None, description="Field delimiter (default: sniffed).")
+    delimiter: Delimiter = Field(
+        None, description="Field delimiter, one character (default: sniffed)."
+    )
+    classes: ClassList = Field(None, description=CLASSES_HELP)
+    na_values: list[str] = Field(
+        default_factory=lambda: list(NA_VALUES),
+        description="Cells read as missing (stripped, ignoring case).",
+    )
+    numeric: list[str] = Field(
+        default_factory=list, description="Columns declared numeric (default: by the type rule)."
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="Columns declared categorical (default: by the type rule).",
+    )
     task: str | None = Field(None, description="Task id; domains with one task share a head.")
     input_space: str | None = Field(
         None, description="Domains with the same input space (and columns) share a stem."
@@ -103,14 +119,27 @@ class TabularConfig(SplitConfig):
     def _label_not_feature(self) -> TabularConfig:
         if self.features is not None and self.label in self.features:
             raise ValueError(f"label column {self.label!r} is also listed in features")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"column(s) {both} declared both numeric and categorical")
+        declared = [*self.numeric, *self.categorical]
+        if self.label in declared:
+            raise ValueError(f"label column {self.label!r} is declared numeric or categorical")
+        if self.features is not None:
+            unknown = [c for c in declared if c not in self.features]
+            if unknown:
+                raise ValueError(f"declared column(s) {unknown} are not among features")
         return self
 
 
 class TabularCSV(Domain):
     """Your own table: a CSV with a label column; categories one-hot, missing values imputed.
 
-    Column types, imputation and categories are fitted on the train split only. Classes are
-    the label values of the train split; a val/test label unseen in train is an error.
+    Column types are decided on the whole file by one rule (see
+    :mod:`cdkd_core.builtins.tabular`); imputation and categories are fitted on the train
+    split only. Labels follow :mod:`cdkd_core.labels`; without ``classes``, the classes are
+    the label values of the train split, and a val/test label unseen in train is an error.
+    Every bad cell and label of the file is reported in one error (up to 20, then a count).
     """
 
     name = "tabular"
@@ -119,23 +148,44 @@ class TabularCSV(Domain):
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
         from cdkd_core.builtins.tabular import TabularEncoder, read_csv
+        from cdkd_core.labels import encode_labels
+        from cdkd_core.problems import Problems
 
         cfg: TabularConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
-        raw_labels = table.labels(cfg.label)
+        if cfg.label not in table.header:
+            raise DataError(
+                f"{table.path}: no label column {cfg.label!r}; columns are {table.header}"
+            )
         columns = cfg.features or [c for c in table.header if c != cfg.label]
         table.require(columns, "feature column")
-        names, codes = np.unique(np.asarray(raw_labels), return_inverse=True)
-        if len(names) < 2:
-            raise DataError(
-                f"{cfg.path}: label column {cfg.label!r} holds the single value {names[0]!r}; "
-                "a task needs at least two classes"
-            )
+        table.require([*cfg.numeric, *cfg.categorical], "declared column")
+        problems = Problems(table.path)
+        labels = encode_labels(
+            table.column(cfg.label),
+            path=table.path,
+            column=cfg.label,
+            lines=table.lines,
+            classes=cfg.classes,
+            missing=cfg.na_values,
+            problems=problems,
+        )
+        encoder = TabularEncoder(columns, cfg.na_values, cfg.numeric, cfg.categorical)
+        encoder.decide_types(table, problems)
+        problems.raise_if_any()
+        names, codes = labels.classes, labels.codes
         keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
         index = stratified_split_indices(
             codes[keep], cfg.val_fraction, cfg.test_fraction, cfg.split_seed
         )
         index = {k: keep[v] for k, v in index.items()}
+        empty = [k for k, v in index.items() if len(v) == 0]
+        if empty:
+            sizes = {k: len(v) for k, v in index.items()}
+            raise DataError(
+                f"{table.path}: too few rows to fill train/val/test (sizes {sizes}; empty: "
+                f"{empty}); a class needs at least 3 rows to reach every split"
+            )
         train_classes = np.unique(codes[index["train"]])
         for split in ("val", "test"):
             unseen = np.setdiff1d(codes[index[split]], train_classes)
@@ -145,18 +195,20 @@ class TabularCSV(Domain):
                     f"{cfg.path}, line {table.lines[row]}: label {names[codes[row]]!r} appears "
                     f"in the {split} split but never in train (too few examples of that class)"
                 )
-        remap = {int(c): j for j, c in enumerate(train_classes)}
-        labels = np.asarray([remap[int(c)] for c in codes])
-        encoder = TabularEncoder(columns).fit(table, index["train"])
+        if cfg.classes is None:  # the classes are those of the train split
+            remap = {int(c): j for j, c in enumerate(train_classes)}
+            codes = np.asarray([remap.get(int(c), -1) for c in codes])
+            names = [names[c] for c in train_classes]
+        encoder.fit(table, index["train"])
         x = torch.as_tensor(encoder.transform(table))
-        y = torch.as_tensor(labels, dtype=torch.long)
+        y = torch.as_tensor(codes, dtype=torch.long)
         # two different files with one name must not share a stem or head by accident
         digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
         default_id = f"tabular.{Path(cfg.path).stem}.{digest}"
         return DomainData(
             modality="tabular",
             task=cfg.task or f"{default_id}.{cfg.label}",
-            classes=[str(names[c]) for c in train_classes],
+            classes=list(names),
             splits={k: Split.single_view(x[v], y[v]) for k, v in index.items()},
             metrics=list(cfg.metrics),
             input_space=cfg.input_space or default_id,

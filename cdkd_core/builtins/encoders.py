@@ -170,7 +170,7 @@ class PCAEncoder(_FittedEncoder):
     Fits ``sklearn.decomposition.PCA`` (exact SVD) on the centred features of all domains,
     fixes each component's sign so its largest-magnitude entry is positive and maps
     ``x -> (x - mean) @ components.T``, divided by ``sqrt(explained_variance)`` when
-    whitening. ``dim`` is capped at ``min(n_samples, n_features)``. Beyond
+    whitening. ``dim`` is capped at ``min(n_samples, n_features)``, with a warning. Beyond
     ``incremental_above`` pooled rows it fits ``sklearn.decomposition.IncrementalPCA``
     (Ross et al. 2008) chunk by chunk instead, never holding the pooled features in RAM.
     """
@@ -214,6 +214,15 @@ class PCAEncoder(_FittedEncoder):
         """Fit PCA on all domains' features concatenated (incrementally when large)."""
         n, f = _check_pooled(features, labels)
         dim = min(self.config.dim, n, f)
+        if dim < self.config.dim:
+            import warnings
+
+            warnings.warn(
+                f"encoder 'pca': dim {self.config.dim} asked, but the pooled teacher features "
+                f"({n} training examples x {f} features) allow at most {dim} components; "
+                f"using dim {dim}",
+                stacklevel=2,
+            )
         limit = self.config.incremental_above
         if limit is not None and n > limit:
             pca = self._fit_incremental(features, dim)

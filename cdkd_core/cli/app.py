@@ -13,6 +13,7 @@ import typer
 from cdkd_core.cli.common import (
     debug_enabled,
     make_host,
+    plain_text,
     state,
     stdout_is_terminal,
     user_errors,
@@ -101,6 +102,8 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         )
     console = Console(width=None if stdout_is_terminal() else 120)
     console.print(table)
+    for line in summary.get("warnings") or []:
+        console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     params, latency = summary["params"], summary["latency_ms_per_sample"]
     frozen = params.get("teacher_view_encoders", 0)
     console.print(
@@ -168,9 +171,11 @@ def run(
         )
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
         from cdkd_core.launch import launch
+        from cdkd_core.rundir import check_output_root
 
         if resume is None:
             load_config(config, overrides or [], host=host)  # refuse a bad config here, once
+            check_output_root(output)  # and an output directory no run directory fits in
         args = ["--debug"] if debug_enabled() else []
         args += ["run", *([str(config)] if config is not None else []), "--output", str(output)]
         args += [a for o in overrides or [] for a in ("--set", o)]
@@ -271,7 +276,8 @@ def components(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List registered components, with their plugin and summary.
+    """List registered components, with their plugin and summary. A name two plugins
+    register is listed once per plugin as <plugin>:<name> (what a config must write).
 
     Example: cdkd components encoders
     """
@@ -286,12 +292,13 @@ def components(
                 {
                     k: [
                         {
-                            "name": c.name,
+                            "name": key,
                             "plugin": c.plugin,
-                            "summary": c.summary,
+                            "summary": plain_text(c.summary),
                             "params": _params(c.cls),
+                            "clash": key != c.name,
                         }
-                        for c in v.values()
+                        for key, c in v.items()
                     ]
                     for k, v in listing.items()
                 },
@@ -301,8 +308,9 @@ def components(
         return
     for k, comps in listing.items():
         typer.echo(f"{k}:")
-        for c in comps.values():
-            typer.echo(f"  {c.name:<24} {c.plugin:<22} {c.summary}")
+        for key, c in comps.items():
+            clash = "  (name clash: write the plugin:name)" if key != c.name else ""
+            typer.echo(f"  {key:<24} {c.plugin:<22} {plain_text(c.summary)}{clash}")
 
 
 def _params(cls: type) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cdkd_core.cli.common import user_errors
+from cdkd_core.cli.common import plain_text, user_errors
 
 plugins_app = typer.Typer(
     help="Installed and available plugins.", no_args_is_help=True, rich_markup_mode=None
@@ -61,7 +61,8 @@ def available(
         return
     for row in rows:
         mark = "installed" if row["installed"] else "not installed"
-        typer.echo(f"{row['name']:<10} {row['package']:<14} {mark:<14} {row.get('summary', '')}")
+        summary = plain_text(row.get("summary", ""))
+        typer.echo(f"{row['name']:<10} {row['package']:<14} {mark:<14} {summary}")
 
 
 @plugins_app.command("install")

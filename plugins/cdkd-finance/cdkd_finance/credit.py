@@ -26,7 +26,9 @@ from pydantic import Field, model_validator
 
 from cdkd_core import Domain, DomainData, Split
 from cdkd_core.builtins.domains import SplitConfig
+from cdkd_core.builtins.tabular import Delimiter
 from cdkd_core.errors import DataError
+from cdkd_core.labels import CLASSES_HELP, ClassList
 from cdkd_finance import common_schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -285,7 +287,12 @@ class CreditCSVConfig(CreditConfig):
         description="schema: common: raw credit input -> CSV column, for inputs among "
         f"{list(common_schema.RAW_INPUTS)} (the others are absent).",
     )
-    delimiter: str | None = Field(None, description="Field delimiter (default: sniffed).")
+    classes: ClassList = Field(
+        None, description=f"Without positive: {CLASSES_HELP[0].lower()}{CLASSES_HELP[1:]}"
+    )
+    delimiter: Delimiter = Field(
+        None, description="Field delimiter, one character (default: sniffed)."
+    )
     task: str | None = Field(None, description="Task id for schema: own (default: per file).")
     input_space: str | None = Field(
         None, description="Input space for schema: own (default: per file)."
@@ -296,6 +303,8 @@ class CreditCSVConfig(CreditConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> CreditCSVConfig:
+        if self.positive is not None and self.classes is not None:
+            raise ValueError("give positive (a binary task) or classes, not both")
         if self.features is not None and self.label in self.features:
             raise ValueError(f"label column {self.label!r} is also listed in features")
         if self.schema == "common":
@@ -363,7 +372,8 @@ class CreditCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.builtins.tabular import read_csv
+        from cdkd_core.builtins.tabular import MISSING, read_csv
+        from cdkd_core.labels import encode_labels
         from cdkd_core.splits import cap_examples, stratified_split_indices
 
         cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
@@ -388,11 +398,17 @@ class CreditCSV(Domain):
             others = [v for v in values if v != cfg.positive]
             classes = [others[0] if len(others) == 1 else f"not_{cfg.positive}", cfg.positive]
         else:
-            if len(values) < 2:
+            if len(values) < 2 and cfg.classes is None:
                 raise DataError(f"{cfg.path}: column {cfg.label!r} holds only {values}")
-            classes = values
-            lookup = {v: j for j, v in enumerate(values)}
-            y = np.asarray([lookup[v] for v in raw_labels], dtype=np.int64)
+            encoded = encode_labels(
+                raw_labels,
+                path=cfg.path,
+                column=cfg.label,
+                lines=table.lines,
+                classes=cfg.classes,
+                missing=MISSING,
+            )
+            classes, y = encoded.classes, encoded.codes
         keep = cap_examples(y, cfg.max_examples, cfg.split_seed)
         index = stratified_split_indices(
             y[keep], cfg.val_fraction, cfg.test_fraction, cfg.split_seed

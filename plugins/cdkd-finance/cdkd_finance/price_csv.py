@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from cdkd_core import Domain, DomainData
+from cdkd_core.builtins.tabular import Delimiter
 from cdkd_core.errors import DataError
 from cdkd_finance.market import NEEDS, WindowConfig, direction_data, direction_task
 
@@ -27,7 +28,9 @@ class PriceCSVConfig(WindowConfig):
     date_format: str | None = Field(
         None, description="strptime format of the dates (default: ISO 8601, e.g. 2020-01-31)."
     )
-    delimiter: str | None = Field(None, description="Field delimiter (default: sniffed).")
+    delimiter: Delimiter = Field(
+        None, description="Field delimiter, one character (default: sniffed)."
+    )
     features: list[str] = Field(
         default_factory=lambda: ["return", "volatility"],
         min_length=1,

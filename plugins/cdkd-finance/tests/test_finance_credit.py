@@ -171,3 +171,31 @@ def test_credit_csv_errors_name_file_and_line(tmp_path):
         CreditCSV.from_params({**common, "common": {"wealth": "a"}})
     with pytest.raises(DataError, match="data file not found"):
         CreditCSV.from_params({"path": tmp_path / "nope.csv", "label": "label"}).load(0)
+
+
+def test_credit_csv_label_spellings_and_classes(tmp_path):
+    path = tmp_path / "spelled.csv"
+    spellings = ["Good", "good", "bad", "BAD"]
+    path.write_text("a,status\n" + "".join(f"{i},{spellings[i % 4]}\n" for i in range(40)))
+    with pytest.raises(DataError) as info:
+        CreditCSV.from_params({"path": path, "label": "status"}).load(0)
+    assert f"{path}, column 'status'" in str(info.value) and "classes:" in str(info.value)
+    data = CreditCSV.from_params(
+        {"path": path, "label": "status", "classes": ["good", "bad"]}
+    ).load(0)
+    assert data.classes == ["good", "bad"]
+    assert int(_all(data).sum()) == 20
+    with pytest.raises(ValidationError, match=r"positive .* or classes, not both"):
+        CreditCSV.from_params(
+            {"path": path, "label": "status", "positive": "bad", "classes": ["good", "bad"]}
+        )
+
+
+def test_csv_domains_refuse_a_long_delimiter_and_a_directory(tmp_path):
+    from cdkd_finance.price_csv import PriceCSV
+
+    for cls, params in ((CreditCSV, {"label": "y"}), (PriceCSV, {})):
+        with pytest.raises(ValidationError, match="one character"):
+            cls.from_params({"path": "x.csv", "delimiter": ", ", **params})
+        with pytest.raises(DataError, match="is a directory, not a file"):
+            cls.from_params({"path": tmp_path, **params}).load(0)

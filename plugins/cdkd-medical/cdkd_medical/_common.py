@@ -19,6 +19,7 @@ from pydantic import Field
 from cdkd_core.component import ComponentConfig
 from cdkd_core.domain import DomainData, Split
 from cdkd_core.errors import DataError
+from cdkd_core.labels import ClassList, encode_labels
 from cdkd_core.splits import cap_examples, stratified_split_indices
 
 #: Largest/smallest train class count above which ROC-AUC becomes the headline metric.
@@ -51,6 +52,16 @@ class UserFilesConfig(SplitFractions):
         None,
         min_length=1,
         description="Metrics, headline first (default: accuracy, or roc_auc if imbalanced).",
+    )
+
+
+class ClassFoldersConfig(UserFilesConfig):
+    """Params of a loader reading one sub-folder per class."""
+
+    classes: ClassList = Field(
+        None,
+        description="Class names in order (class i is classes[i]); each sub-folder name "
+        "matches a class exactly, as a number, or ignoring case. Default: the sorted names.",
     )
 
 
@@ -107,6 +118,26 @@ def class_folders(
             f"{root}: needs at least two class sub-folders of {what}, found {len(classes)} {found}"
         )
     return classes
+
+
+def assign_classes(
+    folders: list[tuple[str, list[Path]]], classes: Sequence[str] | None, root: Path
+) -> list[tuple[str, list[Path]]]:
+    """``[(class name, files)]`` in class order: the sub-folder names read as labels by the
+    core's rule (:mod:`cdkd_core.labels`): folders equal as numbers (``1``, ``1.0``) are one
+    class, folders differing only in case are refused unless ``classes`` says which class
+    each is; a folder matching none of ``classes`` is an error naming it. A listed class
+    with no folder is kept with no files (and warned about)."""
+    labels = encode_labels(
+        [name for name, _ in folders],
+        path=Path(root).expanduser(),
+        column="class sub-folder",
+        classes=classes,
+    )
+    out: list[tuple[str, list[Path]]] = [(name, []) for name in labels.classes]
+    for code, (_, files) in zip(labels.codes, folders, strict=True):
+        out[int(code)][1].extend(files)
+    return out
 
 
 def grouped_split(

@@ -34,7 +34,8 @@ from pydantic import Field
 from cdkd_core.domain import Domain, DomainData
 from cdkd_core.errors import DataError
 from cdkd_medical._common import (
-    UserFilesConfig,
+    ClassFoldersConfig,
+    assign_classes,
     build_domain_data,
     cap_splits,
     check_splits,
@@ -49,7 +50,7 @@ from cdkd_medical._common import (
 GROUP_TAGS = {"patient": "PatientID", "study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
 
 
-class DicomConfig(UserFilesConfig):
+class DicomConfig(ClassFoldersConfig):
     """The folder, intensity window, grouping and colour mode."""
 
     window: Literal["minmax", "file"] | tuple[float, float] = Field(
@@ -196,6 +197,7 @@ class Dicom(Domain):
         """Read headers, split by group, cap, then decode only the files kept."""
         cfg: DicomConfig = self.config  # type: ignore[assignment]
         folders = class_folders(cfg.path, _is_candidate, "DICOM files")
+        folders = assign_classes(folders, cfg.classes, cfg.path)
         root = cfg.path.expanduser()
         files, frame_ids, labels, groups = [], [], [], []
         for label, (_, paths) in enumerate(folders):

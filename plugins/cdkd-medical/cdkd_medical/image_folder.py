@@ -9,7 +9,8 @@ my_images/
 PNG and JPEG files (``.png``, ``.jpg``, ``.jpeg``, any case; other files are ignored, as in
 torchvision's ``ImageFolder``) are read with Pillow, turned upright by their EXIF
 orientation, converted to grey (``mode: L``) or RGB (``mode: RGB``), scaled to [0, 1] and
-resized to ``size x size``. Classes are the sub-folder names in sorted order; the split is
+resized to ``size x size``. Classes are the sub-folder names in sorted order (or in the
+order of ``classes``, read by the core's label rule, :mod:`cdkd_core.labels`); the split is
 stratified by class and fixed by ``split_seed``. One image per file: when several images
 come from one patient or slide, split them yourself (one folder per split is not read
 here) or use ``medical.dicom``'s ``group_by``.
@@ -28,7 +29,8 @@ from cdkd_core.domain import Domain, DomainData
 from cdkd_core.errors import DataError
 from cdkd_core.splits import cap_examples, stratified_split_indices
 from cdkd_medical._common import (
-    UserFilesConfig,
+    ClassFoldersConfig,
+    assign_classes,
     build_domain_data,
     check_splits,
     class_folders,
@@ -40,7 +42,7 @@ from cdkd_medical._common import (
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-class ImageFolderConfig(UserFilesConfig):
+class ImageFolderConfig(ClassFoldersConfig):
     """The folder, colour mode and size."""
 
     mode: Literal["L", "RGB"] = Field("L", description="L: one grey channel; RGB: three.")
@@ -85,6 +87,7 @@ class ImageFolder(Domain):
         folders = class_folders(
             cfg.path, lambda p: p.suffix.lower() in EXTENSIONS, "PNG/JPEG images"
         )
+        folders = assign_classes(folders, cfg.classes, cfg.path)
         files = [f for _, fs in folders for f in fs]
         labels = np.concatenate([np.full(len(fs), c) for c, (_, fs) in enumerate(folders)])
         keep = cap_examples(labels, cfg.max_examples, cfg.split_seed)

@@ -30,7 +30,8 @@ from pydantic import Field, field_validator
 from cdkd_core.domain import Domain, DomainData
 from cdkd_core.errors import DataError
 from cdkd_medical._common import (
-    UserFilesConfig,
+    ClassFoldersConfig,
+    assign_classes,
     build_domain_data,
     cap_splits,
     check_splits,
@@ -48,7 +49,7 @@ def _is_nifti(path: Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-class NiftiConfig(UserFilesConfig):
+class NiftiConfig(ClassFoldersConfig):
     """The folder, slicing and intensity normalisation."""
 
     axis: Literal[0, 1, 2] = Field(2, description="Slicing axis (canonical: 2 axial).")
@@ -146,6 +147,7 @@ class Nifti(Domain):
         """Slice every volume, split by volume, cap (``seed`` is not used)."""
         cfg: NiftiConfig = self.config  # type: ignore[assignment]
         folders = class_folders(cfg.path, _is_nifti, "NIfTI volumes (.nii, .nii.gz)")
+        folders = assign_classes(folders, cfg.classes, cfg.path)
         root = cfg.path.expanduser()
         images, sources, labels, groups = [], [], [], []
         for label, (_, paths) in enumerate(folders):

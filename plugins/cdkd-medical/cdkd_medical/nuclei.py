@@ -91,6 +91,8 @@ class NucleiConfig(SplitFractions):
 
 def _read_array(path: Path) -> np.ndarray:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:

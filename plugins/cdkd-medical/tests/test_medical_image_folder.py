@@ -72,3 +72,27 @@ def test_errors_name_the_file(tmp_path):
     (lonely / "empty").mkdir()
     with pytest.raises(DataError, match="empty: class folder holds no"):
         ImageFolder.from_params({"path": str(lonely)}).load(0)
+
+
+def test_classes_fix_the_order_and_case_clashes_are_refused(tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    data = ImageFolder.from_params(
+        {"path": str(root), "size": 8, "classes": ["Malignant", "benign"]}
+    ).load(0)
+    assert data.classes == ["Malignant", "benign"]
+    y = torch.cat([s.y for s in data.splits.values()])
+    x = torch.cat([s.teacher_x for s in data.splits.values()])
+    assert len(y) == 10 and int((y == 0).sum()) == 5
+    with pytest.raises(DataError, match=r"label 'malignant' is not one of the classes"):
+        ImageFolder.from_params({"path": str(root), "classes": ["benign", "cyst"]}).load(0)
+    (root / "Benign").mkdir()
+    for f in (root / "benign").glob("img*"):
+        (root / "Benign" / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(DataError) as info:
+        ImageFolder.from_params({"path": str(root), "size": 8}).load(0)
+    assert "['Benign', 'benign']" in str(info.value) and "classes:" in str(info.value)
+    merged = ImageFolder.from_params(
+        {"path": str(root), "size": 8, "classes": ["benign", "malignant"]}
+    ).load(0)
+    assert sum(len(s) for s in merged.splits.values()) == 15
+    assert x.shape[1:] == (1, 8, 8)

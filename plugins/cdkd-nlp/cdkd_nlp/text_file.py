@@ -16,6 +16,7 @@ from pydantic import Field
 
 from cdkd_core.domain import Domain, DomainData
 from cdkd_core.errors import DataError
+from cdkd_core.labels import CLASSES_HELP, ClassList, encode_labels
 from cdkd_core.splits import cap_examples
 from cdkd_nlp.textdata import TEXT_SPACE, TextSplitConfig, build_domain_data, clean_text, dedupe
 
@@ -28,6 +29,7 @@ class TextFileConfig(TextSplitConfig):
     path: Path = Field(description="CSV/TSV with a header row, or JSON Lines.")
     text: str = Field("text", min_length=1, description="Column or key holding the text.")
     label: str = Field("label", min_length=1, description="Column or key holding the label.")
+    classes: ClassList = Field(None, description=CLASSES_HELP)
     format: Literal["auto", "csv", "tsv", "jsonl"] = Field(
         "auto", description="File format (auto: from the suffix .csv, .tsv, .jsonl, .ndjson)."
     )
@@ -63,6 +65,8 @@ def _decode(path: Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     try:
@@ -171,7 +175,9 @@ class TextFile(Domain):
     """Your own texts: a CSV/TSV (header row) or JSON Lines file with a text and a label.
 
     Identical texts (up to case and spacing) are merged, keeping the first one's label.
-    Classes are the sorted label values; each needs at least 3 examples (one per split).
+    Labels follow :mod:`cdkd_core.labels` (``1`` and ``1.0`` one class; ``Yes``/``yes``
+    refused unless ``classes`` is given); classes are sorted unless ``classes`` fixes the
+    order; each class with examples needs at least 3 (one per split).
     Teacher view: MiniLM embedding; student view: hashed n-gram ids; input space
     ``nlp.text`` unless set, task per file unless set.
     """
@@ -186,14 +192,20 @@ class TextFile(Domain):
         pairs = list(zip(labels, lines, strict=True))
         texts, firsts, _ = dedupe(texts, pairs, lambda v: v[0])
         labels = [lab for lab, _ in firsts]
-        classes = sorted(set(labels))
-        if len(classes) < 2:
-            raise DataError(f"{cfg.path}: every record has the label {classes[0]!r}; need two")
-        codes = np.asarray([classes.index(lab) for lab in labels], dtype=np.int64)
+        if cfg.classes is None and len(set(labels)) < 2:
+            raise DataError(f"{cfg.path}: every record has the label {labels[0]!r}; need two")
+        encoded = encode_labels(
+            labels,
+            path=cfg.path,
+            column=cfg.label,
+            lines=[line for _, line in firsts],
+            classes=cfg.classes,
+        )
+        classes, codes = encoded.classes, encoded.codes
         keep = cap_examples(codes, cfg.max_examples, cfg.split_seed)
         counts = np.bincount(codes[keep], minlength=len(classes))
-        for c in np.flatnonzero(counts < 3):
-            line = next(line for lab, line in firsts if lab == classes[c])
+        for c in np.flatnonzero((counts > 0) & (counts < 3)):
+            line = next(ln for code, (_, ln) in zip(codes, firsts, strict=True) if code == c)
             raise DataError(
                 f"{cfg.path}, line {line}: label {classes[c]!r} has {counts[c]} example(s) "
                 "after de-duplication and max_examples; each class needs at least 3 "

@@ -143,3 +143,35 @@ def test_class_checks(tmp_path, fake_embedder):
     with pytest.raises(DataError, match=r"few.csv, line 7: label 'neutral' has 2 example\(s\)"):
         _load(path=few)
     assert fake_embedder.calls == []  # refused before embedding anything
+
+
+def test_label_spellings_follow_the_core_rule(tmp_path, fake_embedder):
+    numbers = [(t, "1") for t in POSITIVE[:3]] + [(t, "1.0") for t in POSITIVE[3:]]
+    numbers += [(t, "0") for t in NEGATIVE]
+    data = _load(path=write_csv(tmp_path / "n.csv", numbers))
+    assert data.classes == ["0", "1"]  # 1 and 1.0 are one class
+    cased = [(t, "Pos") for t in POSITIVE[:2]] + [(t, "pos") for t in POSITIVE[2:]]
+    cased += [(t, "neg") for t in NEGATIVE]
+    path = write_csv(tmp_path / "c.csv", cased)
+    with pytest.raises(DataError) as info:
+        _load(path=path)
+    assert f"{path}, column 'label'" in str(info.value)
+    assert "['Pos', 'pos']" in str(info.value) and "classes:" in str(info.value)
+    fixed = _load(path=path, classes=["pos", "neg"])
+    assert fixed.classes == ["pos", "neg"]
+    assert sum(int((s.y == 0).sum()) for s in fixed.splits.values()) == 5
+
+
+def test_a_label_outside_classes_names_the_line(tmp_path, fake_embedder):
+    rows = _records()
+    rows[3] = (rows[3][0], "meh")  # line 5
+    path = write_csv(tmp_path / "r.csv", rows)
+    with pytest.raises(DataError, match=r"r\.csv, line 5, column 'label': label 'meh' is not one"):
+        _load(path=path, classes=["neg", "pos"])
+
+
+def test_a_directory_is_named_as_such(tmp_path):
+    folder = tmp_path / "texts.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match="is a directory, not a file"):
+        read_text_file(folder)
