@@ -171,7 +171,7 @@ def encoders_part(
 
 def _meta_training_seconds(run: Run) -> float:
     """Seconds the run's teacher spent meta-training (0 for a multi-task teacher)."""
-    from cdkd_core.rundir import read_metrics
+    from cdkd_core.run.rundir import read_metrics
 
     for r in read_metrics(run.run_dir / "metrics.jsonl"):
         if r.get("stage") == "teacher_meta" and r.get("event") == "done":

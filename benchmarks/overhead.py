@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from benchmarks.harness import Harness, fit_settings, plain_loop
 from benchmarks.settings import finance, medical
 from cdkd_core import load_config
-from cdkd_core.assembly import build_network
-from cdkd_core.data import PreparedDomain, prepare_domains
-from cdkd_core.rundir import load_weights
-from cdkd_core.training import DomainPlan, FitSettings, TeacherOutputs, fit, predict
+from cdkd_core.data.preparation import PreparedDomain, prepare_domains
+from cdkd_core.engine.fit import DomainPlan, FitSettings, TeacherOutputs, fit, predict
+from cdkd_core.nets.assembly import build_network
+from cdkd_core.run.rundir import load_weights
 
 REPEATS = 3
 

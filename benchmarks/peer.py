@@ -12,10 +12,10 @@ from benchmarks.harness import Harness, fit_settings, load_networks, plain_loop
 from benchmarks.settings import peer_setting
 from benchmarks.stats import mean_std, paired_bootstrap, paired_t, probabilities
 from cdkd_core import load_config
-from cdkd_core.assembly import build_network
-from cdkd_core.metrics import compute
-from cdkd_core.pipeline import seed_everything
-from cdkd_core.training import predict
+from cdkd_core.engine.fit import predict
+from cdkd_core.engine.metrics import compute
+from cdkd_core.nets.assembly import build_network
+from cdkd_core.run.runner import seed_everything
 
 
 def torchdistill_student(run, host, *, alpha: float, temperature: float) -> dict[str, Any]:

@@ -182,7 +182,7 @@ def peers_and_throughput(
     already in ``results_path``), with paired bootstraps of the cdkd student against
     Model2Vec(256) + LR, and the raw-text throughput of the in-domain student."""
     from benchmarks.text_peers import text_peer_rows
-    from cdkd_core.rundir import load_weights
+    from cdkd_core.run.rundir import load_weights
 
     settings = _results_text(results_path, fresh)
     out: dict[str, Any] = {}
@@ -235,7 +235,7 @@ def _throughput(run_dir: str) -> dict[str, Any] | None:
     from cdkd_nlp.vader import read_vader
 
     from benchmarks.text_export import raw_text_throughput
-    from cdkd_core.export import export_run
+    from cdkd_core.artifacts.export import export_run
 
     export_run(Path(run_dir), formats=("onnx", "torchscript"))
     texts = read_vader("movies").texts[:2048]

@@ -4,7 +4,7 @@ under ONNX Runtime, its TorchScript export, and the MiniLM teacher for reference
 
 Every variant takes the same batches of raw strings and tokenises each batch itself:
 
-- ``pytorch``: the run's student rebuilt by :func:`cdkd_core.export.load_run_student`
+- ``pytorch``: the run's student rebuilt by :func:`cdkd_core.artifacts.export.load_run_student`
   (eval mode, ``torch.no_grad``) on the ids of ``cdkd_nlp.vocabulary.student_tokenizer``,
   each batch right-padded to its longest text;
 - ``pytorch_max_tokens``: the same student on ``student_tokenizer(...).encode(texts,
@@ -122,7 +122,7 @@ def raw_text_throughput(
     and the model-only rate of each student variant on pre-tokenised batches."""
     from cdkd_nlp.vocabulary import student_tokenizer
 
-    from cdkd_core.export import load_run_student
+    from cdkd_core.artifacts.export import load_run_student
 
     run_dir = Path(run_dir)
     export_dir = run_dir / "export"

@@ -2,8 +2,8 @@
 
 The nlp domains keep only tensors (embeddings and token ids), so :func:`domain_texts` rebuilds
 a domain's raw texts and labels with the plugin's own readers and cdkd's own cap and split
-(:func:`~cdkd_core.splits.cap_examples`, then
-:func:`~cdkd_core.splits.stratified_split_indices`, both by ``split_seed``), exactly as
+(:func:`~cdkd_core.data.splits.cap_examples`, then
+:func:`~cdkd_core.data.splits.stratified_split_indices`, both by ``split_seed``), exactly as
 :func:`cdkd_nlp.textdata.build_domain_data` does: each split holds the same texts, in the
 same order, as the domain's ``DomainData`` splits, so a peer's test probabilities line up row
 by row with a run's stored test predictions (for paired bootstraps).
@@ -90,7 +90,7 @@ def _corpus(name: str, params: dict[str, Any]) -> _Corpus:
 
 
 def _split(corpus: _Corpus) -> dict[str, Rows]:
-    from cdkd_core.splits import cap_examples, stratified_split_indices
+    from cdkd_core.data.splits import cap_examples, stratified_split_indices
 
     cfg = corpus.config
     labels = np.asarray(corpus.labels, dtype=np.int64)
@@ -117,7 +117,7 @@ def static_model(dims: int) -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from model2vec import StaticModel
 
-    from cdkd_core.fetch import cache_dir
+    from cdkd_core.data.fetch import cache_dir
 
     path = cache_dir() / "model2vec" / f"minilm-{dims}"
     if not (path / "config.json").is_file():
@@ -184,7 +184,7 @@ def _labelled(spec: dict[str, Any], y: np.ndarray, seed: int) -> np.ndarray:
     """cdkd's labelled mask of a trained domain's train split (see ``prepare_domains``)."""
     import torch
 
-    from cdkd_core.splits import shots_mask, stratified_subset_mask
+    from cdkd_core.data.splits import shots_mask, stratified_subset_mask
 
     labels = torch.from_numpy(y)
     if spec.get("shots") is not None:

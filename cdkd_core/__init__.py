@@ -10,26 +10,26 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from cdkd_core.hookspecs import hookimpl, hookspec
+from cdkd_core.host.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Component": "cdkd_core.component",
-    "ComponentConfig": "cdkd_core.component",
-    "Domain": "cdkd_core.domain",
-    "DomainData": "cdkd_core.domain",
-    "Split": "cdkd_core.domain",
-    "Architecture": "cdkd_core.architecture",
-    "KnowledgeEncoder": "cdkd_core.encoder",
-    "Loss": "cdkd_core.loss",
-    "BatchContext": "cdkd_core.loss",
-    "FeedbackStrategy": "cdkd_core.feedback",
-    "FeedbackContext": "cdkd_core.feedback",
-    "PipelineConfig": "cdkd_core.config",
-    "load_config": "cdkd_core.config",
-    "run_pipeline": "cdkd_core.pipeline",
-    "PluginHost": "cdkd_core.plugins",
+    "Component": "cdkd_core.components.base",
+    "ComponentConfig": "cdkd_core.components.base",
+    "Domain": "cdkd_core.components.domain",
+    "DomainData": "cdkd_core.components.domain",
+    "Split": "cdkd_core.components.domain",
+    "Architecture": "cdkd_core.components.architecture",
+    "KnowledgeEncoder": "cdkd_core.components.encoder",
+    "Loss": "cdkd_core.components.loss",
+    "BatchContext": "cdkd_core.components.loss",
+    "FeedbackStrategy": "cdkd_core.components.feedback",
+    "FeedbackContext": "cdkd_core.components.feedback",
+    "PipelineConfig": "cdkd_core.config.models",
+    "load_config": "cdkd_core.config.models",
+    "run_pipeline": "cdkd_core.run.runner",
+    "PluginHost": "cdkd_core.host.plugin_host",
     "CdkdError": "cdkd_core.errors",
 }
 
@@ -56,16 +56,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cdkd_core.architecture import Architecture
-    from cdkd_core.component import Component, ComponentConfig
-    from cdkd_core.config import PipelineConfig, load_config
-    from cdkd_core.domain import Domain, DomainData, Split
-    from cdkd_core.encoder import KnowledgeEncoder
+    from cdkd_core.components.architecture import Architecture
+    from cdkd_core.components.base import Component, ComponentConfig
+    from cdkd_core.components.domain import Domain, DomainData, Split
+    from cdkd_core.components.encoder import KnowledgeEncoder
+    from cdkd_core.components.feedback import FeedbackContext, FeedbackStrategy
+    from cdkd_core.components.loss import BatchContext, Loss
+    from cdkd_core.config.models import PipelineConfig, load_config
     from cdkd_core.errors import CdkdError
-    from cdkd_core.feedback import FeedbackContext, FeedbackStrategy
-    from cdkd_core.loss import BatchContext, Loss
-    from cdkd_core.pipeline import run_pipeline
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core.run.runner import run_pipeline
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ Fixtures: ``cdkd_plugins`` (override it), ``make_cdkd_host``, ``cdkd_host``,
 :func:`make_host`, :func:`tiny_pipeline_config` and :func:`invoke_cli` work outside pytest
 too. Nothing here runs on import; the fixtures that train set one torch thread.
 
-Contract checks, one call per kind (the checks a run makes, :mod:`cdkd_core.contracts`,
+Contract checks, one call per kind (the checks a run makes, :mod:`cdkd_core.components.contracts`,
 raising ``AssertionError`` with the text a run would print): :func:`check_encoder`,
 :func:`check_loss`, :func:`check_architecture`.
 """
@@ -36,8 +36,8 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from click.testing import Result
 
-    from cdkd_core.pipeline import RunResult
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core.run.runner import RunResult
 
 #: A plugin for :func:`make_host`: a module with ``@hookimpl`` functions (named after the
 #: module), or a ``(name, module_or_object)`` pair.
@@ -76,11 +76,11 @@ def tiny_pipeline_config(domain: Mapping[str, Any] | None = None) -> dict[str, A
 
 
 def make_host(*plugins: PluginSpec, entry_points: bool = False) -> PluginHost:
-    """A :class:`~cdkd_core.plugins.PluginHost` with the built-ins and ``plugins`` loaded
+    """A :class:`~cdkd_core.host.plugin_host.PluginHost` with the built-ins and ``plugins`` loaded
     in-process (installed plugins too with ``entry_points=True``); raises
     :class:`~cdkd_core.errors.PluginError` naming each given plugin that failed."""
     from cdkd_core.errors import PluginError
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     pairs = _as_pairs(plugins)
     host = PluginHost(entry_points=entry_points, disabled=(), plugins=pairs)
@@ -157,14 +157,14 @@ def run_tiny_pipeline(
 ) -> Callable[..., RunResult]:
     """``run_tiny_pipeline(config=None, *, host=None)`` runs a pipeline (default: the
     test's ``tiny_config``, as changed so far) with ``cdkd_host`` into ``tmp_path/runs`` on
-    one torch thread and returns its :class:`~cdkd_core.pipeline.RunResult`."""
+    one torch thread and returns its :class:`~cdkd_core.run.runner.RunResult`."""
 
     def run(
         config: Mapping[str, Any] | None = None, *, host: PluginHost | None = None
     ) -> RunResult:
         import torch
 
-        from cdkd_core.pipeline import run_pipeline
+        from cdkd_core.run.runner import run_pipeline
 
         torch.set_num_threads(1)
         chosen = copy.deepcopy(dict(config if config is not None else tiny_config))
@@ -191,7 +191,7 @@ def _as_pairs(plugins: Iterable[PluginSpec]) -> list[tuple[str, object]]:
 
 def _asserting(check: Callable[[], Any]) -> Any:
     """Run a contract check; a broken contract becomes an ``AssertionError`` (same text)."""
-    from cdkd_core.contracts import ContractError
+    from cdkd_core.components.contracts import ContractError
 
     try:
         return check()
@@ -215,7 +215,7 @@ def check_encoder(
 
     import torch
 
-    from cdkd_core import contracts
+    from cdkd_core.components import contracts
 
     def run() -> dict[str, Any]:
         encoder.fit(dict(features), dict(labels))
@@ -254,14 +254,14 @@ def check_loss(
     batch: int = 16,
 ) -> Any:
     """Set ``loss`` up (``setup(student_features, knowledge_dim)``), call it on ``ctx`` (by
-    default a random :class:`~cdkd_core.loss.BatchContext` with teacher logits, features
+    default a random :class:`~cdkd_core.components.loss.BatchContext` with teacher logits, features
     and knowledge vectors, half the labels known) and check what a run checks: None or a
     floating scalar tensor, finite, with a gradient for the student's outputs when it
     depends on them. Returns the value. Raises ``AssertionError`` naming what broke."""
     import torch
 
-    from cdkd_core import contracts
-    from cdkd_core.loss import BatchContext
+    from cdkd_core.components import contracts
+    from cdkd_core.components.loss import BatchContext
 
     def run() -> Any:
         loss.setup(student_features, knowledge_dim)
@@ -312,8 +312,8 @@ def check_architecture(
     Raises ``AssertionError`` naming what broke."""
     import torch
 
-    from cdkd_core import contracts
-    from cdkd_core.assembly import NetworkSlot
+    from cdkd_core.components import contracts
+    from cdkd_core.nets.assembly import NetworkSlot
 
     x = torch.randn(4, 13) if inputs is None else inputs
 

@@ -38,6 +38,6 @@ def tiny_config() -> dict[str, Any]:
 @pytest.fixture
 def host():
     """Built-in plugins only (installed plugins do not leak into unit tests)."""
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     return PluginHost(entry_points=False)

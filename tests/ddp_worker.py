@@ -12,9 +12,10 @@ from torch import nn
 
 from cdkd_core.builtins.architectures import MLP
 from cdkd_core.builtins.losses import CrossEntropyLoss
-from cdkd_core.config import DomainEntry
-from cdkd_core.data import PreparedDomain
-from cdkd_core.distributed import (
+from cdkd_core.components.domain import DomainData, Split
+from cdkd_core.config.models import DomainEntry
+from cdkd_core.data.preparation import PreparedDomain
+from cdkd_core.engine.distributed import (
     any_across,
     averaged_gradients,
     broadcast_module,
@@ -25,9 +26,8 @@ from cdkd_core.distributed import (
     shard_bounds,
     sum_across,
 )
-from cdkd_core.domain import DomainData, Split
-from cdkd_core.network import MultiDomainNet
-from cdkd_core.training import DomainPlan, FitSettings, fit
+from cdkd_core.engine.fit import DomainPlan, FitSettings, fit
+from cdkd_core.nets.network import MultiDomainNet
 
 
 def collectives() -> dict:

@@ -12,7 +12,7 @@ from cdkd_core import Loss, hookimpl
 from cdkd_core.builtins.architectures import MLP
 from cdkd_core.builtins.domains import Wine
 from cdkd_core.builtins.encoders import PCAEncoder
-from cdkd_core.feedback import FeedbackStrategy
+from cdkd_core.components.feedback import FeedbackStrategy
 
 
 class ExplodingLoss(Loss):
@@ -64,7 +64,7 @@ class BadFileWine(Wine):
         raise OSError("wine.csv: no such file")
 
 
-# -- components that break their kind's contract (cdkd_core.contracts) --------------------
+# -- components that break their kind's contract (cdkd_core.components.contracts) ----------
 
 
 class WideEncoder(PCAEncoder):
@@ -176,7 +176,7 @@ class Plugin:
 
 def make_host(version: str | None = "1.2.3"):
     """A host with the built-ins and this plugin (given a version, as an installed one has)."""
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost(entry_points=False, plugins=[("faulty", Plugin())])
     host.plugins["faulty"].version = version

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 
 from cdkd_core import ComponentConfig, Domain, DomainData, Split, hookimpl
-from cdkd_core.splits import stratified_split_indices
+from cdkd_core.data.splits import stratified_split_indices
 
 
 class _Half(Domain):
@@ -64,7 +64,7 @@ class Plugin:
 
 def make_host():
     """A host with the built-ins and this plugin."""
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     return PluginHost(entry_points=False, plugins=[("testing", Plugin())])
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from cdkd_core.assembly import build_network, stem_architecture
 from cdkd_core.builtins.architectures import CNN, MLP, Trunk
-from cdkd_core.config import ComponentRef, DomainEntry, ModelSpec
-from cdkd_core.data import PreparedDomain
-from cdkd_core.domain import DomainData, Split
+from cdkd_core.components.domain import DomainData, Split
+from cdkd_core.config.models import ComponentRef, DomainEntry, ModelSpec
+from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.hooks import FeatureHook, find_module
-from cdkd_core.network import MultiDomainNet, count_parameters, module_key
-from cdkd_core.plugins import PluginHost
+from cdkd_core.host.plugin_host import PluginHost
+from cdkd_core.nets.assembly import build_network, stem_architecture
+from cdkd_core.nets.network import MultiDomainNet, count_parameters, module_key
+from cdkd_core.nets.reading import FeatureHook, find_module
 
 torch.set_num_threads(1)
 

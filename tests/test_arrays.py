@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from cdkd_core.builtins.arrays import ArraysDomain
-from cdkd_core.config import parse_config
-from cdkd_core.data import prepare_domains
+from cdkd_core.config.models import parse_config
+from cdkd_core.data.preparation import prepare_domains
+from cdkd_core.data.scratch import is_memory_mapped
 from cdkd_core.errors import DataError
-from cdkd_core.pipeline import run_pipeline
-from cdkd_core.scratch import is_memory_mapped
+from cdkd_core.run.runner import run_pipeline
 
 torch.set_num_threads(1)
 

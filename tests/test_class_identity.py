@@ -1,4 +1,4 @@
-"""One class identity per task (cdkd_core.class_identity): domains sharing a task are
+"""One class identity per task (cdkd_core.data.class_identity): domains sharing a task are
 evaluated against their own labels, mapped by class name to the task's first domain's
 order, or refused; and a target no teacher stem reads is warned about."""
 
@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 from pydantic import Field
 
 from cdkd_core import ComponentConfig, Domain, DomainData, Split, hookimpl, load_config
-from cdkd_core import pipeline as pipeline_module
-from cdkd_core.class_identity import align_classes
+from cdkd_core.artifacts.report import read_run, render_report
 from cdkd_core.cli.app import print_summary
-from cdkd_core.data import prepare_domains
+from cdkd_core.data.class_identity import align_classes
+from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.errors import ConfigError, RunInterrupted
-from cdkd_core.pipeline import resume_run, run_pipeline
-from cdkd_core.plugins import PluginHost
-from cdkd_core.report import read_run, render_report
-from cdkd_core.rundir import load_weights
+from cdkd_core.host.plugin_host import PluginHost
+from cdkd_core.run import runner as pipeline_module
+from cdkd_core.run.rundir import load_weights
+from cdkd_core.run.runner import resume_run, run_pipeline
 
 TRIED = {"prepared": 0, "refused": 0, "mapped": 0, "end_to_end": 0}
 

@@ -28,7 +28,7 @@ COMMANDS = [
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     """Installed plugins stay out of these tests (the CLI host loads entry points)."""
-    from cdkd_core import plugins
+    from cdkd_core.host import plugin_host as plugins
 
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
 
@@ -212,8 +212,8 @@ def test_run_refuses_a_read_only_output_directory(tiny_config, tmp_path):
 
 def test_run_pipeline_refuses_an_output_file_before_anything_is_written(tiny_config, tmp_path):
     from cdkd_core.errors import ConfigError
-    from cdkd_core.pipeline import run_pipeline
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core.run.runner import run_pipeline
 
     for output, why in _output_cases(tmp_path):
         with pytest.raises(ConfigError, match=why) as info:
@@ -320,7 +320,7 @@ def test_components():
     [
         ("arrays as ``.npy`` files", "arrays as .npy files"),
         ("repeats `rounds` times", "repeats rounds times"),
-        ("see :class:`~cdkd_core.encoder.KnowledgeEncoder`", "see KnowledgeEncoder"),
+        ("see :class:`~cdkd_core.components.encoder.KnowledgeEncoder`", "see KnowledgeEncoder"),
         ("see :func:`cdkd_core.load_config`", "see cdkd_core.load_config"),
         (":ref:`the guide <guide>` and a lone ` tick", "the guide and a lone ` tick"),
     ],

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from cdkd_core.config import (
+from cdkd_core.config.models import (
     PipelineConfig,
     apply_overrides,
     dump_config,
@@ -19,7 +19,7 @@ from cdkd_core.config import (
     read_yaml,
 )
 from cdkd_core.errors import CdkdError, ConfigError
-from cdkd_core.plugins import PluginHost
+from cdkd_core.host.plugin_host import PluginHost
 
 torch.set_num_threads(1)
 
@@ -642,7 +642,7 @@ def test_booleans_are_refused_for_component_params(host: PluginHost) -> None:
 def test_a_plugin_config_refuses_booleans_for_numbers_in_containers() -> None:
     import pydantic
 
-    from cdkd_core.component import ComponentConfig
+    from cdkd_core.components.base import ComponentConfig
 
     class Config(ComponentConfig):  # as a plugin would write it
         widths: list[int] = [8]
@@ -680,7 +680,7 @@ def test_numbers_still_come_as_ints_and_numeric_strings(host: PluginHost) -> Non
 
 # -------------------------------------------------------------- the seed's range (issue 16)
 def test_seed_is_bounded_to_numpys_legacy_range() -> None:
-    from cdkd_core.config import MAX_SEED
+    from cdkd_core.config.models import MAX_SEED
 
     assert MAX_SEED == 2**32 - 1
     assert parse_config(_base(seed=MAX_SEED)).seed == MAX_SEED
@@ -693,8 +693,8 @@ def test_seed_is_bounded_to_numpys_legacy_range() -> None:
 def test_the_largest_seed_runs_with_a_target_domain(tmp_path: Path, host: PluginHost) -> None:
     """Every seed derived from it (per domain, per split, the quiz, the student) stays in
     the range of numpy's and torch's seeding."""
-    from cdkd_core.config import MAX_SEED
-    from cdkd_core.pipeline import run_pipeline
+    from cdkd_core.config.models import MAX_SEED
+    from cdkd_core.run.runner import run_pipeline
     from cdkd_core.testing import tiny_pipeline_config
 
     data = tiny_pipeline_config()

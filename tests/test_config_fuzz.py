@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from cdkd_core.cli import app
-from cdkd_core.config import (
+from cdkd_core.config.models import (
     ComponentRef,
     DomainEntry,
     LossEntry,
@@ -233,7 +233,7 @@ def _get(config: Any, path: str) -> Any:
 
 
 def _component_fields() -> dict[tuple[str, str], set[str]]:
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost(entry_points=False)
     return {
@@ -358,7 +358,7 @@ config_cases = st.one_of(
 @pytest.fixture(scope="module", autouse=True)
 def _builtins_only():
     """Installed plugins stay out (the CLI host loads entry points)."""
-    from cdkd_core import plugins
+    from cdkd_core.host import plugin_host as plugins
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plugins, "entry_points", lambda group: [])
@@ -448,7 +448,7 @@ YAML_TEXTS = [
     "&a [*a]\n",
     "*undefined\n",
     "!!python/object/apply:os.system ['echo pwned > PWNED']\n",
-    "!!python/object:cdkd_core.config.PipelineConfig {}\n",
+    "!!python/object:cdkd_core.config.models.PipelineConfig {}\n",
     "domains: !!python/name:os.system\n",
     "domains: !!binary |\n  AAAA\n",
     "!custom_tag {a: 1}\n",

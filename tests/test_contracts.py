@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdkd_core import load_config, run_pipeline
-from cdkd_core.contracts import (
+from cdkd_core.components.contracts import (
     ContractError,
     check_encoder_output,
     check_encoder_state,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cdkd_core.builtins.domains import TabularCSV
-from cdkd_core.builtins.tabular import NA_VALUES, STRAY_SHARE
+from cdkd_core.data.tabular import NA_VALUES, STRAY_SHARE
 from cdkd_core.errors import DataError
 
 TRIED: Counter[str] = Counter()
@@ -77,7 +77,7 @@ def tables(draw) -> dict:
         clean = sorted({lab.strip() for lab in pool if lab.strip() and lab.strip() != "NA"})
         if len(clean) >= 2 and draw(st.booleans()):
             try:
-                from cdkd_core.labels import check_classes
+                from cdkd_core.data.labels import check_classes
 
                 params["classes"] = check_classes(clean)
             except ValueError:
@@ -133,7 +133,7 @@ def _label_key(label: str) -> object:
 
 def _check_loaded(data, path: Path, params: dict) -> None:
     """The documented interpretation of a table that loaded."""
-    from cdkd_core.builtins.tabular import read_csv
+    from cdkd_core.data.tabular import read_csv
 
     table = read_csv(path, params.get("delimiter"))  # what the domain read
     for split in data.splits.values():

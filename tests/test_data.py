@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.config import parse_config
-from cdkd_core.data import PreparedDomain, prepare_domains
-from cdkd_core.domain import Domain, DomainData, Split
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.domain import Domain, DomainData, Split
+from cdkd_core.config.models import parse_config
+from cdkd_core.data.preparation import PreparedDomain, prepare_domains
+from cdkd_core.data.splits import cap_examples, stratified_split_indices, stratified_subset_mask
 from cdkd_core.errors import DataError
-from cdkd_core.hookspecs import hookimpl
-from cdkd_core.plugins import PluginHost
-from cdkd_core.splits import cap_examples, stratified_split_indices, stratified_subset_mask
+from cdkd_core.host.hookspecs import hookimpl
+from cdkd_core.host.plugin_host import PluginHost
 
 torch.set_num_threads(1)
 

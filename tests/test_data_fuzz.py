@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import CdkdError, DataError
-from cdkd_core.plugins import PluginHost
+from cdkd_core.host.plugin_host import PluginHost
 
 HOST = PluginHost(entry_points=False)
 TRIED = {"csv": 0}

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from cdkd_core.distributed import (
+from cdkd_core.engine.distributed import (
     TORCHRUN_ENV,
     World,
     any_across,

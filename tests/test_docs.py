@@ -29,11 +29,11 @@ import typer.main
 from typer.exceptions import TyperException
 from typer.testing import CliRunner
 
-from cdkd_core import hookspecs
 from cdkd_core.cli import app
-from cdkd_core.config import load_config
+from cdkd_core.config.models import load_config
 from cdkd_core.errors import ConfigError
-from cdkd_core.plugins import ENTRY_POINT_GROUP, KINDS, base_class
+from cdkd_core.host import hookspecs
+from cdkd_core.host.plugin_host import ENTRY_POINT_GROUP, KINDS, base_class
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md")])

@@ -18,7 +18,7 @@ from cdkd_core.builtins.encoders import (
     register_encoders,
 )
 from cdkd_core.builtins.knowledge_graph import KnowledgeGraphEncoder
-from cdkd_core.encoder import KnowledgeEncoder
+from cdkd_core.components.encoder import KnowledgeEncoder
 
 torch.set_num_threads(1)
 
@@ -246,7 +246,7 @@ def test_pooled_chunks_span_domains_and_merge_a_short_tail() -> None:
 def test_transform_in_chunks_equals_the_whole(
     cls: type[KnowledgeEncoder], params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cdkd_core import scratch
+    from cdkd_core.data import scratch
 
     feats, labels = _data()
     enc = cls.from_params(params)

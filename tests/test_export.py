@@ -15,13 +15,13 @@ import yaml
 from typer.testing import CliRunner
 
 from cdkd_core import load_config, run_pipeline
-from cdkd_core.assembly import NetworkSlot, build_network
+from cdkd_core.artifacts.export import FORMATS, export_run
 from cdkd_core.cli import app
-from cdkd_core.data import prepare_domains
+from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.errors import CdkdError, ExportError
-from cdkd_core.export import FORMATS, export_run
-from cdkd_core.plugins import PluginHost
-from cdkd_core.rundir import load_weights
+from cdkd_core.host.plugin_host import PluginHost
+from cdkd_core.nets.assembly import NetworkSlot, build_network
+from cdkd_core.run.rundir import load_weights
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def run(tmp_path_factory, builtins):
 @pytest.fixture(scope="module")
 def expected(run, builtins):
     """Per domain: its raw test inputs and the run's student logits on the standardised
-    ones (the student rebuilt independently of cdkd_core.export)."""
+    ones (the student rebuilt independently of cdkd_core.artifacts.export)."""
     run_dir, config, _ = run
     layout = json.loads((run_dir / "layout.json").read_text())
     slots = [NetworkSlot.from_dict(s) for s in layout["student"]]
@@ -130,7 +130,7 @@ def test_text_files_are_shipped_once_and_never_clash(tmp_path):
     """A stem's inference files go to the top of export/ under their own names; a name
     already taken (by a graph, the manifest, or another space's different file) moves to a
     folder named after the space; the same file of two spaces is shipped once."""
-    from cdkd_core.export import TextInput, _place_files
+    from cdkd_core.artifacts.export import TextInput, _place_files
 
     shared, other, odd = (tmp_path / n for n in ("shared", "other", "odd"))
     for path in (shared, other, odd):
@@ -186,7 +186,7 @@ def test_unknown_format_and_missing_onnx_packages(run, builtins, monkeypatch):
 def test_a_failed_export_leaves_the_previous_one(run, builtins, monkeypatch, tmp_path):
     run_dir = shutil.copytree(run[0], tmp_path / "run")
     before = {p.name: p.read_bytes() for p in (run_dir / "export").iterdir()}
-    from cdkd_core import export
+    from cdkd_core.artifacts import export
 
     def broken(fmt, module, x, path, domain):
         raise CdkdError(f"domain {domain!r}: broken")
@@ -204,7 +204,7 @@ def test_a_failed_export_leaves_the_previous_one(run, builtins, monkeypatch, tmp
 @pytest.fixture
 def cli_run(run, tmp_path, monkeypatch):
     """A copy of the run (the CLI rewrites export/); installed plugins stay out."""
-    from cdkd_core import plugins
+    from cdkd_core.host import plugin_host as plugins
 
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
     return shutil.copytree(run[0], tmp_path / "run")

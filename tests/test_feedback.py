@@ -14,9 +14,9 @@ from torch import nn
 
 from cdkd_core.builtins.architectures import MLP
 from cdkd_core.builtins.feedback import HardExamples, MutualLearning, NoFeedback
-from cdkd_core.domain import Split
-from cdkd_core.feedback import FeedbackContext, FeedbackDomain, StudentStep
-from cdkd_core.network import MultiDomainNet
+from cdkd_core.components.domain import Split
+from cdkd_core.components.feedback import FeedbackContext, FeedbackDomain, StudentStep
+from cdkd_core.nets.network import MultiDomainNet
 
 torch.set_num_threads(1)
 

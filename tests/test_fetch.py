@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
+from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
 from cdkd_core.errors import DataError
-from cdkd_core.fetch import cache_dir, fetch_distribution, read_member
 
 
 def test_read_member_from_wheel_and_sdist(tmp_path):

@@ -19,7 +19,7 @@ from cdkd_core.builtins.knowledge_graph import (
     edge_mask,
     read_run_graph,
 )
-from cdkd_core.loss import BatchContext
+from cdkd_core.components.loss import BatchContext
 
 torch.set_num_threads(1)
 A = 1 / math.sqrt(2)
@@ -297,7 +297,7 @@ def test_graph_match_bind_takes_the_encoder_graph() -> None:
 
 
 def test_graph_match_refused_with_an_encoder_without_graph(host) -> None:
-    from cdkd_core.config import load_config
+    from cdkd_core.config.models import load_config
     from cdkd_core.errors import ConfigError
     from tests.conftest import TINY
 
@@ -315,7 +315,7 @@ def test_graph_match_refused_with_an_encoder_without_graph(host) -> None:
 @pytest.fixture(scope="module")
 def kg_run(tmp_path_factory) -> Path:
     from cdkd_core import load_config, run_pipeline
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
     from tests.conftest import TINY
 
     data = json.loads(json.dumps(TINY))

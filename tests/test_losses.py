@@ -20,7 +20,7 @@ from cdkd_core.builtins.losses import (
     RelationalLoss,
     register_losses,
 )
-from cdkd_core.loss import BatchContext, Loss
+from cdkd_core.components.loss import BatchContext, Loss
 
 torch.set_num_threads(1)
 

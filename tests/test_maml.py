@@ -11,10 +11,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from cdkd_core import load_config, run_pipeline
-from cdkd_core import pipeline as pipeline_module
 from cdkd_core.cli import app
-from cdkd_core.errors import ConfigError, RunInterrupted
-from cdkd_core.maml import (
+from cdkd_core.engine.maml import (
     MetaSettings,
     MetaTask,
     adapted_parameters,
@@ -23,9 +21,11 @@ from cdkd_core.maml import (
     meta_train,
     reptile_update,
 )
-from cdkd_core.network import MultiDomainNet
-from cdkd_core.pipeline import resume_run
-from cdkd_core.rundir import read_metrics
+from cdkd_core.errors import ConfigError, RunInterrupted
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.run import runner as pipeline_module
+from cdkd_core.run.rundir import read_metrics
+from cdkd_core.run.runner import resume_run
 from tests.test_resume import _interrupt_at
 
 torch.set_num_threads(1)
@@ -146,7 +146,7 @@ def test_fomaml_meta_step_applies_the_averaged_meta_gradient():
         seed=3,
     )
     meta_train(model, [a], settings)
-    from cdkd_core.maml import _split_rows
+    from cdkd_core.engine.maml import _split_rows
 
     support, query = _split_rows(a.index, 5, 5, _first_draw_generator(3, 1))
     reference = _net()
@@ -282,7 +282,7 @@ def test_maml_belongs_to_the_teacher_slot_only(tiny_config, host):
 
 
 def test_bad_maml_config_on_the_command_line_has_no_traceback(tiny_config, tmp_path, monkeypatch):
-    from cdkd_core import plugins
+    from cdkd_core.host import plugin_host as plugins
 
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
     tiny_config["teacher"]["maml"] = {"algorithm": "sgd"}

@@ -15,12 +15,12 @@ from torch import nn
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.builtins.architectures import MLP
 from cdkd_core.builtins.meta_feedback import MetaDistil, distil_loss, meta_gradient
-from cdkd_core.domain import Split
+from cdkd_core.components.domain import Split
+from cdkd_core.components.feedback import FeedbackDomain, StudentStep
 from cdkd_core.errors import ConfigError
-from cdkd_core.feedback import FeedbackDomain, StudentStep
-from cdkd_core.network import MultiDomainNet
-from cdkd_core.pipeline import resume_run
-from cdkd_core.rundir import read_metrics
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.run.rundir import read_metrics
+from cdkd_core.run.runner import resume_run
 from tests.test_resume import _config, _interrupt_at, _metrics
 
 torch.set_num_threads(1)

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from cdkd_core import scratch as scratch_module
-from cdkd_core.assembly import build_network
 from cdkd_core.builtins.encoders import PCAEncoder
-from cdkd_core.config import parse_config
-from cdkd_core.data import Standardizer, prepare_domains
-from cdkd_core.domain import DomainData, Split
+from cdkd_core.components.domain import DomainData, Split
+from cdkd_core.config.models import parse_config
+from cdkd_core.data import scratch as scratch_module
+from cdkd_core.data.preparation import Standardizer, prepare_domains
+from cdkd_core.data.scratch import ScratchSpace, is_memory_mapped, open_npy, row_chunks
+from cdkd_core.engine.fit import read_features
 from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.extraction import TeacherCache, extract_knowledge
-from cdkd_core.pipeline import run_pipeline
-from cdkd_core.scratch import ScratchSpace, is_memory_mapped, open_npy, row_chunks
-from cdkd_core.training import read_features
+from cdkd_core.nets.assembly import build_network
+from cdkd_core.run.runner import run_pipeline
+from cdkd_core.stages.knowledge import TeacherCache, extract_knowledge
 
 torch.set_num_threads(1)
 
@@ -141,7 +141,7 @@ def _domain(train_x: torch.Tensor) -> DomainData:
 
 
 def test_finiteness_check_in_chunks_names_the_first_bad_example(tiny_chunks: None) -> None:
-    from cdkd_core.data import _check
+    from cdkd_core.data.preparation import _check
 
     x = torch.zeros(12, 3)
     x[9, 1] = math.inf

@@ -9,7 +9,7 @@ import torch
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import ConfigError
-from cdkd_core.rundir import load_weights, read_metrics
+from cdkd_core.run.rundir import load_weights, read_metrics
 from tests.halves import make_host
 
 TIMING_KEYS = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1"}
@@ -212,8 +212,8 @@ def test_teacher_cache_serves_every_student_epoch(tiny_config, tmp_path, host):
 
 
 def test_checkpoints_are_safetensors_and_reload(tiny_config, tmp_path, host):
-    from cdkd_core.assembly import build_network
-    from cdkd_core.data import prepare_domains
+    from cdkd_core.data.preparation import prepare_domains
+    from cdkd_core.nets.assembly import build_network
 
     result = _run(tiny_config, tmp_path, host)
     config = load_config(tiny_config, host=host)
@@ -235,7 +235,7 @@ def test_bad_feature_layer_is_refused_before_training(tiny_config, tmp_path, hos
 
 
 def test_target_val_labels_are_cut_to_label_fraction(host):
-    from cdkd_core.data import prepare_domains
+    from cdkd_core.data.preparation import prepare_domains
 
     config = load_config(
         {
@@ -257,7 +257,7 @@ def test_run_files_are_strict_json_and_world_readable(tmp_path):
     import math
     import os
 
-    from cdkd_core.rundir import MetricsLog, atomic_write_json
+    from cdkd_core.run.rundir import MetricsLog, atomic_write_json
 
     atomic_write_json(tmp_path / "s.json", {"auc": math.nan, "x": [math.inf, 1.0]})
     assert json.loads((tmp_path / "s.json").read_text()) == {"auc": None, "x": [None, 1.0]}
@@ -300,7 +300,7 @@ def test_frozen_view_encoders_count_once_per_input_space(tmp_path):
 
 
 def test_predictions_hold_the_test_logits_behind_the_summary(tiny_config, tmp_path, host):
-    from cdkd_core.metrics import evaluate
+    from cdkd_core.engine.metrics import evaluate
 
     result = _run(tiny_config, tmp_path, host)
     predictions = load_weights(result.run_dir / "predictions.safetensors")
@@ -313,7 +313,7 @@ def test_predictions_hold_the_test_logits_behind_the_summary(tiny_config, tmp_pa
 
 
 def test_layout_rebuilds_the_student_without_data(tiny_config, tmp_path, host):
-    from cdkd_core.assembly import NetworkSlot, build_network
+    from cdkd_core.nets.assembly import NetworkSlot, build_network
 
     result = _run(tiny_config, tmp_path, host)
     layout = json.loads((result.run_dir / "layout.json").read_text())

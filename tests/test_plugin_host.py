@@ -10,14 +10,14 @@ import pydantic
 import pytest
 import torch
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.domain import Domain
-from cdkd_core.encoder import KnowledgeEncoder
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.domain import Domain
+from cdkd_core.components.encoder import KnowledgeEncoder
+from cdkd_core.components.feedback import FeedbackStrategy
+from cdkd_core.components.loss import Loss
 from cdkd_core.errors import ConfigError
-from cdkd_core.feedback import FeedbackStrategy
-from cdkd_core.hookspecs import hookimpl
-from cdkd_core.loss import Loss
-from cdkd_core.plugins import KINDS, NAME_PATTERN, PluginHost, base_class
+from cdkd_core.host.hookspecs import hookimpl
+from cdkd_core.host.plugin_host import KINDS, NAME_PATTERN, PluginHost, base_class
 
 torch.set_num_threads(1)
 

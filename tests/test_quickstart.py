@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cdkd_core import catalog, load_config
-from cdkd_core.quickstart import CORE_QUICKSTART, quickstart_config
+from cdkd_core import load_config
+from cdkd_core.config.quickstart import CORE_QUICKSTART, quickstart_config
+from cdkd_core.host import catalog
 from tests.halves import make_host
 
 FRAGMENT = {
@@ -47,7 +48,7 @@ def test_fragment_of_a_missing_or_failed_plugin_is_skipped(with_fragment, host):
 
 
 def test_registry_fragments_are_valid_configs():
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
     config = quickstart_config(host)
@@ -65,7 +66,7 @@ def test_shipped_cross_domain_example_is_the_plugin_quickstart():
 
     import yaml
 
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
     if not all(name in host.plugins for name in ("medical", "finance", "nlp")):

@@ -14,16 +14,13 @@ import torch
 from typer.testing import CliRunner
 
 from cdkd_core import load_config, run_pipeline
-from cdkd_core.cli import app
-from cdkd_core.errors import CdkdError, ReportError
-from cdkd_core.knowledge_sample import (
+from cdkd_core.artifacts.knowledge_sample import (
     KNOWLEDGE_SAMPLE,
     read_knowledge_sample,
     recompute_knowledge_sample,
     save_knowledge_sample,
 )
-from cdkd_core.plugins import PluginHost
-from cdkd_core.report import (
+from cdkd_core.artifacts.report import (
     REPORT,
     cross_fitted,
     least_squares_map,
@@ -33,6 +30,9 @@ from cdkd_core.report import (
     training_curves,
     write_report,
 )
+from cdkd_core.cli import app
+from cdkd_core.errors import CdkdError, ReportError
+from cdkd_core.host.plugin_host import PluginHost
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -42,7 +42,7 @@ SECTIONS = ("results", "curves", "knowledge", "rounds", "sizes", "config")
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     """Installed plugins stay out of these tests (the CLI host loads entry points)."""
-    from cdkd_core import plugins
+    from cdkd_core.host import plugin_host as plugins
 
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
 
@@ -162,10 +162,10 @@ def test_saved_knowledge_sample_is_used(run_dir, tmp_path, builtins):
     """``save_knowledge_sample`` as the pipeline calls it after a round: the report then shows
     the saved vectors and the hint loss's projector, and the vectors agree with those the
     report recomputes from the run directory."""
-    from cdkd_core.assembly import build_network
-    from cdkd_core.data import prepare_domains
-    from cdkd_core.extraction import TeacherCache, extract_knowledge
-    from cdkd_core.rundir import load_weights
+    from cdkd_core.data.preparation import prepare_domains
+    from cdkd_core.nets.assembly import build_network
+    from cdkd_core.run.rundir import load_weights
+    from cdkd_core.stages.knowledge import TeacherCache, extract_knowledge
 
     run = _copy(run_dir, tmp_path)
     config = load_config(run / "config.yaml", host=builtins)
@@ -207,7 +207,7 @@ def test_saved_knowledge_sample_is_used(run_dir, tmp_path, builtins):
 
 
 def test_knowledge_space_failure_leaves_the_rest(run_dir, tmp_path, builtins, monkeypatch):
-    from cdkd_core import knowledge_sample
+    from cdkd_core.artifacts import knowledge_sample
 
     def fail(*args, **kwargs):
         raise CdkdError("plugin 'cdkd.domains' is not installed")

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from cdkd_core import load_config, run_pipeline
-from cdkd_core import pipeline as pipeline_module
-from cdkd_core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
 from cdkd_core.errors import ConfigError, RunInterrupted
-from cdkd_core.pipeline import resume_run
-from cdkd_core.rundir import read_metrics
+from cdkd_core.run import runner as pipeline_module
+from cdkd_core.run.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
+from cdkd_core.run.rundir import read_metrics
+from cdkd_core.run.runner import resume_run
 
 TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 
@@ -271,7 +271,7 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
 
 def test_the_run_records_its_providers_and_resume_refuses_a_changed_one(tiny_config, tmp_path):
     from cdkd_core import __version__
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost(entry_points=False)
     run_dir = _interrupt_at(_config(tiny_config, {"name": "none"}), host, tmp_path / "a", 1)
@@ -296,7 +296,7 @@ def test_the_run_records_its_providers_and_resume_refuses_a_changed_one(tiny_con
     assert "loss" not in message  # only what changed is named
 
     from cdkd_core.builtins.encoders import PCAEncoder
-    from cdkd_core.hookspecs import hookimpl
+    from cdkd_core.host.hookspecs import hookimpl
 
     class OtherPCA(PCAEncoder):
         """Another pca."""

@@ -12,9 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from cdkd_core.cli import app
-from cdkd_core.plugins import PluginHost
-from cdkd_core.quickstart import quickstart_config
-from cdkd_core.schema import markdown_reference, pipeline_schema
+from cdkd_core.config.quickstart import quickstart_config
+from cdkd_core.config.schema import markdown_reference, pipeline_schema
+from cdkd_core.host.plugin_host import PluginHost
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted([*ROOT.glob("examples/*.yaml"), *ROOT.glob("plugins/*/examples/*.yaml")])

@@ -13,8 +13,8 @@ import torch
 
 import cdkd_core.builtins.domains as domains_module
 from cdkd_core.builtins.domains import TabularCSV
-from cdkd_core.builtins.tabular import TabularEncoder, read_csv
-from cdkd_core.domain import DomainData
+from cdkd_core.components.domain import DomainData
+from cdkd_core.data.tabular import TabularEncoder, read_csv
 from cdkd_core.errors import DataError
 
 torch.set_num_threads(1)

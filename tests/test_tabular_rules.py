@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from cdkd_core.builtins.domains import TabularCSV
-from cdkd_core.builtins.tabular import read_csv
-from cdkd_core.domain import DomainData
+from cdkd_core.components.domain import DomainData
+from cdkd_core.data.labels import check_classes, encode_labels, parse_number
+from cdkd_core.data.problems import MAX_LISTED, Problems
+from cdkd_core.data.tabular import read_csv
 from cdkd_core.errors import DataError
-from cdkd_core.labels import check_classes, encode_labels, parse_number
-from cdkd_core.problems import MAX_LISTED, Problems
 
 torch.set_num_threads(1)
 
@@ -307,8 +307,8 @@ def test_utf16_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
 
 
 def test_the_finiteness_check_names_the_entry_and_dtype() -> None:
-    from cdkd_core.data import _check
-    from cdkd_core.domain import Split
+    from cdkd_core.components.domain import Split
+    from cdkd_core.data.preparation import _check
 
     x = torch.zeros(6, 3)
     x[4, 2] = float("inf")

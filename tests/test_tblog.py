@@ -12,10 +12,10 @@ import pytest
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import ConfigError
-from cdkd_core.plugins import PluginHost
-from cdkd_core.rundir import MetricsLog, read_metrics
-from cdkd_core.runlog import FanOutLog, open_run_log
-from cdkd_core.tblog import TB_DIR, TensorBoardLog, tensorboard_missing
+from cdkd_core.host.plugin_host import PluginHost
+from cdkd_core.run.rundir import MetricsLog, read_metrics
+from cdkd_core.run.runlog import FanOutLog, open_run_log
+from cdkd_core.run.tblog import TB_DIR, TensorBoardLog, tensorboard_missing
 from tests.conftest import TINY
 
 

@@ -13,15 +13,11 @@ from torch import nn
 
 from cdkd_core.builtins.architectures import MLP
 from cdkd_core.builtins.losses import CrossEntropyLoss
-from cdkd_core.config import DomainEntry
-from cdkd_core.data import PreparedDomain
-from cdkd_core.domain import DomainData, Split
-from cdkd_core.errors import TrainingError
-from cdkd_core.extraction import TeacherCache, state_hash
-from cdkd_core.hooks import FeatureHook
-from cdkd_core.loss import BatchContext, Loss
-from cdkd_core.network import MultiDomainNet, module_key
-from cdkd_core.training import (
+from cdkd_core.components.domain import DomainData, Split
+from cdkd_core.components.loss import BatchContext, Loss
+from cdkd_core.config.models import DomainEntry
+from cdkd_core.data.preparation import PreparedDomain
+from cdkd_core.engine.fit import (
     DomainPlan,
     FitSettings,
     TrainStep,
@@ -31,6 +27,10 @@ from cdkd_core.training import (
     read_features,
     val_score,
 )
+from cdkd_core.errors import TrainingError
+from cdkd_core.nets.network import MultiDomainNet, module_key
+from cdkd_core.nets.reading import FeatureHook
+from cdkd_core.stages.knowledge import TeacherCache, state_hash
 
 torch.set_num_threads(1)
 

@@ -10,16 +10,16 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from cdkd_core.config import load_config
+from cdkd_core.config.models import load_config
 from cdkd_core.errors import ConfigError
-from cdkd_core.network import MultiDomainNet
-from cdkd_core.pipeline import run_pipeline
-from cdkd_core.weight_init import (
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.nets.weight_init import (
     captured_variance,
     init_from_teacher,
     pair_layers,
     principal_directions,
 )
+from cdkd_core.run.runner import run_pipeline
 
 torch.set_num_threads(1)
 
@@ -172,8 +172,8 @@ def test_config_keys(host) -> None:
 
 
 def test_end_to_end_tiny(tiny_config, host, tmp_path, monkeypatch) -> None:
-    import cdkd_core.pipeline as pipeline
-    from cdkd_core.assembly import NetworkSlot, build_network
+    import cdkd_core.run.runner as pipeline
+    from cdkd_core.nets.assembly import NetworkSlot, build_network
 
     initialised: list[dict[str, torch.Tensor]] = []
 

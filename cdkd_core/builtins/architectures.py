@@ -10,9 +10,9 @@ from typing import ClassVar
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.architecture import Architecture
-from cdkd_core.component import ComponentConfig
-from cdkd_core.hookspecs import Register, hookimpl
+from cdkd_core.components.architecture import Architecture
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 
 class Trunk(nn.Sequential):

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.domain import SPLITS, Domain, DomainData, Split
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.domain import SPLITS, Domain, DomainData, Split
+from cdkd_core.data.scratch import open_npy
 from cdkd_core.errors import DataError
-from cdkd_core.scratch import open_npy
 
 #: Input dtypes the domain maps as they are (torch reads them without a copy).
 INPUT_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64")

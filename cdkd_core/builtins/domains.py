@@ -11,12 +11,12 @@ import torch
 from pydantic import Field, model_validator
 
 from cdkd_core.builtins.arrays import ArraysDomain
-from cdkd_core.builtins.tabular import NA_VALUES, Delimiter
-from cdkd_core.domain import Domain, DomainData, Split
+from cdkd_core.components.domain import Domain, DomainData, Split
+from cdkd_core.data.labels import CLASSES_HELP, ClassList
+from cdkd_core.data.splits import SplitConfig, cap_examples, stratified_split_indices
+from cdkd_core.data.tabular import NA_VALUES, Delimiter
 from cdkd_core.errors import DataError
-from cdkd_core.hookspecs import Register, hookimpl
-from cdkd_core.labels import CLASSES_HELP, ClassList
-from cdkd_core.splits import SplitConfig, cap_examples, stratified_split_indices
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 
 def _make_splits(x: np.ndarray, y: np.ndarray, config: SplitConfig) -> dict[str, Split]:
@@ -136,8 +136,8 @@ class TabularCSV(Domain):
     """Your own table: a CSV with a label column; categories one-hot, missing values imputed.
 
     Column types are decided on the whole file by one rule (see
-    :mod:`cdkd_core.builtins.tabular`); imputation and categories are fitted on the train
-    split only. Labels follow :mod:`cdkd_core.labels`; without ``classes``, the classes are
+    :mod:`cdkd_core.data.tabular`); imputation and categories are fitted on the train
+    split only. Labels follow :mod:`cdkd_core.data.labels`; without ``classes``, the classes are
     the label values of the train split, and a val/test label unseen in train is an error.
     Every bad cell and label of the file is reported in one error (up to 20, then a count).
     """
@@ -147,9 +147,9 @@ class TabularCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.builtins.tabular import TabularEncoder, read_csv
-        from cdkd_core.labels import encode_labels
-        from cdkd_core.problems import Problems
+        from cdkd_core.data.labels import encode_labels
+        from cdkd_core.data.problems import Problems
+        from cdkd_core.data.tabular import TabularEncoder, read_csv
 
         cfg: TabularConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)

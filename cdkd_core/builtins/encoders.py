@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.encoder import KnowledgeEncoder
-from cdkd_core.hookspecs import Register, hookimpl
-from cdkd_core.scratch import row_chunks, rows_per_chunk
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.encoder import KnowledgeEncoder
+from cdkd_core.data.scratch import row_chunks, rows_per_chunk
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 _EPS = 1e-12
 _CHUNK = 1024
@@ -130,7 +130,7 @@ def _rowwise(
     features: torch.Tensor, n_features: int, fn: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
     """``fn`` (float64 rows -> float64 rows) applied to ``features`` as float32; in chunks
-    of :data:`~cdkd_core.scratch.CHUNK_BYTES` when larger, never casting all of it."""
+    of :data:`~cdkd_core.data.scratch.CHUNK_BYTES` when larger, never casting all of it."""
     x = features.detach()
     rows = rows_per_chunk(x) if x.ndim == 2 else len(x)
     if x.ndim != 2 or len(x) <= rows:

@@ -8,9 +8,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.domain import Split
-from cdkd_core.feedback import FeedbackContext, FeedbackDomain, FeedbackStrategy, StudentStep
-from cdkd_core.hookspecs import Register, hookimpl
+from cdkd_core.components.domain import Split
+from cdkd_core.components.feedback import (
+    FeedbackContext,
+    FeedbackDomain,
+    FeedbackStrategy,
+    StudentStep,
+)
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 
 class NoFeedback(FeedbackStrategy):

@@ -22,10 +22,10 @@ from torch import nn
 
 from cdkd_core.builtins.encoders import PCAEncoder, _FittedEncoder
 from cdkd_core.builtins.losses import knowledge_projector
-from cdkd_core.component import ComponentConfig
-from cdkd_core.encoder import KnowledgeEncoder
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.encoder import KnowledgeEncoder
+from cdkd_core.components.loss import BatchContext, Loss
 from cdkd_core.errors import CdkdError
-from cdkd_core.loss import BatchContext, Loss
 
 _EPS = 1e-12
 

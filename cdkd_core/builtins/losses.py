@@ -1,6 +1,7 @@
 """The built-in losses: supervised cross-entropy and four distillation terms.
 
-Every loss reads one single-domain :class:`~cdkd_core.loss.BatchContext` and returns a scalar,
+Every loss reads one single-domain
+:class:`~cdkd_core.components.loss.BatchContext` and returns a scalar,
 or ``None`` when the batch lacks what it needs (no labelled example, no teacher head for the
 task, no knowledge vectors, too few examples to form relations). Teacher-side tensors are
 detached again here, defensively, so no gradient ever reaches the teacher or the encoder.
@@ -15,9 +16,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.hookspecs import Register, hookimpl
-from cdkd_core.loss import BatchContext, Loss
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.loss import BatchContext, Loss
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 #: Floor for distances and norms, so identical points give finite values and gradients.
 _EPS = 1e-12

@@ -41,7 +41,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.parallel import DistributedDataParallel
 
-from cdkd_core.feedback import FeedbackDomain, FeedbackStrategy, StudentStep
+from cdkd_core.components.feedback import FeedbackDomain, FeedbackStrategy, StudentStep
 
 #: seed of the quiz batch sampler, the same every round (and on resume) so a run's
 #: numbers do not depend on where it was stopped

@@ -159,10 +159,10 @@ def run(
       cdkd run --resume runs/<name>-<timestamp>    # after a crash or Ctrl-C
       cdkd run pipeline.yaml --nproc 4             # 4 processes (a GPU each)
     """
-    from cdkd_core.config import load_config
-    from cdkd_core.distributed import launched_by_torchrun
+    from cdkd_core.config.models import load_config
+    from cdkd_core.engine.distributed import launched_by_torchrun
     from cdkd_core.errors import ConfigError
-    from cdkd_core.pipeline import resume_run, run_pipeline
+    from cdkd_core.run.runner import resume_run, run_pipeline
 
     host = make_host()
     if resume is not None and (config is not None or overrides):
@@ -170,8 +170,8 @@ def run(
             "--resume continues a run with its own config.yaml: give no CONFIG or --set"
         )
     if nproc is not None and nproc > 1 and not launched_by_torchrun():
-        from cdkd_core.launch import launch
-        from cdkd_core.rundir import check_output_root
+        from cdkd_core.run.launch import launch
+        from cdkd_core.run.rundir import check_output_root
 
         if resume is None:
             load_config(config, overrides or [], host=host)  # refuse a bad config here, once
@@ -205,7 +205,7 @@ def validate(
 
     Example: cdkd validate pipeline.yaml
     """
-    from cdkd_core.config import load_config
+    from cdkd_core.config.models import load_config
 
     cfg = load_config(config, overrides or [], host=make_host())
     roles = ", ".join(f"{d.key} ({d.role})" for d in cfg.domains)
@@ -217,7 +217,7 @@ def validate(
 
 
 class ExportFormat(str, Enum):
-    """``cdkd export --format``: the formats of cdkd_core.export.FORMATS."""
+    """``cdkd export --format``: the formats of cdkd_core.artifacts.export.FORMATS."""
 
     onnx = "onnx"
     torchscript = "torchscript"
@@ -251,7 +251,7 @@ def export_student(
 
     Example: cdkd export runs/quickstart-20261128-003053 --format onnx --format export
     """
-    from cdkd_core.export import export_run
+    from cdkd_core.artifacts.export import export_run
 
     chosen = [f.value for f in formats] if formats else ["onnx"]
     manifest = export_run(
@@ -281,7 +281,7 @@ def components(
 
     Example: cdkd components encoders
     """
-    from cdkd_core.plugins import KINDS
+    from cdkd_core.host.plugin_host import KINDS
 
     host = make_host()
     kinds = [kind] if kind else list(KINDS)
@@ -343,8 +343,8 @@ def schema(
                                          # yaml-language-server: $schema=cdkd.schema.json
       cdkd schema --markdown --core-only > docs/config-reference.md
     """
-    from cdkd_core.plugins import PluginHost
-    from cdkd_core.schema import markdown_reference, schema_json
+    from cdkd_core.config.schema import markdown_reference, schema_json
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost(entry_points=False) if core_only else make_host()
     typer.echo(markdown_reference(host) if markdown else schema_json(host), nl=False)
@@ -392,7 +392,7 @@ def init(
     Example: cdkd init pipeline.yaml
     """
     from cdkd_core.errors import CdkdError
-    from cdkd_core.rundir import atomic_write_text
+    from cdkd_core.run.rundir import atomic_write_text
 
     if path.exists() and not force:
         raise CdkdError(f"{path} exists; use --force to overwrite it")

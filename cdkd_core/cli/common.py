@@ -75,7 +75,7 @@ def user_errors(fn: F) -> F:
 
 def make_host() -> Any:
     """The plugin host with built-ins and installed plugins; failures are warned about."""
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
     for info in host.failed_plugins():

@@ -26,8 +26,8 @@ def fetch(
 
     Example: cdkd data fetch nlp
     """
+    from cdkd_core.data.fetch import cache_dir
     from cdkd_core.errors import CdkdError
-    from cdkd_core.fetch import cache_dir
 
     host = make_host()
     domains = host.components("domains").values()

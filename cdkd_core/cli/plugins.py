@@ -27,7 +27,7 @@ def list_plugins(
 
     Example: cdkd plugins list --json
     """
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
     if json_out:
@@ -51,8 +51,8 @@ def available(
 
     Example: cdkd plugins available
     """
-    from cdkd_core.catalog import catalog
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.catalog import catalog
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
     rows = [{**entry, "installed": entry["name"] in host.plugins} for entry in catalog()]
@@ -76,7 +76,7 @@ def install(
 
     Example: cdkd plugins install medical
     """
-    from cdkd_core.catalog import find_entry, repository_root
+    from cdkd_core.host.catalog import find_entry, repository_root
 
     entry = find_entry(name)
     target = name

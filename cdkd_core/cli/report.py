@@ -32,7 +32,7 @@ def report(
 
     Example: cdkd report runs/quickstart-20261128-003053
     """
-    from cdkd_core.report import write_report
+    from cdkd_core.artifacts.report import write_report
 
     path = write_report(run_dir, output, host=make_host())
     typer.echo(f"wrote {path}")

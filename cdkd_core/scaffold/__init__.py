@@ -129,7 +129,7 @@ def _template_names(kind: str) -> frozenset[str]:
 def _builtin_names(kind: str) -> dict[str, str]:
     """Names of the core's own components of ``kind`` -> their plugin (they do not change
     while the process runs)."""
-    from cdkd_core.plugins import PluginHost
+    from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost(entry_points=False, disabled=())
     return {name: info.plugin for name, info in host.components(kind).items()}

@@ -6,8 +6,8 @@ import pytest
 import torch
 from cdkd_finance.architectures import GRU, TCN
 
-from cdkd_core.assembly import stem_architecture
-from cdkd_core.config import ModelSpec
+from cdkd_core.config.models import ModelSpec
+from cdkd_core.nets.assembly import stem_architecture
 
 
 @pytest.mark.parametrize("cls", [GRU, TCN])

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.component import ComponentConfig
-from cdkd_core.domain import DomainData, Split
+from cdkd_core.components.base import ComponentConfig
+from cdkd_core.components.domain import DomainData, Split
+from cdkd_core.data.labels import ClassList, encode_labels
+from cdkd_core.data.splits import cap_examples, stratified_split_indices
 from cdkd_core.errors import DataError
-from cdkd_core.labels import ClassList, encode_labels
-from cdkd_core.splits import cap_examples, stratified_split_indices
 
 #: Largest/smallest train class count above which ROC-AUC becomes the headline metric.
 IMBALANCE_RATIO = 1.5
@@ -124,7 +124,7 @@ def assign_classes(
     folders: list[tuple[str, list[Path]]], classes: Sequence[str] | None, root: Path
 ) -> list[tuple[str, list[Path]]]:
     """``[(class name, files)]`` in class order: the sub-folder names read as labels by the
-    core's rule (:mod:`cdkd_core.labels`): folders equal as numbers (``1``, ``1.0``) are one
+    core's rule (:mod:`cdkd_core.data.labels`): folders equal as numbers (``1``, ``1.0``) are one
     class, folders differing only in case are refused unless ``classes`` says which class
     each is; a folder matching none of ``classes`` is an error naming it. A listed class
     with no folder is kept with no files (and warned about)."""

@@ -26,8 +26,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.architecture import Architecture
-from cdkd_core.component import ComponentConfig
+from cdkd_core.components.architecture import Architecture
+from cdkd_core.components.base import ComponentConfig
 from cdkd_core.errors import DataError
 
 #: Keys of torchvision's ImageNet classifier, ignored when loading a backbone.

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.domain import Domain, DomainData
+from cdkd_core.components.domain import Domain, DomainData
 from cdkd_core.errors import DataError
 from cdkd_medical._common import (
     ClassFoldersConfig,

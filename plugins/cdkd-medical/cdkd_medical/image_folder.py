@@ -10,7 +10,7 @@ PNG and JPEG files (``.png``, ``.jpg``, ``.jpeg``, any case; other files are ign
 torchvision's ``ImageFolder``) are read with Pillow, turned upright by their EXIF
 orientation, converted to grey (``mode: L``) or RGB (``mode: RGB``), scaled to [0, 1] and
 resized to ``size x size``. Classes are the sub-folder names in sorted order (or in the
-order of ``classes``, read by the core's label rule, :mod:`cdkd_core.labels`); the split is
+order of ``classes``, read by the core's label rule, :mod:`cdkd_core.data.labels`); the split is
 stratified by class and fixed by ``split_seed``. One image per file: when several images
 come from one patient or slide, split them yourself (one folder per split is not read
 here) or use ``medical.dicom``'s ``group_by``.
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.domain import Domain, DomainData
+from cdkd_core.components.domain import Domain, DomainData
+from cdkd_core.data.splits import cap_examples, stratified_split_indices
 from cdkd_core.errors import DataError
-from cdkd_core.splits import cap_examples, stratified_split_indices
 from cdkd_medical._common import (
     ClassFoldersConfig,
     assign_classes,

@@ -19,7 +19,7 @@ def real():
     """The annotated image and mask, read from the fetched wheel."""
     import tifffile
 
-    from cdkd_core.fetch import fetch_distribution, read_member
+    from cdkd_core.data.fetch import fetch_distribution, read_member
 
     archive = fetch_distribution(STARDIST)
     image = tifffile.imread(io.BytesIO(read_member(archive, IMAGE_MEMBER)))

@@ -7,7 +7,7 @@ mean-pooled over the attention mask and L2-normalised. That reproduces
 ``SentenceTransformer("all-MiniLM-L6-v2").encode(..., normalize_embeddings=True)``.
 
 Embedding runs at about 58 sentences/s on two CPU cores, so every vector is cached under
-``cdkd_core.fetch.cache_dir() / "embeddings" / <model>/`` as safetensors shards (``keys``:
+``cdkd_core.data.fetch.cache_dir() / "embeddings" / <model>/`` as safetensors shards (``keys``:
 SHA-256 of each text, ``embeddings``: float32 ``[n, 384]``), each written atomically as soon
 as its chunk is computed: an interrupted run keeps what it finished, a later one embeds only
 texts not yet cached, and two processes never see a torn shard. No pickle anywhere.
@@ -199,7 +199,7 @@ def text_key(text: str) -> bytes:
 
 def embeddings_root() -> Path:
     """``cache_dir() / "embeddings"`` (``$CDKD_DATA_DIR`` or ``~/.cache/cdkd``)."""
-    from cdkd_core.fetch import cache_dir
+    from cdkd_core.data.fetch import cache_dir
 
     return cache_dir() / "embeddings"
 
@@ -250,7 +250,7 @@ class EmbeddingCache:
         """Write one shard atomically; returns its path."""
         from safetensors.numpy import save
 
-        from cdkd_core.rundir import atomic_write_bytes
+        from cdkd_core.run.rundir import atomic_write_bytes
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(keys), self.dim):

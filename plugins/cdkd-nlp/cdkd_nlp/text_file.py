@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from cdkd_core.domain import Domain, DomainData
+from cdkd_core.components.domain import Domain, DomainData
+from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels
+from cdkd_core.data.splits import cap_examples
 from cdkd_core.errors import DataError
-from cdkd_core.labels import CLASSES_HELP, ClassList, encode_labels
-from cdkd_core.splits import cap_examples
 from cdkd_nlp.textdata import TEXT_SPACE, TextSplitConfig, build_domain_data, clean_text, dedupe
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -175,7 +175,7 @@ class TextFile(Domain):
     """Your own texts: a CSV/TSV (header row) or JSON Lines file with a text and a label.
 
     Identical texts (up to case and spacing) are merged, keeping the first one's label.
-    Labels follow :mod:`cdkd_core.labels` (``1`` and ``1.0`` one class; ``Yes``/``yes``
+    Labels follow :mod:`cdkd_core.data.labels` (``1`` and ``1.0`` one class; ``Yes``/``yes``
     refused unless ``classes`` is given); classes are sorted unless ``classes`` fixes the
     order; each class with examples needs at least 3 (one per split).
     Teacher view: MiniLM embedding; student view: hashed n-gram ids; input space

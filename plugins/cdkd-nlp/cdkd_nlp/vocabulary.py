@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.token_knowledge import TokenVocabulary
+from cdkd_core.nets.token_knowledge import TokenVocabulary
 from cdkd_nlp import tokenize
 
 WORDPIECE = "minilm-wordpiece"
@@ -223,7 +223,7 @@ def student_tokenizer(vocabulary: str) -> StudentTokenizer:
 
 
 class EmbedderTokenTeacher:
-    """A :class:`~cdkd_core.token_knowledge.TokenTeacher`: an embedder shown one token of a
+    """A :class:`~cdkd_core.nets.token_knowledge.TokenTeacher`: an embedder shown one token of a
     student vocabulary at a time."""
 
     def __init__(self, embedder, tokenizer: StudentTokenizer) -> None:

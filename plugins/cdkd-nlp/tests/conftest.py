@@ -59,8 +59,8 @@ def _isolated_cache(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def vader_archive(data_dir: Path) -> Path:
     """The vaderSentiment sdist inside the private cache (copied from the user's cache,
     where it is fetched once through the package index if missing)."""
+    from cdkd_core.data.fetch import fetch_distribution
     from cdkd_core.errors import DataError
-    from cdkd_core.fetch import fetch_distribution
 
     target = data_dir / "dists" / "vadersentiment-3.3.2"
     if not target.is_dir():

@@ -18,7 +18,7 @@ from cdkd_nlp import embeddings
 from cdkd_nlp.vocabulary import WORDPIECE, student_tokenizer
 
 from cdkd_core import PluginHost, load_config, run_pipeline
-from cdkd_core.export import FORMATS, export_run, load_run_student
+from cdkd_core.artifacts.export import FORMATS, export_run, load_run_student
 
 MAX_TOKENS = 24
 DOMAINS = ("nlp.sentiment_tweets", "nlp.sentiment_movies")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cdkd_nlp
 
 from cdkd_core import PluginHost
-from cdkd_core.assembly import stem_architecture
-from cdkd_core.config import ModelSpec
+from cdkd_core.config.models import ModelSpec
+from cdkd_core.nets.assembly import stem_architecture
 
 DOMAINS = {
     "nlp.sentiment_tweets",

@@ -22,9 +22,9 @@ from cdkd_nlp.vocabulary import EmbedderTokenTeacher, WordPieceTokenizer, studen
 from safetensors.torch import load_file
 
 from cdkd_core import PluginHost, load_config, run_pipeline
-from cdkd_core.assembly import NetworkSlot
 from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.token_knowledge import token_table
+from cdkd_core.nets.assembly import NetworkSlot
+from cdkd_core.nets.token_knowledge import token_table
 
 #: A tiny WordPiece vocabulary: five special tokens, then 15 real ones in rank order.
 TINY_VOCAB = [
@@ -344,7 +344,7 @@ def _config(host, stem: dict, domain_params: dict | None = None, **student: Any)
 
 
 def test_pipeline_with_teacher_tokens(tmp_path, vader_archive, fake_embedder, monkeypatch):
-    import cdkd_core.pipeline as pipeline
+    import cdkd_core.run.runner as pipeline
 
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
     started: dict[str, dict[str, torch.Tensor]] = {}

@@ -1,0 +1,581 @@
+"""The pipeline config: YAML -> pydantic models, overrides, and component validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cdkd_core.components.strict_numbers import NoBoolNumbers
+from cdkd_core.errors import ConfigError
+from cdkd_core.run.rundir import RUN_NAME
+
+Role = Literal["source", "target", "unseen"]
+
+#: the largest ``seed`` (numpy's legacy ``RandomState`` takes seeds below 2**32)
+MAX_SEED = 2**32 - 1
+
+
+class _Strict(NoBoolNumbers):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ComponentRef(_Strict):
+    """A component by name, with params checked against its own ``Config``."""
+
+    name: str = Field(
+        description=(
+            "Registered component name; '<plugin>:<name>' picks one plugin's component "
+            "when two plugins register the name."
+        )
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="The component's params.")
+
+
+class DomainEntry(_Strict):
+    """One domain of the pipeline and its role."""
+
+    name: str = Field(
+        description=(
+            "Registered domain name, e.g. 'sklearn.wine' ('<plugin>:<name>' when two "
+            "plugins register it)."
+        )
+    )
+    alias: str | None = Field(
+        None, description="Name used in results (default: name, without a '<plugin>:')."
+    )
+    role: Role = Field("source", description="source | target | unseen.")
+    weight: float = Field(1.0, gt=0, description="Weight of the domain's task loss.")
+    label_fraction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="target only: stratified fraction of train labels the student may use.",
+    )
+    shots: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description=(
+            "target only, instead of label_fraction: k labelled train examples per class "
+            "(few-shot; all of a class with fewer), stratified and fixed by the seed; the "
+            "val split used for model selection is cut to k per class too."
+        ),
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="The domain's params.")
+
+    @model_validator(mode="after")
+    def _fraction_for_targets(self) -> DomainEntry:
+        if self.label_fraction is not None and self.role != "target":
+            raise ValueError(f"label_fraction applies to role 'target' only, not {self.role!r}")
+        return self
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        role = info.data.get("role")
+        if role is not None and role != "target":
+            raise ValueError(f"shots applies to role 'target' only, not {role!r}")
+        if info.data.get("label_fraction") is not None:
+            raise ValueError(
+                "shots and label_fraction are exclusive: give a target k labelled examples "
+                "per class (shots) or a fraction of its labels (label_fraction), not both"
+            )
+        return value
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_NAME.match(value):
+            raise ValueError(f"alias {value!r} must match {RUN_NAME.pattern}")
+        return value
+
+    @property
+    def key(self) -> str:
+        """The domain's name in results (a ``<plugin>:`` qualifier is not part of it)."""
+        return self.alias or self.name.rpartition(":")[2]
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of train labels the student uses (1 for sources, 0 for unseen); a
+        few-shot target (``shots``) is not cut by it (see
+        :func:`~cdkd_core.data.splits.shots_mask`)."""
+        if self.role == "unseen":
+            return 0.0
+        return 1.0 if self.label_fraction is None else self.label_fraction
+
+
+class MamlConfig(_Strict):
+    """Meta-learning of the teacher over its source domains as tasks (teacher.maml):
+    Reptile (Nichol, Achiam & Schulman 2018, "On First-Order Meta-Learning Algorithms")
+    or first-order MAML (Finn, Abbeel & Levine 2017, "Model-Agnostic Meta-Learning for
+    Fast Adaptation of Deep Networks"), then multi-task fine-tuning with val model
+    selection."""
+
+    algorithm: Literal["reptile", "fomaml"] = Field(
+        description="reptile: move toward the task-adapted weights; fomaml: first-order MAML."
+    )
+    meta_steps: int = Field(200, ge=1, le=1_000_000, description="Outer (meta) iterations.")
+    inner_steps: int = Field(
+        5, ge=1, le=1000, description="Optimiser steps of the inner loop on one task (k)."
+    )
+    inner_lr: float = Field(1e-3, gt=0, le=10.0, description="Step size of the inner loop.")
+    inner_optimizer: Literal["sgd", "adam"] = Field(
+        "adam",
+        description=(
+            "Inner-loop optimiser, fresh for every task: adam (betas 0, 0.999, as in the "
+            "Reptile paper) or plain sgd (as in MAML)."
+        ),
+    )
+    meta_lr: float | None = Field(
+        None,
+        gt=0,
+        le=10.0,
+        description=(
+            "Outer step size. reptile: epsilon in theta <- theta + epsilon (theta_task - "
+            "theta), at most 1 (default 0.5); fomaml: Adam's step size on the meta-gradient "
+            "(default 0.001)."
+        ),
+    )
+    meta_lr_schedule: Literal["linear", "constant"] = Field(
+        "linear", description="linear: the outer step size decays to 0 over meta_steps."
+    )
+    tasks_per_step: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description=(
+            "Source domains sampled (without replacement) per meta step, their updates "
+            "averaged (default, or more than there are: every source domain)."
+        ),
+    )
+    support_size: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Examples per inner-loop batch: reptile draws a fresh batch for every inner "
+            "step; fomaml adapts on one support batch of this size."
+        ),
+    )
+    query_size: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description="fomaml: examples of the query batch the meta-gradient is taken on.",
+    )
+    finetune_epochs: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description=(
+            "Epochs of ordinary multi-task training after meta-training, with val model "
+            "selection (default: half the teacher epochs, at least 1; 0: none)."
+        ),
+    )
+    log_every: int = Field(
+        10, ge=1, le=1_000_000, description="Log meta-training losses every this many steps."
+    )
+
+    @model_validator(mode="after")
+    def _meta_lr(self) -> MamlConfig:
+        if self.algorithm == "reptile" and self.meta_lr is not None and self.meta_lr > 1:
+            raise ValueError(
+                f"meta_lr {self.meta_lr} for reptile: the interpolation step must be in (0, 1]"
+            )
+        return self
+
+    @property
+    def outer_lr(self) -> float:
+        """The outer step size (``meta_lr`` or the algorithm's default)."""
+        if self.meta_lr is not None:
+            return self.meta_lr
+        return 0.5 if self.algorithm == "reptile" else 1e-3
+
+
+class ModelSpec(_Strict):
+    """A teacher or student: stems per modality (defaults per modality), a trunk, heads."""
+
+    trunk: ComponentRef = Field(description="The shared trunk.")
+    stems: dict[str, ComponentRef] = Field(
+        default_factory=dict,
+        description="Stem per modality (e.g. image: {name: cnn}); others use the default.",
+    )
+    head: ComponentRef | None = Field(
+        None, description="Architecture building the heads per task (default: a linear layer)."
+    )
+    feature_layer: str = Field(
+        "trunk", description="Module path whose output is read as features by a forward hook."
+    )
+    checkpoint: str | None = Field(
+        None,
+        description=(
+            "Teacher only: a teacher.safetensors from an earlier run with the same teacher and "
+            "source domains; the teacher is loaded from it instead of trained, so many "
+            "students can be distilled from one teacher."
+        ),
+    )
+
+
+class TeacherSpec(ModelSpec):
+    """The teacher: a model spec, and how it is trained (maml)."""
+
+    maml: MamlConfig | None = Field(
+        None,
+        description=(
+            "Meta-learn the teacher over the source domains (reptile or fomaml) before its "
+            "multi-task training (default null: multi-task training only)."
+        ),
+    )
+
+
+class StudentSpec(ModelSpec):
+    """The student: a model spec, and how its input layers are initialised."""
+
+    weight_init: Literal["random", "teacher_pca", "teacher_tokens"] = Field(
+        "random",
+        description=(
+            "random: the architectures' own initialisation; teacher_pca: each stem's first "
+            "layer starts from the principal components of the teacher's corresponding "
+            "layer; teacher_tokens: a token stem's table starts from every vocabulary entry "
+            "passed through the teacher, PCA-reduced to its width and frequency-weighted "
+            "(the baseline stays random in both)."
+        ),
+    )
+    weight_init_layers: Literal["auto"] | list[str] = Field(
+        "auto",
+        description=(
+            "teacher_pca only: auto (every stem whose first layer pairs with the teacher's) "
+            "or student module paths, e.g. [stems.sklearn~wine]."
+        ),
+    )
+
+    @field_validator("weight_init_layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"{value!r}: write auto or a list of module paths")
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one module path, or auto")
+        if value != "auto" and info.data.get("weight_init") != "teacher_pca":
+            raise ValueError("applies to weight_init: teacher_pca only")
+        return value
+
+
+class TrainConfig(_Strict):
+    """Optimisation settings shared by the stages."""
+
+    epochs: int = Field(20, ge=1, description="Epochs of each training stage.")
+    teacher_epochs: int | None = Field(None, ge=1, description="Teacher epochs (default: epochs).")
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Student learning rate.")
+    teacher_lr: float | None = Field(None, gt=0, description="Teacher lr (default: lr).")
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["constant", "cosine"] = "cosine"
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without val improvement."
+    )
+    grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
+    checkpoints: bool = Field(
+        True,
+        description=(
+            "Write a checkpoint after every epoch and round (for cdkd run --resume); "
+            "false: none (a stopped run then starts over)."
+        ),
+    )
+    checkpoint_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Also checkpoint every this many optimiser steps within an epoch.",
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description=(
+            "fp32, or mixed precision for the training steps: bf16 (CPU or GPU) or fp16 "
+            "(CUDA only, with loss scaling); evaluation stays in fp32."
+        ),
+    )
+    teacher_gate: Literal["none", "val"] = Field(
+        "none",
+        description=(
+            "val: a domain whose labelled val examples the teacher scores below the "
+            "no-teacher baseline gets no soft labels from it (its labels, and the knowledge "
+            "vectors, still train the student); decided again every round."
+        ),
+    )
+    log_to: list[Literal["jsonl", "tensorboard"]] = Field(
+        ["jsonl"],
+        description=(
+            "Where metrics go: jsonl (RUN_DIR/metrics.jsonl, always written) and tensorboard "
+            "(event files in RUN_DIR/tb/; needs pip install 'cdkd[tensorboard]')."
+        ),
+    )
+    device: str = Field(
+        "auto",
+        description=(
+            "auto | cpu | cuda | cuda:N | mps. A device this machine lacks (no CUDA device, "
+            "an N beyond the GPUs torch sees, no MPS) is refused before the run starts."
+        ),
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "CPU threads for torch during the run (default: torch's); more than this "
+            "machine's CPUs (os.cpu_count()) is refused before the run starts."
+        ),
+    )
+    out_of_core: Literal["auto", "memory", "disk"] = Field(
+        "auto",
+        description=(
+            "Where large derived arrays (standardised inputs, a quiz split, teacher features "
+            "and logits, knowledge vectors) live: memory (RAM), disk (memory-mapped files in "
+            "RUN_DIR/cache/), or auto: disk for arrays above out_of_core_mb and for arrays "
+            "derived from memory-mapped inputs (the arrays domain)."
+        ),
+    )
+    out_of_core_mb: float = Field(
+        1024.0, gt=0, description="auto: arrays larger than this many MiB go to disk."
+    )
+
+    @field_validator("log_to")
+    @classmethod
+    def _log_to(cls, value: list[str]) -> list[str]:
+        if "tensorboard" in value:
+            from cdkd_core.run.tblog import tensorboard_missing
+
+            missing = tensorboard_missing()
+            if missing is not None:
+                raise ValueError(missing)
+        return list(dict.fromkeys(["jsonl", *value]))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "mps", "cuda") or (
+            value.startswith("cuda:") and value[5:].isdigit()
+        ):
+            return value
+        raise ValueError(f"device {value!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
+class LossEntry(ComponentRef):
+    """A weighted loss term."""
+
+    weight: float = Field(1.0, ge=0, description="Weight of this term in the student loss.")
+
+
+def _default_losses() -> list[LossEntry]:
+    return [LossEntry(name="ce"), LossEntry(name="kd", params={"temperature": 4.0})]
+
+
+def _default_teacher() -> TeacherSpec:
+    return TeacherSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
+
+
+def _default_student() -> StudentSpec:
+    return StudentSpec(trunk=ComponentRef(name="mlp", params={"width": 32, "depth": 1}))
+
+
+class PipelineConfig(_Strict):
+    """A whole pipeline: domains, teacher, student, encoder, losses, feedback, training."""
+
+    name: str = Field("cdkd", description="Run name (the run directory starts with it).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description=(
+            "Seed of every random choice (0 to 2**32 - 1, numpy's legacy seed range; the "
+            "seeds derived from it, e.g. seed * 1000 + i per domain, stay far below torch's "
+            "2**63)."
+        ),
+    )
+    domains: list[DomainEntry] = Field(min_length=1)
+    teacher: TeacherSpec = Field(default_factory=_default_teacher)
+    student: StudentSpec = Field(default_factory=_default_student)
+    encoder: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="pca", params={"dim": 32})
+    )
+    losses: list[LossEntry] = Field(default_factory=_default_losses, min_length=1)
+    feedback: ComponentRef = Field(default_factory=lambda: ComponentRef(name="none"))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not RUN_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a safe run name: letters, digits, '.', '_', '-', "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        return value
+
+    # field validators (not one model validator) so that errors carry the field's path
+    @field_validator("domains")
+    @classmethod
+    def _roles(cls, domains: list[DomainEntry]) -> list[DomainEntry]:
+        keys = [d.key for d in domains]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"domain names must be unique (use alias): {dupes}")
+        if not any(d.role == "source" for d in domains):
+            raise ValueError("at least one domain needs role 'source' (the teacher learns it)")
+        return domains
+
+    @field_validator("student")
+    @classmethod
+    def _student(cls, student: StudentSpec) -> StudentSpec:
+        if student.checkpoint is not None:
+            raise ValueError(
+                "student.checkpoint: only the teacher can be loaded from a checkpoint "
+                "(the student is trained from scratch, beside its baseline)"
+            )
+        return student
+
+
+# -- reading and overriding ------------------------------------------------------------------
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+        path, raw = item.split("=", 1)
+        parts = [p for p in path.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key path")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"override {item!r}: {where} is not an index of a list of {len(node)}"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"override {item!r}: {where} is inside a non-mapping value")
+    return data
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pipeline model a location inside the config is a mapping of (None if unknown)."""
+    model: type[BaseModel] = PipelineConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        if field is None:
+            return None
+        found = [
+            a
+            for a in (field.annotation, *get_args(field.annotation))
+            if isinstance(a, type) and get_origin(a) is None and issubclass(a, BaseModel)
+        ]
+        if not found:
+            return None
+        if get_origin(field.annotation) in (list, dict) and parts:
+            parts.pop(0)  # the list index or the mapping key
+        model = found[0]
+    return model
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One message listing each invalid field path and what is wrong with it."""
+    lines = [f"invalid config ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            model = _model_at(tuple(err["loc"][:-1]))
+            valid = f" (valid: {', '.join(model.model_fields)})" if model is not None else ""
+            msg = f"unknown key{valid}"
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected")
+            msg = f"must be one of {expected}" if expected else msg
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> PipelineConfig:
+    """Validate a config mapping against the pipeline schema (component params not yet)."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    *,
+    host: Any = None,
+    machine: bool = True,
+) -> PipelineConfig:
+    """Read (path), or take (mapping), a config, apply overrides and validate it fully —
+    including each component's params against its own ``Config`` and, with ``machine``,
+    that this machine has the CPU threads and the device ``train`` names (off for a
+    finished run's config read elsewhere, e.g. to export it). ``None`` gives the
+    built-in quickstart config."""
+    if source is None:
+        from cdkd_core.config.quickstart import quickstart_config
+
+        data, label = quickstart_config(host), "built-in quickstart"
+    elif isinstance(source, dict):
+        data, label = source, "config"
+    else:
+        data, label = read_yaml(Path(source)), str(source)
+    data = apply_overrides(data, overrides or [])
+    config = parse_config(data, label)
+    from cdkd_core.config.validation import validate_components
+
+    validate_components(config, host, machine=machine)
+    return config
+
+
+def dump_config(config: PipelineConfig) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,86 @@
+"""Checks a parsed config against the registered components before anything trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cdkd_core.config.machine import machine_problems
+from cdkd_core.config.models import ComponentRef, PipelineConfig
+from cdkd_core.errors import ConfigError
+
+
+def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
+    try:
+        return cls.Config.model_validate(ref.params)
+    except ValidationError as exc:
+        from cdkd_core.host.plugin_host import kind_label
+
+        lines = [f"invalid params for {kind_label(kind)} {ref.name!r}:"]
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            valid = ", ".join(sorted(cls.Config.model_fields))
+            if err["type"] == "extra_forbidden":
+                msg += f" (valid: {valid or 'none'})"
+            path = f"{where}.params" + (f".{loc}" if loc else "")
+            lines.append(f"  {path}: {msg.removeprefix('Value error, ')}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def validate_components(config: PipelineConfig, host: Any = None, *, machine: bool = True) -> None:
+    """Resolve every component name and validate its params; check loss/encoder pairing,
+    and (``machine``) that this machine has the CPU threads and the device ``train`` asks
+    for."""
+    from cdkd_core.host.plugin_host import PluginHost
+
+    host = host if host is not None else PluginHost()
+    errors: list[str] = []
+
+    def check(kind: str, ref: ComponentRef, where: str) -> type | None:
+        try:
+            cls = host.get(kind, ref.name, where=f"{where}.name")
+            _check_params(kind, cls, ref, where)
+            return cls
+        except ConfigError as exc:
+            errors.append(str(exc))
+            return None
+
+    for i, entry in enumerate(config.domains):
+        check("domains", ComponentRef(name=entry.name, params=entry.params), f"domains.{i}")
+    for slot in ("teacher", "student"):
+        spec = getattr(config, slot)
+        trunk = check("architectures", spec.trunk, f"{slot}.trunk")
+        if trunk is not None and not trunk.provides_trunk:
+            errors.append(f"{slot}.trunk.name: architecture {spec.trunk.name!r} is not a trunk")
+        if spec.head is not None:
+            check("architectures", spec.head, f"{slot}.head")
+        for modality, ref in spec.stems.items():
+            stem = check("architectures", ref, f"{slot}.stems.{modality}")
+            if stem is not None and modality not in stem.modalities:
+                errors.append(
+                    f"{slot}.stems.{modality}.name: architecture {ref.name!r} is no stem for "
+                    f"modality {modality!r} (it serves: {list(stem.modalities) or 'none'})"
+                )
+    encoder = check("encoders", config.encoder, "encoder")
+    provides = set(encoder.provides) if encoder is not None else set()
+    for i, ref in enumerate(config.losses):
+        loss = check("losses", ref, f"losses.{i}")
+        if loss is None or encoder is None:
+            continue
+        missing = sorted((set(loss.requires) & {"vectors", "graph"}) - provides)
+        if missing:
+            errors.append(
+                f"losses.{i}: loss {ref.name!r} needs {missing} from the encoder, but encoder "
+                f"{config.encoder.name!r} provides only {sorted(provides)}"
+            )
+    check("feedback", config.feedback, "feedback")
+    checkpoint = config.teacher.checkpoint
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        errors.append(f"teacher.checkpoint: no such file: {checkpoint}")
+    if machine:  # more threads, or a device, than this machine has
+        errors += machine_problems(config.train)
+    if errors:
+        raise ConfigError("\n".join(errors))

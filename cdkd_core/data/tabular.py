@@ -1,0 +1,312 @@
+"""Reading a user's CSV into numeric features: column types decided on the whole file by one
+rule, categories one-hot encoded, missing values imputed (imputation and categories fitted
+on the train split only).
+
+The rules (documented in docs/components.md#tabular):
+
+- A cell is *missing* when, stripped, it equals one of ``na_values`` ignoring case.
+- A column is **numeric** when every non-missing cell of the whole file (all splits) parses
+  as a number, **categorical** when the cells that are not numbers are more than a few.
+  A column whose cells are numbers but for a few stray ones (at most 5% of its non-missing
+  cells, or a single cell) is an error listing those cells: one stray ``n/a`` never turns a
+  numeric column into categories silently. ``numeric`` / ``categorical`` declare a column's
+  type (a declared numeric column's non-number cells are errors).
+- Every numeric cell must be finite once cast to float32, the dtype the networks train in
+  (``inf``, ``1e39``: errors naming the line and column).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import AfterValidator
+
+from cdkd_core.data.labels import parse_number
+from cdkd_core.data.problems import Problems
+from cdkd_core.errors import DataError
+
+#: The default missing-value tokens of the ``tabular`` domain, matched ignoring case after
+#: stripping (so ``na``, ``nan``, ``NULL``, ``none`` and ``n/a`` are missing too).
+NA_VALUES = ("", "NA", "N/A", "NaN", "null", "None", "?")
+#: :data:`NA_VALUES` case-folded: a cell ``c`` is missing when ``c.casefold() in MISSING``.
+MISSING = frozenset(v.casefold() for v in NA_VALUES)
+#: The share of a column's non-missing cells that may be stray non-numbers (or one cell)
+#: before the column counts as categorical.
+STRAY_SHARE = 0.05
+#: The largest float32 (values beyond it overflow to infinity).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_delimiter(value: str | None) -> str | None:
+    """A ``delimiter`` param: one character (the ``csv`` module reads no other), or None."""
+    if value is not None and len(value) != 1:
+        raise ValueError(f"the delimiter must be one character, got {value!r}")
+    return value
+
+
+#: The type of a ``delimiter`` param of a domain reading a CSV (validated by ``cdkd validate``).
+Delimiter = Annotated[str | None, AfterValidator(check_delimiter)]
+
+
+def missing_tokens(na_values: Iterable[str] | None) -> frozenset[str]:
+    """The case-folded, stripped set of missing-value tokens (default :data:`NA_VALUES`)."""
+    if na_values is None:
+        return MISSING
+    return frozenset(v.strip().casefold() for v in na_values)
+
+
+@dataclass
+class Table:
+    """A CSV as rows of strings, with the file it came from and each row's line number."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+    def column(self, name: str) -> list[str]:
+        """The values of one column."""
+        j = self.header.index(name)
+        return [row[j] for row in self.rows]
+
+    def require(self, columns: list[str], what: str = "column") -> None:
+        """A :class:`DataError` naming the file unless every one of ``columns`` exists."""
+        unknown = [c for c in columns if c not in self.header]
+        if unknown:
+            raise DataError(f"{self.path}: {what}(s) {unknown} not in the header {self.header}")
+
+    def labels(self, name: str, na_values: Iterable[str] | None = None) -> list[str]:
+        """The label column's values; a :class:`DataError` naming the file (and the lines)
+        when the column is absent or labels are missing (one of ``na_values``)."""
+        if name not in self.header:
+            raise DataError(f"{self.path}: no label column {name!r}; columns are {self.header}")
+        tokens = missing_tokens(na_values)
+        values = self.column(name)
+        problems = Problems(self.path)
+        for value, line in zip(values, self.lines, strict=True):
+            if value.casefold() in tokens:
+                problems.add(f"label {name!r} is missing", line)
+        problems.raise_if_any()
+        return values
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 (a byte-order mark allowed), or UTF-16 where the file starts with its BOM."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}: not valid UTF-16 (byte {exc.start}: {exc.reason}); save the file as UTF-8"
+            ) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Table:
+    """Read a CSV with a header row; the delimiter is sniffed unless given.
+
+    Every row with another number of fields than the header is reported (up to
+    :data:`~cdkd_core.data.problems.MAX_LISTED`) in one :class:`DataError`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file (give the CSV file's path)")
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if delimiter is not None and len(delimiter) != 1:
+        raise DataError(f"{path}: the delimiter must be one character, got {delimiter!r}")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    text = _decode(path, raw)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    problems = Problems(path)
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows, lines = [], []
+        line_no = reader.line_num + 1  # the line the next record starts on
+        for row in reader:
+            start, line_no = line_no, reader.line_num + 1
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                problems.add(
+                    f"{len(row)} fields, the header has {len(header)} (delimiter {delimiter!r})",
+                    start,
+                )
+                continue
+            rows.append([cell.strip() for cell in row])
+            lines.append(start)
+    except csv.Error as exc:
+        problems.add(f"malformed CSV: {exc}", reader.line_num)
+    problems.raise_if_any()
+    if len(set(header)) != len(header):
+        duplicates = sorted({h for h in header if header.count(h) > 1})
+        raise DataError(f"{path}: duplicate column names in the header: {duplicates}")
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header")
+    return Table(path, header, rows, lines)
+
+
+class TabularEncoder:
+    """Numeric columns: median imputation; other columns: one-hot with a missing category.
+
+    Column types are decided on every row of the table (:meth:`decide_types`); imputation
+    and categories are fitted on the train rows only (:meth:`fit`); categories first seen
+    outside train encode as all-zero.
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        na_values: Iterable[str] | None = None,
+        numeric: Collection[str] = (),
+        categorical: Collection[str] = (),
+    ) -> None:
+        self.columns = columns
+        self.missing = missing_tokens(na_values)
+        self.declared_numeric = set(numeric)
+        self.declared_categorical = set(categorical)
+        self.types: dict[str, str] = {}
+        self.numeric: dict[str, float] = {}
+        self.categories: dict[str, list[str]] = {}
+        self._values: dict[str, np.ndarray] = {}
+
+    def decide_types(self, table: Table, problems: Problems | None = None) -> TabularEncoder:
+        """Type every column by the module's rule on all rows of ``table``; every bad cell
+        (a stray non-number, an infinite or float32-overflowing number) is added to
+        ``problems`` when given, else raised as one :class:`DataError`."""
+        own = problems is None
+        problems = Problems(table.path) if problems is None else problems
+        for name in self.columns:
+            values = table.column(name)
+            missing = [v.casefold() in self.missing for v in values]
+            parsed = [None if m else parse_number(v) for v, m in zip(values, missing, strict=True)]
+            bad = [
+                i
+                for i, (p, m) in enumerate(zip(parsed, missing, strict=True))
+                if not m and p is None
+            ]
+            numbers = len(values) - sum(missing) - len(bad)
+            if name in self.declared_categorical:
+                self.types[name] = "categorical"
+                continue
+            if name in self.declared_numeric:
+                for i in bad:
+                    problems.add(
+                        f"{values[i]!r} is not a number (the column is declared numeric; "
+                        "add the token to na_values if it means missing)",
+                        table.lines[i],
+                        name,
+                    )
+            elif (
+                bad
+                and numbers > len(bad)
+                and len(bad) <= max(1, STRAY_SHARE * (numbers + len(bad)))
+            ):
+                for i in bad:
+                    problems.add(
+                        f"{values[i]!r} is not a number, but {numbers} of the column's "
+                        f"{numbers + len(bad)} non-missing cells are: add the token to "
+                        "na_values if it means missing, list the column in categorical if it "
+                        "holds categories, or fix the cell",
+                        table.lines[i],
+                        name,
+                    )
+            elif bad:
+                self.types[name] = "categorical"
+                continue
+            self.types[name] = "numeric"
+            column = np.asarray([np.nan if p is None else p for p in parsed], dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = column.astype(np.float32)
+            for i in np.flatnonzero(np.isinf(cast)):
+                what = (
+                    "is infinite"
+                    if np.isinf(column[i])
+                    else (f"overflows float32 (beyond ±{FLOAT32_MAX:.4g}), the dtype of training")
+                )
+                problems.add(f"{values[i]!r} {what}", table.lines[i], name)
+            self._values[name] = column
+        if own:
+            problems.raise_if_any()
+        return self
+
+    def fit(self, table: Table, rows: np.ndarray) -> TabularEncoder:
+        """Decide column types (all rows, unless done) and fit imputation and categories on
+        ``rows``."""
+        if not self.types:
+            self.decide_types(table)
+        for name in self.columns:
+            if self.types[name] == "numeric":
+                train = self._values[name][rows]
+                train = train[~np.isnan(train)]
+                self.numeric[name] = float(np.median(train)) if len(train) else 0.0
+            else:
+                values = table.column(name)
+                seen = {self._category(values[i]) for i in rows}
+                self.categories[name] = sorted(seen)
+        return self
+
+    def _category(self, value: str) -> str:
+        return "<missing>" if value.casefold() in self.missing else value
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the encoded features."""
+        names = []
+        for name in self.columns:
+            if name in self.numeric:
+                names.append(name)
+            else:
+                names.extend(f"{name}={c}" for c in self.categories[name])
+        return names
+
+    def transform(self, table: Table) -> np.ndarray:
+        """All rows as a float32 matrix (checked finite: a :class:`DataError` names the
+        line and column otherwise)."""
+        blocks = []
+        for name in self.columns:
+            if name in self.numeric:
+                column = self._values[name]
+                blocks.append(np.where(np.isnan(column), self.numeric[name], column)[:, None])
+            else:
+                values = table.column(name)
+                cats = {c: j for j, c in enumerate(self.categories[name])}
+                block = np.zeros((len(values), len(cats)))
+                for i, v in enumerate(values):
+                    j = cats.get(self._category(v))
+                    if j is not None:
+                        block[i, j] = 1.0
+                blocks.append(block)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.concatenate(blocks, axis=1).astype(np.float32)
+        bad = np.argwhere(~np.isfinite(x))
+        if len(bad):  # decide_types refuses such cells; kept as the last line of defence
+            row, j = (int(v) for v in bad[0])
+            raise DataError(
+                f"{table.path}, line {table.lines[row]}: feature {self.feature_names[j]!r} is "
+                "not finite in float32"
+            )
+        return x

@@ -1,0 +1,188 @@
+"""Assembling a teacher or student from the config: stems per input space, trunk, heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from cdkd_core.config.models import ModelSpec
+from cdkd_core.data.preparation import PreparedDomain
+from cdkd_core.errors import ConfigError, DataError
+from cdkd_core.nets.network import MultiDomainNet
+
+
+def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
+    """The stem component for ``modality`` in the teacher or student (``view``): the
+    config's choice, else the architecture whose ``default_for`` lists ``"<modality>:<view>"``,
+    else one listing ``"<modality>"``."""
+    ref = spec.stems.get(modality)
+    if ref is not None:
+        return host.get("architectures", ref.name).from_params(ref.params)
+    infos = list(host.components("architectures").values())
+    for key in (f"{modality}:{view}", modality):
+        for info in infos:
+            if key in info.cls.default_for:
+                return info.cls()
+    raise ConfigError(
+        f"{view}.stems: no default stem for modality {modality!r}; "
+        f"set {view}.stems.{modality}: {{name: ...}}"
+    )
+
+
+@dataclass(frozen=True)
+class NetworkSlot:
+    """What a network needs of one domain: its input space and shape, modality and task.
+
+    A run directory keeps these (``layout.json``) so a network can be rebuilt from its
+    weights without loading any data (``cdkd export``).
+    """
+
+    name: str
+    space: str
+    modality: str
+    task: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    #: the token vocabulary of an integer view (``DomainData.student_vocabulary``; the
+    #: teacher's view of text is a vector, so only student slots carry one)
+    vocabulary: str | None = None
+
+    @classmethod
+    def of(cls, domain: PreparedDomain, view: Literal["teacher", "student"]) -> NetworkSlot:
+        """The slot of a prepared domain on the teacher or student side."""
+        x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
+        return cls(
+            name=domain.name,
+            space=domain.space,
+            modality=domain.modality,
+            task=domain.task,
+            num_classes=domain.num_classes,
+            input_shape=tuple(int(n) for n in x.shape[1:]),
+            input_dtype=str(x.dtype).removeprefix("torch."),
+            vocabulary=domain.data.student_vocabulary if view == "student" else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**asdict(self), "input_shape": list(self.input_shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSlot:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "input_shape": tuple(data["input_shape"])})
+
+
+def _check_vocabulary(stem: nn.Module, arch: str, slot: NetworkSlot, view: str) -> None:
+    """A stem that declares the vocabulary it reads must read its domains' one."""
+    declared = getattr(stem, "vocabulary", None)
+    if declared is not None and slot.vocabulary is not None and declared != slot.vocabulary:
+        raise DataError(
+            f"{view}.stems.{slot.modality}: {arch} reads token ids of vocabulary "
+            f"{declared!r}, but {slot.name}'s {view} view uses {slot.vocabulary!r}; give the "
+            "stem and the domains one vocabulary (the domains' params or the stem's)"
+        )
+
+
+def build_network(
+    spec: ModelSpec,
+    domains: Sequence[PreparedDomain | NetworkSlot],
+    host,
+    view: Literal["teacher", "student"],
+    seed: int,
+) -> MultiDomainNet:
+    """A network with a stem for each domain's input space and a head for each task.
+
+    Built under ``torch.manual_seed(seed)`` so two builds with one seed are identical.
+    """
+    slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, view) for d in domains]
+    torch.manual_seed(seed)
+    trunk = host.get("architectures", spec.trunk.name).from_params(spec.trunk.params)
+    trunk_module = trunk.build_trunk()
+    head_arch = (
+        host.get("architectures", spec.head.name).from_params(spec.head.params)
+        if spec.head is not None
+        else None
+    )
+    stems, heads, shapes, classes, vocabularies = {}, {}, {}, {}, {}
+    for domain in slots:
+        shape = domain.input_shape
+        if domain.space in shapes:
+            if shapes[domain.space] != shape:
+                raise DataError(
+                    f"domains sharing input space {domain.space!r} differ in {view} input "
+                    f"shape: {list(shapes[domain.space])} vs {list(shape)} ({domain.name})"
+                )
+            if vocabularies[domain.space] != domain.vocabulary:
+                raise DataError(
+                    f"domains sharing input space {domain.space!r} differ in their {view} "
+                    f"token vocabulary: {vocabularies[domain.space]!r} vs "
+                    f"{domain.vocabulary!r} ({domain.name})"
+                )
+        else:
+            shapes[domain.space] = shape
+            vocabularies[domain.space] = domain.vocabulary
+            arch = stem_architecture(spec, domain.modality, host, view)
+            stems[domain.space] = arch.build_stem_for(domain, trunk_module.in_features)
+            _check_vocabulary(stems[domain.space], arch.name, domain, view)
+        if domain.task not in heads:
+            heads[domain.task] = (
+                head_arch.build_head(trunk_module.out_features, domain.num_classes)
+                if head_arch is not None
+                else nn.Linear(trunk_module.out_features, domain.num_classes)
+            )
+            classes[domain.task] = domain.num_classes
+        elif classes[domain.task] != domain.num_classes:
+            raise DataError(
+                f"domains sharing task {domain.task!r} differ in their number of classes"
+            )
+    return MultiDomainNet(stems, trunk_module, heads)
+
+
+@torch.no_grad()
+def probe_network(
+    spec: ModelSpec,
+    net: MultiDomainNet,
+    domains: Sequence[PreparedDomain],
+    host,
+    view: Literal["teacher", "student"],
+) -> None:
+    """Check the contract of every part of ``net`` on two examples of each input space,
+    before anything trains: each stem returns ``[N, trunk.in_features]``, the trunk
+    ``[N, trunk.out_features]``, each head ``[N, classes]``; a part that does not raises
+    :class:`~cdkd_core.components.contracts.ContractError` naming its architecture. Runs in
+    eval mode and leaves the random number generator where it was."""
+    from cdkd_core.components import contracts
+    from cdkd_core.nets.network import module_key
+
+    trunk_arch = host.get("architectures", spec.trunk.name)
+    head_arch = host.get("architectures", spec.head.name) if spec.head is not None else None
+    in_width, out_width = contracts.check_trunk(trunk_arch, net.trunk)
+    was_training = net.training
+    net.eval()
+    features: dict[str, torch.Tensor] = {}
+    tasks: set[str] = set()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for d in domains:
+                if not net.has_stem(d.space):
+                    continue
+                if d.space not in features:
+                    x = (d.train.teacher_x if view == "teacher" else d.train.student_x)[:2]
+                    stem_arch = type(stem_architecture(spec, d.modality, host, view))
+                    h = net.stems[module_key(d.space)](x)
+                    contracts.check_stem_output(stem_arch, h, len(x), in_width)
+                    f = net.trunk(h)
+                    contracts.check_trunk_output(trunk_arch, f, len(x), out_width)
+                    features[d.space] = f
+                if head_arch is not None and d.task not in tasks and net.has_head(d.task):
+                    tasks.add(d.task)
+                    f = features[d.space]
+                    logits = net.heads[module_key(d.task)](f)
+                    contracts.check_head_output(head_arch, logits, len(f), d.num_classes)
+    finally:
+        net.train(was_training)
