@@ -22,12 +22,13 @@ import torch
 from benchmarks.stats import probabilities, score
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.data.preparation import PreparedDomain, prepare_domains
-from cdkd_core.engine.fit import FitSettings
+from cdkd_core.engine.settings import FitSettings
+from cdkd_core.files import load_weights
 from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.nets.assembly import NetworkSlot, build_network
 from cdkd_core.nets.network import MultiDomainNet
-from cdkd_core.run.rundir import load_weights, read_metrics
-from cdkd_core.run.runner import measure_latency
+from cdkd_core.run.footprint import measure_latency
+from cdkd_core.run.rundir import read_metrics
 
 MODELS = ("teacher", "student", "baseline")
 
@@ -144,8 +145,8 @@ def plain_loop(student: MultiDomainNet, d: PreparedDomain, batch_loss, s: FitSet
     import copy
     import math
 
-    from cdkd_core.engine.fit import predict
-    from cdkd_core.engine.metrics import compute
+    from cdkd_core.engine.inference import predict
+    from cdkd_core.metrics import compute
 
     optimizer = torch.optim.AdamW(student.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     steps = math.ceil(len(d.train) / s.batch_size) * s.epochs

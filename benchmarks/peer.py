@@ -12,8 +12,8 @@ from benchmarks.harness import Harness, fit_settings, load_networks, plain_loop
 from benchmarks.settings import peer_setting
 from benchmarks.stats import mean_std, paired_bootstrap, paired_t, probabilities
 from cdkd_core import load_config
-from cdkd_core.engine.fit import predict
-from cdkd_core.engine.metrics import compute
+from cdkd_core.engine.inference import predict
+from cdkd_core.metrics import compute
 from cdkd_core.nets.assembly import build_network
 from cdkd_core.run.runner import seed_everything
 

@@ -182,7 +182,7 @@ def peers_and_throughput(
     already in ``results_path``), with paired bootstraps of the cdkd student against
     Model2Vec(256) + LR, and the raw-text throughput of the in-domain student."""
     from benchmarks.text_peers import text_peer_rows
-    from cdkd_core.run.rundir import load_weights
+    from cdkd_core.files import load_weights
 
     settings = _results_text(results_path, fresh)
     out: dict[str, Any] = {}

@@ -27,7 +27,7 @@ _LAZY = {
     "FeedbackStrategy": "cdkd_core.components.feedback",
     "FeedbackContext": "cdkd_core.components.feedback",
     "PipelineConfig": "cdkd_core.config.models",
-    "load_config": "cdkd_core.config.models",
+    "load_config": "cdkd_core.config.loading",
     "run_pipeline": "cdkd_core.run.runner",
     "PluginHost": "cdkd_core.host.plugin_host",
     "CdkdError": "cdkd_core.errors",
@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.components.encoder import KnowledgeEncoder
     from cdkd_core.components.feedback import FeedbackContext, FeedbackStrategy
     from cdkd_core.components.loss import BatchContext, Loss
-    from cdkd_core.config.models import PipelineConfig, load_config
+    from cdkd_core.config.loading import load_config
+    from cdkd_core.config.models import PipelineConfig
     from cdkd_core.errors import CdkdError
     from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.run.runner import run_pipeline

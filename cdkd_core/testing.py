@@ -46,17 +46,13 @@ PluginSpec = ModuleType | tuple[str, object]
 #: The domain of ``tiny_domain``: 178 wines, 13 features, 3 classes (scikit-learn's copy).
 TINY_DOMAIN: dict[str, Any] = {"name": "sklearn.wine", "role": "source"}
 
-#: The second source domain of ``tiny_config``: 200 of the 569 breast-cancer FNA samples.
-SECOND_DOMAIN: dict[str, Any] = {
-    "name": "sklearn.breast_cancer",
-    "role": "source",
-    "params": {"max_examples": 200},
-}
+#: The second source domain of ``tiny_config``: the 569 breast-cancer FNA samples.
+SECOND_DOMAIN: dict[str, Any] = {"name": "sklearn.breast_cancer", "role": "source"}
 
 
 def tiny_pipeline_config(domain: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A two-domain pipeline config that trains in a second or two on one CPU thread:
-    ``domain`` (default :data:`TINY_DOMAIN`) and 200 breast-cancer samples as sources, an
+    ``domain`` (default :data:`TINY_DOMAIN`) and breast-cancer FNA (569 samples) as sources, an
     mlp teacher of width 32 and student of width 8, a 4-dimensional ``pca`` encoder,
     ``ce`` + ``kd`` + ``hint`` losses, 2 epochs on the CPU. A new dict each call."""
     return {

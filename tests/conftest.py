@@ -1,38 +1,25 @@
-"""Shared fixtures: one thread, a plugin host without installed plugins, tiny configs."""
+"""Shared fixtures: one thread, a plugin host without installed plugins, and the fixtures
+cdkd ships for plugin tests (:mod:`cdkd_core.testing`: ``tiny_config``, ``cdkd_host``,
+``run_tiny_pipeline``, ``cdkd_cli``, ...)."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 import torch
 
+# the shipped fixtures (a pytest plugin), with pytest's assertion messages in their checks
+pytest.register_assert_rewrite("cdkd_core.testing")
+pytest_plugins = ["cdkd_core.testing"]
+
+from cdkd_core.testing import tiny_pipeline_config  # noqa: E402
+
 torch.set_num_threads(1)
 
-TINY: dict[str, Any] = {
-    "name": "tiny",
-    "seed": 0,
-    "domains": [
-        {"name": "sklearn.wine", "role": "source"},
-        {"name": "sklearn.breast_cancer", "role": "source"},
-    ],
-    "teacher": {"trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}}},
-    "student": {"trunk": {"name": "mlp", "params": {"width": 8, "depth": 1}}},
-    "encoder": {"name": "pca", "params": {"dim": 4}},
-    "losses": [
-        {"name": "ce"},
-        {"name": "kd", "params": {"temperature": 2.0}},
-        {"name": "hint", "weight": 0.5},
-    ],
-    "train": {"epochs": 2, "batch_size": 64, "lr": 0.01, "device": "cpu"},
-}
-
-
-@pytest.fixture
-def tiny_config() -> dict[str, Any]:
-    """A two-domain pipeline that trains in about a second."""
-    return copy.deepcopy(TINY)
+#: the shipped tiny config (:func:`cdkd_core.testing.tiny_pipeline_config`), for tests that
+#: build a config at import time
+TINY: dict[str, Any] = tiny_pipeline_config()
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ from cdkd_core.engine.distributed import (
     shard_bounds,
     sum_across,
 )
-from cdkd_core.engine.fit import DomainPlan, FitSettings, fit
+from cdkd_core.engine.fit import fit
+from cdkd_core.engine.plans import DomainPlan
+from cdkd_core.engine.settings import FitSettings
 from cdkd_core.nets.network import MultiDomainNet
 
 

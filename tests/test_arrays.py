@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cdkd_core.builtins.arrays import ArraysDomain
-from cdkd_core.config.models import parse_config
+from cdkd_core.config.loading import parse_config
 from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.data.scratch import is_memory_mapped
 from cdkd_core.errors import DataError

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.report import targets
 from benchmarks.stats import mean_std, paired_bootstrap, paired_t, score
-from cdkd_core.engine.metrics import METRICS
+from cdkd_core.metrics import METRICS
 
 
 def _probs(p1: np.ndarray) -> np.ndarray:

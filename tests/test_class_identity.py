@@ -22,10 +22,10 @@ from cdkd_core.cli.app import print_summary
 from cdkd_core.data.class_identity import align_classes
 from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.errors import ConfigError, RunInterrupted
+from cdkd_core.files import load_weights
 from cdkd_core.host.plugin_host import PluginHost
-from cdkd_core.run import runner as pipeline_module
-from cdkd_core.run.rundir import load_weights
 from cdkd_core.run.runner import resume_run, run_pipeline
+from tests.test_resume import Watching
 
 TRIED = {"prepared": 0, "refused": 0, "mapped": 0, "end_to_end": 0}
 
@@ -268,20 +268,20 @@ def test_a_resumed_run_maps_the_labels_as_the_first_did(tmp_path) -> None:
     )
     with pytest.warns(UserWarning, match="mapped by name"):
         reference = run_pipeline(load_config(cfg, host=HOST), output=tmp_path / "ref", host=HOST)
-    real, seen = pipeline_module.save_checkpoint, {"n": 0}
+    seen = {"n": 0}
 
-    def stopping(run_dir, state):
-        real(run_dir, state)
+    def stopping(state):
         seen["n"] += 1
         if seen["n"] == 4:  # in the baseline stage
             raise KeyboardInterrupt
 
-    pipeline_module.save_checkpoint = stopping
-    try:
-        with pytest.raises(RunInterrupted), pytest.warns(UserWarning, match="mapped by name"):
-            run_pipeline(load_config(cfg, host=HOST), output=tmp_path / "stop", host=HOST)
-    finally:
-        pipeline_module.save_checkpoint = real
+    with pytest.raises(RunInterrupted), pytest.warns(UserWarning, match="mapped by name"):
+        run_pipeline(
+            load_config(cfg, host=HOST),
+            output=tmp_path / "stop",
+            host=HOST,
+            checkpointer=Watching(stopping),
+        )
     (run_dir,) = (tmp_path / "stop").iterdir()
     with pytest.warns(UserWarning, match="mapped by name"):
         resumed = resume_run(run_dir, host=HOST)

@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
-from cdkd_core.config.models import (
-    PipelineConfig,
+from cdkd_core.config.loading import (
     apply_overrides,
     dump_config,
     load_config,
     parse_config,
     read_yaml,
 )
+from cdkd_core.config.models import PipelineConfig
 from cdkd_core.errors import CdkdError, ConfigError
 from cdkd_core.host.plugin_host import PluginHost
 

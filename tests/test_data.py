@@ -12,7 +12,7 @@ import torch
 
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.components.domain import Domain, DomainData, Split
-from cdkd_core.config.models import parse_config
+from cdkd_core.config.loading import parse_config
 from cdkd_core.data.preparation import PreparedDomain, prepare_domains
 from cdkd_core.data.splits import cap_examples, stratified_split_indices, stratified_subset_mask
 from cdkd_core.errors import DataError

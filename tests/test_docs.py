@@ -30,7 +30,7 @@ from typer.exceptions import TyperException
 from typer.testing import CliRunner
 
 from cdkd_core.cli import app
-from cdkd_core.config.models import load_config
+from cdkd_core.config.loading import load_config
 from cdkd_core.errors import ConfigError
 from cdkd_core.host import hookspecs
 from cdkd_core.host.plugin_host import ENTRY_POINT_GROUP, KINDS, base_class

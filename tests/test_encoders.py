@@ -15,12 +15,15 @@ from cdkd_core.builtins.encoders import (
     GraphEncoder,
     LinearEncoder,
     PCAEncoder,
-    register_encoders,
 )
 from cdkd_core.builtins.knowledge_graph import KnowledgeGraphEncoder
 from cdkd_core.components.encoder import KnowledgeEncoder
+from cdkd_core.host.builtins import kind_plugin
 
 torch.set_num_threads(1)
+
+#: the built-in plugin ``cdkd.encoders``'s hook: every built-in feature's encoders
+register_encoders = kind_plugin("encoders").register_encoders
 
 
 # --------------------------------------------------------------------------- helpers
@@ -175,7 +178,7 @@ def _well_separated(
 
 
 def test_incremental_pca_agrees_with_the_exact_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cdkd_core.builtins.encoders as encoders
+    import cdkd_core.builtins.encoders.pca as encoders
 
     feats, labels = _well_separated()
     exact = PCAEncoder.from_params({"dim": 3, "incremental_above": None})
@@ -184,7 +187,7 @@ def test_incremental_pca_agrees_with_the_exact_fit(monkeypatch: pytest.MonkeyPat
     def no_stack(*args: Any) -> None:
         raise AssertionError("the incremental fit must not pool the features in RAM")
 
-    monkeypatch.setattr(encoders, "_stack", no_stack)
+    monkeypatch.setattr(encoders, "stack_pooled", no_stack)
     inc = PCAEncoder.from_params({"dim": 3, "incremental_above": 599, "incremental_batch": 64})
     inc.fit(feats, labels)  # 600 rows > 599: incremental, 9 chunks spanning both domains
     (te, me), (ti, mi) = exact.state(), inc.state()
@@ -225,7 +228,7 @@ def test_incremental_pca_on_a_line_matches_hand_computation() -> None:
 
 
 def test_pooled_chunks_span_domains_and_merge_a_short_tail() -> None:
-    from cdkd_core.builtins.encoders import _pooled_chunks
+    from cdkd_core.builtins.encoders.fitting import pooled_chunks as _pooled_chunks
 
     feats = {"b": torch.arange(8.0).reshape(4, 2) + 100, "a": torch.arange(10.0).reshape(5, 2)}
     chunks = list(_pooled_chunks(feats, rows=4, min_rows=2))

@@ -19,9 +19,9 @@ from cdkd_core.artifacts.export import FORMATS, export_run
 from cdkd_core.cli import app
 from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.errors import CdkdError, ExportError
+from cdkd_core.files import load_weights
 from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.nets.assembly import NetworkSlot, build_network
-from cdkd_core.run.rundir import load_weights
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -130,7 +130,7 @@ def test_text_files_are_shipped_once_and_never_clash(tmp_path):
     """A stem's inference files go to the top of export/ under their own names; a name
     already taken (by a graph, the manifest, or another space's different file) moves to a
     folder named after the space; the same file of two spaces is shipped once."""
-    from cdkd_core.artifacts.export import TextInput, _place_files
+    from cdkd_core.artifacts.text_export import TextInput, place_files
 
     shared, other, odd = (tmp_path / n for n in ("shared", "other", "odd"))
     for path in (shared, other, odd):
@@ -143,7 +143,7 @@ def test_text_files_are_shipped_once_and_never_clash(tmp_path):
         "d": TextInput("nlp.other", "w", {"tokenizer.json": other / "tokenizer.json"}, 8, 9),
         "e": TextInput("nlp.odd", "x", {"manifest.json": odd / "tokenizer.json"}, 8, 9),
     }
-    placed = _place_files(text, {"manifest.json", "a.onnx"})
+    placed = place_files(text, {"manifest.json", "a.onnx"})
     assert placed == {
         "nlp.text": {"tokenizer.json": "tokenizer.json"},
         "nlp.same": {"tokenizer.json": "tokenizer.json"},
@@ -191,7 +191,7 @@ def test_a_failed_export_leaves_the_previous_one(run, builtins, monkeypatch, tmp
     def broken(fmt, module, x, path, domain):
         raise CdkdError(f"domain {domain!r}: broken")
 
-    monkeypatch.setattr(export, "_verify", broken)
+    monkeypatch.setattr(export, "verify_graph", broken)
     with pytest.raises(CdkdError, match="broken"):
         export_run(run_dir, ["torchscript"], host=builtins)
     assert {p.name: p.read_bytes() for p in (run_dir / "export").iterdir()} == before

@@ -9,7 +9,7 @@ from cdkd_core import load_config, run_pipeline
 from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.data.splits import shots_mask
 from cdkd_core.errors import ConfigError
-from cdkd_core.run import runner as pipeline_module
+from cdkd_core.stages import training as pipeline_module
 
 torch.set_num_threads(1)
 

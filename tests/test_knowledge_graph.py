@@ -17,8 +17,8 @@ from cdkd_core.builtins.knowledge_graph import (
     class_prototypes,
     cosine_matrix,
     edge_mask,
-    read_run_graph,
 )
+from cdkd_core.builtins.run_graph import read_run_graph
 from cdkd_core.components.loss import BatchContext
 
 torch.set_num_threads(1)
@@ -297,7 +297,7 @@ def test_graph_match_bind_takes_the_encoder_graph() -> None:
 
 
 def test_graph_match_refused_with_an_encoder_without_graph(host) -> None:
-    from cdkd_core.config.models import load_config
+    from cdkd_core.config.loading import load_config
     from cdkd_core.errors import ConfigError
     from tests.conftest import TINY
 

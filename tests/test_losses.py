@@ -18,11 +18,14 @@ from cdkd_core.builtins.losses import (
     HintLoss,
     KDLoss,
     RelationalLoss,
-    register_losses,
 )
 from cdkd_core.components.loss import BatchContext, Loss
+from cdkd_core.host.builtins import kind_plugin
 
 torch.set_num_threads(1)
+
+#: the built-in plugin ``cdkd.losses``'s hook: every built-in feature's losses
+register_losses = kind_plugin("losses").register_losses
 
 ALL = (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss, GraphMatchLoss)
 

@@ -23,9 +23,9 @@ from cdkd_core.engine.maml import (
 )
 from cdkd_core.errors import ConfigError, RunInterrupted
 from cdkd_core.nets.network import MultiDomainNet
-from cdkd_core.run import runner as pipeline_module
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
+from cdkd_core.stages import teacher as teacher_module
 from tests.test_resume import _interrupt_at
 
 torch.set_num_threads(1)
@@ -298,16 +298,16 @@ def test_a_run_stopped_during_meta_training_starts_it_again_on_resume(
 ):
     cfg = _maml_config(tiny_config)
     reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
-    real = pipeline_module.Pipeline._meta_train_teacher
+    real = teacher_module.meta_train_teacher
 
-    def ctrl_c(self, sources):
-        self.stop_requested = True  # as the first Ctrl-C does: stop after this step
-        return real(self, sources)
+    def ctrl_c(ctx):
+        ctx.stop.requested = True  # as the first Ctrl-C does: stop after this step
+        return real(ctx)
 
-    monkeypatch.setattr(pipeline_module.Pipeline, "_meta_train_teacher", ctrl_c)
+    monkeypatch.setattr(teacher_module, "meta_train_teacher", ctrl_c)
     with pytest.raises(RunInterrupted):
         run_pipeline(load_config(cfg, host=host), output=tmp_path / "stop", host=host)
-    monkeypatch.setattr(pipeline_module.Pipeline, "_meta_train_teacher", real)
+    monkeypatch.setattr(teacher_module, "meta_train_teacher", real)
     (run_dir,) = (tmp_path / "stop").iterdir()
     resumed = resume_run(run_dir, host=host)
     strip = {k: v for k, v in reference.summary.items() if k not in TIMING}

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import ks_2samp
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from cdkd_core.engine.metrics import (
+from cdkd_core.metrics import (
     METRICS,
     accuracy,
     balanced_accuracy,

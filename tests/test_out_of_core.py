@@ -15,11 +15,11 @@ import torch
 
 from cdkd_core.builtins.encoders import PCAEncoder
 from cdkd_core.components.domain import DomainData, Split
-from cdkd_core.config.models import parse_config
+from cdkd_core.config.loading import parse_config
 from cdkd_core.data import scratch as scratch_module
 from cdkd_core.data.preparation import Standardizer, prepare_domains
 from cdkd_core.data.scratch import ScratchSpace, is_memory_mapped, open_npy, row_chunks
-from cdkd_core.engine.fit import read_features
+from cdkd_core.engine.inference import read_features
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.nets.assembly import build_network
 from cdkd_core.run.runner import run_pipeline

@@ -9,7 +9,8 @@ import torch
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import ConfigError
-from cdkd_core.run.rundir import load_weights, read_metrics
+from cdkd_core.files import load_weights
+from cdkd_core.run.rundir import read_metrics
 from tests.halves import make_host
 
 TIMING_KEYS = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1"}
@@ -257,7 +258,8 @@ def test_run_files_are_strict_json_and_world_readable(tmp_path):
     import math
     import os
 
-    from cdkd_core.run.rundir import MetricsLog, atomic_write_json
+    from cdkd_core.files import atomic_write_json
+    from cdkd_core.run.rundir import MetricsLog
 
     atomic_write_json(tmp_path / "s.json", {"auc": math.nan, "x": [math.inf, 1.0]})
     assert json.loads((tmp_path / "s.json").read_text()) == {"auc": None, "x": [None, 1.0]}
@@ -300,7 +302,7 @@ def test_frozen_view_encoders_count_once_per_input_space(tmp_path):
 
 
 def test_predictions_hold_the_test_logits_behind_the_summary(tiny_config, tmp_path, host):
-    from cdkd_core.engine.metrics import evaluate
+    from cdkd_core.metrics import evaluate
 
     result = _run(tiny_config, tmp_path, host)
     predictions = load_weights(result.run_dir / "predictions.safetensors")

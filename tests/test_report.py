@@ -14,22 +14,16 @@ import torch
 from typer.testing import CliRunner
 
 from cdkd_core import load_config, run_pipeline
+from cdkd_core.artifacts.curves import training_curves
 from cdkd_core.artifacts.knowledge_sample import (
     KNOWLEDGE_SAMPLE,
     read_knowledge_sample,
     recompute_knowledge_sample,
     save_knowledge_sample,
 )
-from cdkd_core.artifacts.report import (
-    REPORT,
-    cross_fitted,
-    least_squares_map,
-    pca_2d,
-    read_run,
-    render_report,
-    training_curves,
-    write_report,
-)
+from cdkd_core.artifacts.knowledge_space import cross_fitted, least_squares_map, pca_2d
+from cdkd_core.artifacts.report import REPORT, render_report, write_report
+from cdkd_core.artifacts.run_files import read_run
 from cdkd_core.cli import app
 from cdkd_core.errors import CdkdError, ReportError
 from cdkd_core.host.plugin_host import PluginHost
@@ -163,8 +157,8 @@ def test_saved_knowledge_sample_is_used(run_dir, tmp_path, builtins):
     the saved vectors and the hint loss's projector, and the vectors agree with those the
     report recomputes from the run directory."""
     from cdkd_core.data.preparation import prepare_domains
+    from cdkd_core.files import load_weights
     from cdkd_core.nets.assembly import build_network
-    from cdkd_core.run.rundir import load_weights
     from cdkd_core.stages.knowledge import TeacherCache, extract_knowledge
 
     run = _copy(run_dir, tmp_path)

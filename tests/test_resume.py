@@ -8,15 +8,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import ConfigError, RunInterrupted
-from cdkd_core.run import runner as pipeline_module
-from cdkd_core.run.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
+from cdkd_core.run.checkpoint import (
+    CHECKPOINT,
+    PREVIOUS,
+    Checkpointer,
+    load_checkpoint,
+    save_checkpoint,
+)
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
 
@@ -38,24 +45,33 @@ class _Stop(KeyboardInterrupt):
     pass
 
 
+class Watching(Checkpointer):
+    """Saves each checkpoint (unless ``write`` is False), then hands its state to
+    ``after``."""
+
+    def __init__(self, after: Callable[[Any], None], *, write: bool = True) -> None:
+        self.after, self.write = after, write
+
+    def save(self, run_dir, state) -> None:
+        if self.write:
+            super().save(run_dir, state)
+        self.after(state)
+
+
 def _interrupt_at(cfg: dict, host, out: Path, stop_after: int) -> Path:
     """Run ``cfg`` and stop it (as Ctrl-C would) right after its ``stop_after``-th
     checkpoint; the run directory."""
-    real = pipeline_module.save_checkpoint
     seen = {"n": 0}
 
-    def stopping(run_dir, state):
-        real(run_dir, state)
+    def stopping(state):
         seen["n"] += 1
         if seen["n"] == stop_after:
             raise _Stop
 
-    pipeline_module.save_checkpoint = stopping
-    try:
-        with pytest.raises(RunInterrupted, match="cdkd run --resume"):
-            run_pipeline(load_config(cfg, host=host), output=out, host=host)
-    finally:
-        pipeline_module.save_checkpoint = real
+    with pytest.raises(RunInterrupted, match="cdkd run --resume"):
+        run_pipeline(
+            load_config(cfg, host=host), output=out, host=host, checkpointer=Watching(stopping)
+        )
     (run_dir,) = out.iterdir()
     return run_dir
 
@@ -71,17 +87,16 @@ def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path,
     cfg = _config(tiny_config, feedback)
     reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
     calls = {"n": 0}
-    real = pipeline_module.save_checkpoint
 
-    def counting(run_dir, state):
-        real(run_dir, state)
+    def counting(state):
         calls["n"] += 1
 
-    pipeline_module.save_checkpoint = counting
-    try:
-        run_pipeline(load_config(cfg, host=host), output=tmp_path / "count", host=host)
-    finally:
-        pipeline_module.save_checkpoint = real
+    run_pipeline(
+        load_config(cfg, host=host),
+        output=tmp_path / "count",
+        host=host,
+        checkpointer=Watching(counting),
+    )
     total = calls["n"]  # 3 teacher + 3 baseline + per round 3 student epochs and 1 feedback
     assert total == 6 + 2 * 4
     # every checkpoint for one strategy; around the feedback for the other
@@ -194,12 +209,10 @@ def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
 def test_checkpoints_can_be_turned_off(tiny_config, tmp_path, host):
     tiny_config["train"]["checkpoints"] = False
     calls = []
-    real = pipeline_module.save_checkpoint
-    pipeline_module.save_checkpoint = lambda *a: calls.append(a)
-    try:
-        run_pipeline(load_config(tiny_config, host=host), output=tmp_path, host=host)
-    finally:
-        pipeline_module.save_checkpoint = real
+    checkpointer = Watching(calls.append, write=False)
+    run_pipeline(
+        load_config(tiny_config, host=host), output=tmp_path, host=host, checkpointer=checkpointer
+    )
     assert calls == []
 
 
@@ -207,18 +220,17 @@ def test_resume_from_a_checkpoint_inside_an_epoch(tiny_config, tmp_path, host):
     cfg = _config(tiny_config, {"name": "mutual", "params": {"rounds": 2}})
     cfg["train"].update({"checkpoint_steps": 2, "batch_size": 32})
     reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
-    real = pipeline_module.save_checkpoint
     states = []
 
-    def recording(run_dir, state):
-        real(run_dir, state)
-        states.append((state["stage"], (state["fit"] or {}).get("in_epoch") is not None))
+    def recording(state):
+        states.append((state.stage.name, (state.fit or {}).get("in_epoch") is not None))
 
-    pipeline_module.save_checkpoint = recording
-    try:
-        run_pipeline(load_config(cfg, host=host), output=tmp_path / "count", host=host)
-    finally:
-        pipeline_module.save_checkpoint = real
+    run_pipeline(
+        load_config(cfg, host=host),
+        output=tmp_path / "count",
+        host=host,
+        checkpointer=Watching(recording),
+    )
     inside = [i + 1 for i, (_, mid) in enumerate(states) if mid]
     assert len(inside) > 10  # wine and breast cancer in batches of 32: several per epoch
     for stop_after in inside[:: max(1, len(inside) // 6)]:

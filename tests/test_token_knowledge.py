@@ -1,4 +1,4 @@
-"""cdkd_core.nets.token_knowledge: the token table against a numpy hand computation, its cache,
+"""cdkd_core.stages.token_knowledge: the token table against a numpy hand computation, its cache,
 and the stem protocol behind ``student.weight_init: teacher_tokens``."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-import cdkd_core.nets.token_knowledge as tk
+import cdkd_core.stages.token_knowledge as tk
 from cdkd_core import hookimpl, load_config, run_pipeline
 from cdkd_core.components.architecture import Architecture
 from cdkd_core.config.models import StudentSpec
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.nets.assembly import NetworkSlot, build_network
-from cdkd_core.nets.token_knowledge import (
+from cdkd_core.stages.token_knowledge import (
     TokenKnowledgeStem,
     TokenVocabulary,
     check_token_stems,

@@ -17,16 +17,12 @@ from cdkd_core.components.domain import DomainData, Split
 from cdkd_core.components.loss import BatchContext, Loss
 from cdkd_core.config.models import DomainEntry
 from cdkd_core.data.preparation import PreparedDomain
-from cdkd_core.engine.fit import (
-    DomainPlan,
-    FitSettings,
-    TrainStep,
-    _BatchSource,
-    fit,
-    predict,
-    read_features,
-    val_score,
-)
+from cdkd_core.engine.batching import BatchSource
+from cdkd_core.engine.fit import fit
+from cdkd_core.engine.inference import predict, read_features, val_score
+from cdkd_core.engine.plans import DomainPlan
+from cdkd_core.engine.settings import FitSettings
+from cdkd_core.engine.step import TrainStep
 from cdkd_core.errors import TrainingError
 from cdkd_core.nets.network import MultiDomainNet, module_key
 from cdkd_core.nets.reading import FeatureHook
@@ -233,7 +229,7 @@ def test_step_scales_terms_by_loss_and_domain_weight() -> None:
     plan.labels[9] = -1
     with FeatureHook(model, "trunk") as hook:
         step = TrainStep(model, [(CrossEntropyLoss(), 0.5)], hook)
-        x, batch = _BatchSource([plan], CPU).batch(0, idx, None)
+        x, batch = BatchSource([plan], CPU).batch(0, idx, None)
         terms, logits = step(x, batch, d.name, d.space, d.task, plan.weight)
     keep = [0, 1, 3]
     expected = F.cross_entropy(model(plan.x[idx], d.space, d.task)[keep], d.train.y[idx][keep])

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from cdkd_core.config.models import load_config
+from cdkd_core.config.loading import load_config
 from cdkd_core.errors import ConfigError
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.weight_init import (
@@ -172,7 +172,7 @@ def test_config_keys(host) -> None:
 
 
 def test_end_to_end_tiny(tiny_config, host, tmp_path, monkeypatch) -> None:
-    import cdkd_core.run.runner as pipeline
+    import cdkd_core.stages.distillation as pipeline
     from cdkd_core.nets.assembly import NetworkSlot, build_network
 
     initialised: list[dict[str, torch.Tensor]] = []

@@ -7,7 +7,6 @@ disk as batches need it. Only the labels (one integer per example) are read whol
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from pydantic import Field
 
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.components.domain import SPLITS, Domain, DomainData, Split
+from cdkd_core.data.path_id import path_digest
 from cdkd_core.data.scratch import open_npy
 from cdkd_core.errors import DataError
 
@@ -117,60 +117,15 @@ class ArraysDomain(Domain):
             for s in SPLITS
         }
         labels = {s: _read_labels(files[s]["y"]) for s in SPLITS}
-        classes = cfg.classes
-        if classes is None:
-            top = int(labels["train"].max()) if len(labels["train"]) else 0
-            if top < 1:
-                raise DataError(
-                    f"{files['train']['y']}: the labels hold a single class ({top}); a task "
-                    "needs at least two (labels are class indices 0..C-1; or give classes)"
-                )
-            classes = [str(c) for c in range(top + 1)]
-        for s in SPLITS:
-            bad = np.flatnonzero((labels[s] < 0) | (labels[s] >= len(classes)))
-            if len(bad):
-                row = int(bad[0])
-                origin = (
-                    f"the {len(classes)} classes given"
-                    if cfg.classes is not None
-                    else f"classes 0..{len(classes) - 1}, from the largest label of train_y.npy"
-                )
-                raise DataError(
-                    f"{files[s]['y']}: label {int(labels[s][row])} of example {row} is outside "
-                    f"0..{len(classes) - 1} ({origin})"
-                )
+        classes = _classes(cfg, labels, files)
         splits, shapes = {}, {}
         for s in SPLITS:
             views = {}
             for view in ("x", "student_x") if two_views else ("x",):
-                path = files[s][view]
-                x = _open_input(path)
-                if len(x) != len(labels[s]):
-                    raise DataError(
-                        f"{path}: {len(x)} examples, but {files[s]['y'].name} has "
-                        f"{len(labels[s])} labels"
-                    )
-                axis = cfg.channel_dim
-                if view == "x" and not (-x.dim() < axis < x.dim() and axis % x.dim()):
-                    raise DataError(
-                        f"{path}: channel_dim {cfg.channel_dim} is not a feature axis of "
-                        f"inputs of shape {tuple(x.shape)} (axis 0 is the example)"
-                    )
-                first = shapes.setdefault(view, (files[s][view], tuple(x.shape[1:])))
-                if tuple(x.shape[1:]) != first[1]:
-                    raise DataError(
-                        f"{path}: examples of shape {tuple(x.shape[1:])}, but {first[0].name} "
-                        f"has {first[1]}"
-                    )
-                if not cfg.standardize and x.is_floating_point() and x.dtype != torch.float32:
-                    raise DataError(
-                        f"{path}: with standardize: false, floating inputs must be float32 "
-                        f"(got {x.dtype}); the networks read float32"
-                    )
-                views[view] = x
+                views[view] = _open_view(cfg, files[s], view, len(labels[s]), shapes)
             y = torch.from_numpy(labels[s])
             splits[s] = Split(views["x"], views.get("student_x", views["x"]), y)
-        digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
+        digest = path_digest(root)
         default_id = f"arrays.{root.resolve().name}.{digest}"
         return DomainData(
             modality=cfg.modality,
@@ -182,3 +137,66 @@ class ArraysDomain(Domain):
             channel_dim=cfg.channel_dim,
             standardize=cfg.standardize,
         )
+
+
+def _classes(
+    cfg: ArraysConfig, labels: dict[str, np.ndarray], files: dict[str, dict[str, Path]]
+) -> list[str]:
+    """The class names (given, or ``0..C-1`` from the largest train label), every split's
+    labels checked to lie in their range."""
+    classes = cfg.classes
+    if classes is None:
+        top = int(labels["train"].max()) if len(labels["train"]) else 0
+        if top < 1:
+            raise DataError(
+                f"{files['train']['y']}: the labels hold a single class ({top}); a task "
+                "needs at least two (labels are class indices 0..C-1; or give classes)"
+            )
+        classes = [str(c) for c in range(top + 1)]
+    for s in SPLITS:
+        bad = np.flatnonzero((labels[s] < 0) | (labels[s] >= len(classes)))
+        if len(bad):
+            row = int(bad[0])
+            origin = (
+                f"the {len(classes)} classes given"
+                if cfg.classes is not None
+                else f"classes 0..{len(classes) - 1}, from the largest label of train_y.npy"
+            )
+            raise DataError(
+                f"{files[s]['y']}: label {int(labels[s][row])} of example {row} is outside "
+                f"0..{len(classes) - 1} ({origin})"
+            )
+    return classes
+
+
+def _open_view(
+    cfg: ArraysConfig,
+    files: dict[str, Path],
+    view: str,
+    n_labels: int,
+    shapes: dict[str, tuple[Path, tuple[int, ...]]],
+) -> torch.Tensor:
+    """Map one split's input file of ``view`` and check it: one example per label, a
+    ``channel_dim`` that is a feature axis, the same example shape in every split
+    (``shapes`` remembers the first), float32 when not standardised."""
+    path = files[view]
+    x = _open_input(path)
+    if len(x) != n_labels:
+        raise DataError(f"{path}: {len(x)} examples, but {files['y'].name} has {n_labels} labels")
+    axis = cfg.channel_dim
+    if view == "x" and not (-x.dim() < axis < x.dim() and axis % x.dim()):
+        raise DataError(
+            f"{path}: channel_dim {cfg.channel_dim} is not a feature axis of "
+            f"inputs of shape {tuple(x.shape)} (axis 0 is the example)"
+        )
+    first = shapes.setdefault(view, (path, tuple(x.shape[1:])))
+    if tuple(x.shape[1:]) != first[1]:
+        raise DataError(
+            f"{path}: examples of shape {tuple(x.shape[1:])}, but {first[0].name} has {first[1]}"
+        )
+    if not cfg.standardize and x.is_floating_point() and x.dtype != torch.float32:
+        raise DataError(
+            f"{path}: with standardize: false, floating inputs must be float32 "
+            f"(got {x.dtype}); the networks read float32"
+        )
+    return x

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from pydantic import Field, model_validator
 from cdkd_core.builtins.arrays import ArraysDomain
 from cdkd_core.components.domain import Domain, DomainData, Split
 from cdkd_core.data.labels import CLASSES_HELP, ClassList
+from cdkd_core.data.path_id import path_digest
 from cdkd_core.data.splits import SplitConfig, cap_examples, stratified_split_indices
 from cdkd_core.data.tabular import NA_VALUES, Delimiter
 from cdkd_core.errors import DataError
@@ -203,7 +203,7 @@ class TabularCSV(Domain):
         x = torch.as_tensor(encoder.transform(table))
         y = torch.as_tensor(codes, dtype=torch.long)
         # two different files with one name must not share a stem or head by accident
-        digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
+        digest = path_digest(cfg.path)
         default_id = f"tabular.{Path(cfg.path).stem}.{digest}"
         return DomainData(
             modality="tabular",

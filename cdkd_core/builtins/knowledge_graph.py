@@ -10,9 +10,6 @@ features projected to the encoder's ``dim``, as ``hint`` does) reproduce the gra
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -20,12 +17,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.builtins.encoders import PCAEncoder, _FittedEncoder
+from cdkd_core.builtins.encoders.fitting import FittedEncoder
+from cdkd_core.builtins.encoders.pca import PCAEncoder
 from cdkd_core.builtins.losses import knowledge_projector
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.components.encoder import KnowledgeEncoder
 from cdkd_core.components.loss import BatchContext, Loss
-from cdkd_core.errors import CdkdError
+from cdkd_core.host.hookspecs import Register, hookimpl
 
 _EPS = 1e-12
 
@@ -72,7 +70,7 @@ def edge_mask(similarity: torch.Tensor, top_k: int | None, min_weight: float) ->
 # --------------------------------------------------------------------------- encoder
 
 
-class KnowledgeGraphEncoder(_FittedEncoder):
+class KnowledgeGraphEncoder(FittedEncoder):
     """PCA knowledge vectors plus a class graph over every domain's ``(domain, class)`` pairs.
 
     Vectors: exactly the ``pca`` encoder's (fitted on the source domains' train features).
@@ -158,7 +156,7 @@ class KnowledgeGraphEncoder(_FittedEncoder):
             protos = [protos[i] for i in keep]
             names += [f"{domain}:{int(c)}" for c in classes]
             protos += list(means)
-        order = sorted(range(len(names)), key=lambda i: _node_key(names[i]))
+        order = sorted(range(len(names)), key=lambda i: node_key(names[i]))
         self._names = [names[i] for i in order]
         dim = self._pca.dim
         self._protos = (
@@ -221,8 +219,8 @@ class KnowledgeGraphEncoder(_FittedEncoder):
         meta = {
             "pca": pca_meta,
             "nodes": list(self._names),
-            "domains": [_node_key(n)[0] for n in self._names],
-            "classes": [_node_key(n)[1] for n in self._names],
+            "domains": [node_key(n)[0] for n in self._names],
+            "classes": [node_key(n)[1] for n in self._names],
             "top_k": self.config.top_k,
             "min_weight": self.config.min_weight,
             "center": self.config.center,
@@ -246,7 +244,7 @@ class KnowledgeGraphEncoder(_FittedEncoder):
         self._fitted = True
 
 
-def _node_key(name: str) -> tuple[str, int]:
+def node_key(name: str) -> tuple[str, int]:
     """``"domain:class"`` -> ``(domain, class)`` (domain names may contain ``:``)."""
     domain, _, cls = name.rpartition(":")
     return domain, int(cls)
@@ -355,7 +353,7 @@ class GraphMatchLoss(Loss):
         edges = off if edges is None else edges.to("cpu", torch.bool) & off
         if self.projector is None:
             raise RuntimeError("'graph_match': call setup() before the graph is set")
-        self.nodes = {_node_key(n): i for i, n in enumerate(names)}
+        self.nodes = {node_key(n): i for i, n in enumerate(names)}
         dim = self._dim
         w = weights.detach().float()
         self.register_buffer("teacher_weights", w)
@@ -418,90 +416,13 @@ class GraphMatchLoss(Loss):
         self.seen[nodes] = 1
 
 
-# --------------------------------------------------------------------------- a run's graph
+@hookimpl
+def register_encoders(register: Register) -> None:
+    """The knowledge graph's encoder."""
+    register(KnowledgeGraphEncoder)
 
 
-class KnowledgeGraphError(CdkdError):
-    """A run directory without a readable class graph."""
-
-    exit_code = 2
-
-
-@dataclass
-class RunGraph:
-    """The class graph a run saved: node names, their domains and class labels, the dense
-    prototype similarities ``[P, P]`` and the edge mask ``[P, P]``."""
-
-    encoder: str
-    nodes: list[str]
-    domains: list[str]
-    labels: list[str]
-    similarity: torch.Tensor
-    edges: torch.Tensor
-    prototypes: torch.Tensor | None = None
-
-    def cross_domain_edges(self, top: int | None = None) -> list[tuple[int, int, float]]:
-        """Edges ``(i, j, weight)``, ``i < j``, joining different domains, strongest first
-        (ties by node order), at most ``top``."""
-        found = [
-            (i, j, float(self.similarity[i, j]))
-            for i in range(len(self.nodes))
-            for j in range(i + 1, len(self.nodes))
-            if bool(self.edges[i, j]) and self.domains[i] != self.domains[j]
-        ]
-        found.sort(key=lambda e: (-e[2], e[0], e[1]))
-        return found if top is None else found[:top]
-
-
-def read_run_graph(run_dir: Path) -> RunGraph:
-    """The class graph saved with the run in ``run_dir`` (``encoder.json`` +
-    ``encoder.safetensors`` of a ``knowledge_graph`` or ``graph`` encoder); class labels
-    come from ``layout.json`` where it names them. :class:`KnowledgeGraphError` otherwise."""
-    from safetensors.torch import load_file
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise KnowledgeGraphError(f"{run_dir}: no such run directory")
-    meta_path, tensor_path = run_dir / "encoder.json", run_dir / "encoder.safetensors"
-    if not meta_path.is_file() or not tensor_path.is_file():
-        raise KnowledgeGraphError(
-            f"{run_dir}: no fitted encoder (encoder.json, encoder.safetensors); is it a run "
-            "directory that got past encoding?"
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        name, state = str(meta["name"]), meta["state"]
-        if name == "knowledge_graph":
-            tensors = load_file(str(tensor_path))
-            nodes = [str(n) for n in state["nodes"]]
-            similarity = tensors["similarity"].float()
-            edges = tensors["edges"].bool()
-            prototypes = tensors["prototypes"].float()
-        elif name == "graph":
-            tensors = load_file(str(tensor_path))
-            nodes = [str(n) for n in state["pair_names"]]
-            similarity = tensors["class_weights"].float()
-            edges = ~torch.eye(len(nodes), dtype=torch.bool)
-            prototypes = tensors["prototypes"].float()
-        else:
-            raise KnowledgeGraphError(
-                f"{run_dir}: the run's encoder {name!r} builds no class graph; run with "
-                "`encoder: {name: knowledge_graph}` to get one"
-            )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KnowledgeGraphError(f"{run_dir}: unreadable encoder state ({exc})") from exc
-    classes: dict[str, list[str]] = {}
-    layout_path = run_dir / "layout.json"
-    if layout_path.is_file():
-        try:
-            layout = json.loads(layout_path.read_text(encoding="utf-8"))
-            classes = {d: list(map(str, v["classes"])) for d, v in layout["domains"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            classes = {}
-    domains, labels = [], []
-    for node in nodes:
-        domain, index = _node_key(node)
-        names = classes.get(domain, [])
-        domains.append(domain)
-        labels.append(names[index] if 0 <= index < len(names) else str(index))
-    return RunGraph(name, nodes, domains, labels, similarity, edges, prototypes)
+@hookimpl
+def register_losses(register: Register) -> None:
+    """The knowledge graph's loss."""
+    register(GraphMatchLoss)

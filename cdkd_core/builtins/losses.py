@@ -362,7 +362,6 @@ class GraphLoss(Loss):
 
 @hookimpl
 def register_losses(register: Register) -> None:
-    from cdkd_core.builtins.knowledge_graph import GraphMatchLoss
-
-    for cls in (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss, GraphMatchLoss):
+    """The core's own losses (the ``knowledge_graph`` feature registers ``graph_match``)."""
+    for cls in (CrossEntropyLoss, KDLoss, HintLoss, RelationalLoss, GraphLoss):
         register(cls)

@@ -42,6 +42,7 @@ from torch.func import functional_call
 from torch.nn.parallel import DistributedDataParallel
 
 from cdkd_core.components.feedback import FeedbackDomain, FeedbackStrategy, StudentStep
+from cdkd_core.nets.reading import eval_mode
 
 #: seed of the quiz batch sampler, the same every round (and on resume) so a run's
 #: numbers do not depend on where it was stopped
@@ -82,6 +83,97 @@ def _unwrap(student: nn.Module) -> nn.Module:
     return student.module if isinstance(student, DistributedDataParallel) else student
 
 
+def _grads_or_zeros(
+    grads: tuple[torch.Tensor | None, ...] | list[torch.Tensor | None], like: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
+
+
+@dataclass
+class _MetaProblem:
+    """One meta-gradient's inputs: the student as a function of its trainable parameters
+    ``theta`` (``variables``, in ``names`` order; the rest held in ``constants``), the
+    teacher's logits and parameters, the batch, the quiz batch and the pilot step."""
+
+    student: nn.Module
+    variables: dict[str, torch.Tensor]
+    constants: dict[str, torch.Tensor]
+    space: str
+    task: str
+    teacher_logits: torch.Tensor
+    teacher_params: list[torch.Tensor]
+    student_x: torch.Tensor
+    labels: torch.Tensor
+    labelled: torch.Tensor
+    quiz_x: torch.Tensor
+    quiz_y: torch.Tensor
+    pilot_lr: float
+    temperature: float
+    retain_graph: bool
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.variables)
+
+    def logits(self, theta: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(
+            self.student, {**self.constants, **theta}, (x, self.space, self.task)
+        )
+
+    def distil(self, theta: dict[str, torch.Tensor], teacher_logits: torch.Tensor) -> torch.Tensor:
+        """``L_distil`` of the student at ``theta`` on the batch."""
+        return distil_loss(
+            self.logits(theta, self.student_x),
+            teacher_logits,
+            self.labels,
+            self.labelled,
+            self.temperature,
+        )
+
+
+def _second_order(problem: _MetaProblem) -> MetaGradient:
+    """The exact meta-gradient: through the pilot step's graph (``create_graph``)."""
+    names, theta = problem.names, list(problem.variables.values())
+    inner = problem.distil(problem.variables, problem.teacher_logits)
+    g = torch.autograd.grad(inner, theta, create_graph=True, allow_unused=True)
+    pilot = {
+        n: w if gi is None else w - problem.pilot_lr * gi
+        for n, w, gi in zip(names, theta, g, strict=True)
+    }
+    quiz = F.cross_entropy(problem.logits(pilot, problem.quiz_x), problem.quiz_y)
+    params = problem.teacher_params
+    grads = torch.autograd.grad(quiz, params, allow_unused=True, retain_graph=problem.retain_graph)
+    return MetaGradient(_grads_or_zeros(grads, params), float(quiz.detach()))
+
+
+def _first_order(problem: _MetaProblem, fd_scale: float) -> MetaGradient:
+    """The pilot from a plain gradient, then a finite-difference Hessian-vector product
+    (DARTS eq. 8)."""
+    names, theta = problem.names, list(problem.variables.values())
+    params, lr = problem.teacher_params, problem.pilot_lr
+    inner = problem.distil(problem.variables, problem.teacher_logits.detach())
+    g = _grads_or_zeros(torch.autograd.grad(inner, theta, allow_unused=True), theta)
+    pilot = {
+        n: (w - lr * gi).detach().requires_grad_() for n, w, gi in zip(names, theta, g, strict=True)
+    }
+    quiz = F.cross_entropy(problem.logits(pilot, problem.quiz_x), problem.quiz_y)
+    v = _grads_or_zeros(torch.autograd.grad(quiz, list(pilot.values()), allow_unused=True), theta)
+    norm = torch.sqrt(sum((vi.double() ** 2).sum() for vi in v))
+    if float(norm) == 0.0:
+        return MetaGradient([torch.zeros_like(p) for p in params], float(quiz.detach()))
+    eps = fd_scale / float(norm)
+    sides = []
+    for sign, keep in ((1.0, True), (-1.0, problem.retain_graph)):
+        shifted = {
+            n: (w + sign * eps * vi).detach() for n, w, vi in zip(names, theta, v, strict=True)
+        }
+        loss = problem.distil(shifted, problem.teacher_logits)
+        side = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=keep)
+        sides.append(_grads_or_zeros(side, params))
+    grads = [-lr * (gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
+    return MetaGradient(grads, float(quiz.detach()))
+
+
 def meta_gradient(
     student: nn.Module,
     teacher_logits: torch.Tensor,
@@ -116,67 +208,25 @@ def meta_gradient(
         n: p.detach() for n, p in student.named_parameters() if n not in variables
     }
     constants.update(dict(student.named_buffers()))
-    names = list(variables)
-
-    def logits(theta: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(student, {**constants, **theta}, (x, space, task))
-
-    def grads_or_zeros(grads, like) -> list[torch.Tensor]:
-        return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
-
-    modes = [(m, m.training) for m in student.modules()]
-    student.eval()
-    try:
-        theta = [variables[n] for n in names]
-        if not first_order:
-            inner = distil_loss(
-                logits(variables, student_x), teacher_logits, labels, labelled, temperature
-            )
-            g = torch.autograd.grad(inner, theta, create_graph=True, allow_unused=True)
-            pilot = {
-                n: w if gi is None else w - pilot_lr * gi
-                for n, w, gi in zip(names, theta, g, strict=True)
-            }
-            quiz = F.cross_entropy(logits(pilot, quiz_x), quiz_y)
-            grads = torch.autograd.grad(
-                quiz, teacher_params, allow_unused=True, retain_graph=retain_graph
-            )
-            return MetaGradient(grads_or_zeros(grads, teacher_params), float(quiz.detach()))
-
-        # first order: the pilot from a plain gradient, then a finite-difference
-        # Hessian-vector product (DARTS eq. 8)
-        inner = distil_loss(
-            logits(variables, student_x), teacher_logits.detach(), labels, labelled, temperature
-        )
-        g = grads_or_zeros(torch.autograd.grad(inner, theta, allow_unused=True), theta)
-        pilot = {
-            n: (w - pilot_lr * gi).detach().requires_grad_()
-            for n, w, gi in zip(names, theta, g, strict=True)
-        }
-        quiz = F.cross_entropy(logits(pilot, quiz_x), quiz_y)
-        v = grads_or_zeros(
-            torch.autograd.grad(quiz, list(pilot.values()), allow_unused=True), theta
-        )
-        norm = torch.sqrt(sum((vi.double() ** 2).sum() for vi in v))
-        if float(norm) == 0.0:
-            zeros = [torch.zeros_like(p) for p in teacher_params]
-            return MetaGradient(zeros, float(quiz.detach()))
-        eps = fd_scale / float(norm)
-        sides = []
-        for sign, keep in ((1.0, True), (-1.0, retain_graph)):
-            shifted = {
-                n: (w + sign * eps * vi).detach() for n, w, vi in zip(names, theta, v, strict=True)
-            }
-            loss = distil_loss(
-                logits(shifted, student_x), teacher_logits, labels, labelled, temperature
-            )
-            side = torch.autograd.grad(loss, teacher_params, allow_unused=True, retain_graph=keep)
-            sides.append(grads_or_zeros(side, teacher_params))
-        grads = [-pilot_lr * (gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
-        return MetaGradient(grads, float(quiz.detach()))
-    finally:
-        for module, mode in modes:
-            module.training = mode
+    problem = _MetaProblem(
+        student,
+        variables,
+        constants,
+        space,
+        task,
+        teacher_logits,
+        teacher_params,
+        student_x,
+        labels,
+        labelled,
+        quiz_x,
+        quiz_y,
+        pilot_lr,
+        temperature,
+        retain_graph,
+    )
+    with eval_mode(student):
+        return _first_order(problem, fd_scale) if first_order else _second_order(problem)
 
 
 class MetaDistil(FeedbackStrategy):
@@ -289,6 +339,28 @@ class MetaDistil(FeedbackStrategy):
         teacher.train()
         params = [p for p in teacher.parameters() if p.requires_grad]
         t_logits = teacher(step.teacher_x, d.space, d.task)
+        meta, first_order = self._meta_gradient(student, t_logits, params, step, quiz_x, quiz_y)
+        self._teacher_step(meta, params, t_logits, step)
+        self.last = {
+            "domain": d.name,
+            "pilot_quiz_loss": meta.quiz_loss,
+            "meta_grad_norm": float(torch.sqrt(sum((g.double() ** 2).sum() for g in meta.grads))),
+            "first_order": first_order,
+        }
+
+    def _meta_gradient(
+        self,
+        student: nn.Module,
+        t_logits: torch.Tensor,
+        params: list[torch.Tensor],
+        step: StudentStep,
+        quiz_x: torch.Tensor,
+        quiz_y: torch.Tensor,
+    ) -> tuple[MetaGradient, bool]:
+        """The step's meta-gradient and whether it is first order: second order unless
+        configured or found impossible (an operation without a second derivative: warned
+        once, then first order for the rest of the run)."""
+        d = step.domain
         first_order = self.config.first_order or self._no_second_order
 
         def meta_step(first_order: bool) -> MetaGradient:
@@ -310,7 +382,7 @@ class MetaDistil(FeedbackStrategy):
             )
 
         try:
-            meta = meta_step(first_order)
+            return meta_step(first_order), first_order
         except NotImplementedError as err:  # an operation without a second derivative
             if first_order:
                 raise
@@ -320,10 +392,19 @@ class MetaDistil(FeedbackStrategy):
                 f"in PyTorch ({reason}); using the first-order (finite-difference) "
                 "meta-gradient instead (first_order: true says so without this warning)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            self._no_second_order = first_order = True
-            meta = meta_step(first_order)
+            self._no_second_order = True
+            return meta_step(True), True
+
+    def _teacher_step(
+        self,
+        meta: MetaGradient,
+        params: list[torch.Tensor],
+        t_logits: torch.Tensor,
+        step: StudentStep,
+    ) -> None:
+        """The teacher's AdamW step on ``meta_weight · meta-gradient + CE(teacher, labels)``."""
         # one backward for both terms (p.grad = meta_weight·meta + ∇CE), so gradient hooks
         # (the averaging of a distributed run) see every teacher gradient once
         weight = self.config.meta_weight
@@ -333,9 +414,3 @@ class MetaDistil(FeedbackStrategy):
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
-        self.last = {
-            "domain": d.name,
-            "pilot_quiz_loss": meta.quiz_loss,
-            "meta_grad_norm": float(torch.sqrt(sum((g.double() ** 2).sum() for g in meta.grads))),
-            "first_order": first_order,
-        }

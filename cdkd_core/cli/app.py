@@ -159,7 +159,7 @@ def run(
       cdkd run --resume runs/<name>-<timestamp>    # after a crash or Ctrl-C
       cdkd run pipeline.yaml --nproc 4             # 4 processes (a GPU each)
     """
-    from cdkd_core.config.models import load_config
+    from cdkd_core.config.loading import load_config
     from cdkd_core.engine.distributed import launched_by_torchrun
     from cdkd_core.errors import ConfigError
     from cdkd_core.run.runner import resume_run, run_pipeline
@@ -205,7 +205,7 @@ def validate(
 
     Example: cdkd validate pipeline.yaml
     """
-    from cdkd_core.config.models import load_config
+    from cdkd_core.config.loading import load_config
 
     cfg = load_config(config, overrides or [], host=make_host())
     roles = ", ".join(f"{d.key} ({d.role})" for d in cfg.domains)
@@ -392,7 +392,7 @@ def init(
     Example: cdkd init pipeline.yaml
     """
     from cdkd_core.errors import CdkdError
-    from cdkd_core.run.rundir import atomic_write_text
+    from cdkd_core.files import atomic_write_text
 
     if path.exists() and not force:
         raise CdkdError(f"{path} exists; use --force to overwrite it")

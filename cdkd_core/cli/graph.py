@@ -33,7 +33,7 @@ def graph(
     from rich.console import Console
     from rich.table import Table
 
-    from cdkd_core.builtins.knowledge_graph import read_run_graph
+    from cdkd_core.builtins.run_graph import read_run_graph
 
     g = read_run_graph(run_dir)
     edges = g.cross_domain_edges()

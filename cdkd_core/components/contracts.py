@@ -49,7 +49,7 @@ class ContractError(PluginError):
         self.plugin, self.version, self.stage = plugin, version, stage
 
     def __str__(self) -> str:
-        from cdkd_core.host.plugin_host import kind_label
+        from cdkd_core.components.kinds import kind_label
 
         what = f"{kind_label(self.kind)} {self.component!r}"
         if self.plugin is not None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 
 from cdkd_core.components.base import Component
-from cdkd_core.run.rundir import atomic_write_bytes, atomic_write_text
+from cdkd_core.files import atomic_write_bytes, atomic_write_text
 
 
 class KnowledgeEncoder(Component):

@@ -33,6 +33,9 @@ class BatchContext:
     teacher_logits: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
     knowledge: torch.Tensor | None = None
+    #: per-example weights where the stage weights its examples (a feedback strategy's
+    #: fine-tune of the teacher); None: every example counts the same
+    example_weights: torch.Tensor | None = None
 
 
 class Loss(Component, nn.Module):

@@ -4,8 +4,32 @@ run with the component checks (``cdkd validate``, and before a run writes anythi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
+
+#: environment variables torchrun sets for every process it starts
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched_by_torchrun() -> bool:
+    """Whether torchrun started this process as one of several."""
+    return all(v in os.environ for v in TORCHRUN_ENV) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def tensorboard_missing() -> str | None:
+    """Why TensorBoard logging cannot work here (the package is not installed), or None;
+    the message is meant to follow ``train.log_to: ``."""
+    try:
+        found = importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    return (
+        "'tensorboard' needs the tensorboard package: pip install 'cdkd[tensorboard]' "
+        "(or pip install tensorboard)"
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -49,8 +73,6 @@ def device_problem(device: str) -> str | None:
         if mps is None or not mps.is_available():
             return "train.device: mps but torch sees no MPS (Apple GPU) device; use auto or cpu"
     if device in ("cuda", "auto") and torch.cuda.is_available():
-        from cdkd_core.engine.distributed import launched_by_torchrun
-
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         count = torch.cuda.device_count()
         if launched_by_torchrun() and local_rank >= count:

@@ -208,7 +208,7 @@ def markdown_reference(host: Any | None = None) -> str:
         text = section.get("description", "")
         lines += [f"## {title}", "", text, "", *_table(section, model), ""]
     if host is not None:
-        from cdkd_core.host.plugin_host import kind_label
+        from cdkd_core.components.kinds import kind_label
 
         lines += [
             "## Component params",

@@ -16,7 +16,7 @@ def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
     try:
         return cls.Config.model_validate(ref.params)
     except ValidationError as exc:
-        from cdkd_core.host.plugin_host import kind_label
+        from cdkd_core.components.kinds import kind_label
 
         lines = [f"invalid params for {kind_label(kind)} {ref.name!r}:"]
         for err in exc.errors():

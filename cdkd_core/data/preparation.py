@@ -21,8 +21,8 @@ from cdkd_core.config.models import DomainEntry, PipelineConfig
 from cdkd_core.data.class_identity import align_classes
 from cdkd_core.data.scratch import ScratchSpace, is_memory_mapped, row_chunks, rows_per_chunk
 from cdkd_core.data.splits import shots_mask, stratified_subset_mask
-from cdkd_core.engine.metrics import METRICS
 from cdkd_core.errors import CdkdError, DataError
+from cdkd_core.metrics import METRICS
 
 
 @dataclass

@@ -19,8 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-#: environment variables torchrun sets for every process it starts
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+# torchrun's environment is read with the machine checks (config.machine); re-exported here
+from cdkd_core.config.machine import TORCHRUN_ENV as TORCHRUN_ENV
+from cdkd_core.config.machine import launched_by_torchrun as launched_by_torchrun
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,6 @@ def current_world() -> World:
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return World()
-
-
-def launched_by_torchrun() -> bool:
-    """Whether torchrun started this process as one of several."""
-    return all(v in os.environ for v in TORCHRUN_ENV) and int(os.environ["WORLD_SIZE"]) > 1
 
 
 def wants_cuda(device: str) -> bool:

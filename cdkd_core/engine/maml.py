@@ -222,6 +222,75 @@ def _draw(index: torch.Tensor, size: int, generator: torch.Generator) -> torch.T
     return index[torch.randperm(len(index), generator=generator)[:size]]
 
 
+def _reptile_step(
+    model: MultiDomainNet,
+    chosen: list[MetaTask],
+    settings: MetaSettings,
+    lr: float,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One Reptile meta step over ``chosen``: ``inner_steps`` support batches drawn for
+    each task (task by task), then :func:`reptile_update` with outer step size ``lr``."""
+    batches = [
+        [_draw(t.index, settings.support_size, generator) for _ in range(settings.inner_steps)]
+        for t in chosen
+    ]
+    return reptile_update(
+        model,
+        chosen,
+        batches,
+        meta_lr=lr,
+        inner_lr=settings.inner_lr,
+        optimizer=settings.inner_optimizer,
+        grad_clip=settings.grad_clip,
+        device=settings.device,
+    )
+
+
+def _fomaml_step(
+    model: MultiDomainNet,
+    chosen: list[MetaTask],
+    settings: MetaSettings,
+    lr: float,
+    generator: torch.Generator,
+    meta_opt: torch.optim.Optimizer,
+) -> dict[str, float]:
+    """One first-order MAML meta step over ``chosen``: each task's meta-gradient on its
+    support and query rows, their mean per parameter, one ``meta_opt`` step at ``lr``."""
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    before, after = [], []
+    for t in chosen:
+        support, query = _split_rows(t.index, settings.support_size, settings.query_size, generator)
+        grads, s = fomaml_meta_gradient(
+            model,
+            t,
+            support,
+            query,
+            inner_steps=settings.inner_steps,
+            inner_lr=settings.inner_lr,
+            optimizer=settings.inner_optimizer,
+            grad_clip=settings.grad_clip,
+            device=settings.device,
+        )
+        before.append(s["loss_before"])
+        after.append(s["loss_after"])
+        for n, g in grads.items():
+            sums[n] = sums[n] + g if n in sums else g
+            counts[n] = counts.get(n, 0) + 1
+    meta_opt.zero_grad(set_to_none=True)
+    for n, p in model.named_parameters():
+        if n in sums:  # untouched parameters keep no gradient: Adam skips them
+            p.grad = sums[n] / counts[n]
+    if settings.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+    for group in meta_opt.param_groups:
+        group["lr"] = lr
+    meta_opt.step()
+    meta_opt.zero_grad(set_to_none=True)
+    return {"loss_before": sum(before) / len(before), "loss_after": sum(after) / len(after)}
+
+
 def meta_train(
     model: MultiDomainNet,
     tasks: list[MetaTask],
@@ -245,8 +314,7 @@ def meta_train(
         raise ValueError("meta-training needs at least one task with labelled examples")
     if settings.algorithm not in ("reptile", "fomaml"):
         raise ValueError(f"algorithm {settings.algorithm!r}: choose reptile or fomaml")
-    device = settings.device
-    model.to(device)
+    model.to(settings.device)
     model.train()
     generator = torch.Generator().manual_seed(settings.seed)
     per_step = min(settings.tasks_per_step or len(tasks), len(tasks))
@@ -259,63 +327,10 @@ def meta_train(
         frac = step / settings.meta_steps
         lr = settings.meta_lr * (1 - frac if settings.meta_lr_schedule == "linear" else 1.0)
         chosen = [tasks[i] for i in torch.randperm(len(tasks), generator=generator)[:per_step]]
-        if settings.algorithm == "reptile":
-            batches = [
-                [
-                    _draw(t.index, settings.support_size, generator)
-                    for _ in range(settings.inner_steps)
-                ]
-                for t in chosen
-            ]
-            stats = reptile_update(
-                model,
-                chosen,
-                batches,
-                meta_lr=lr,
-                inner_lr=settings.inner_lr,
-                optimizer=settings.inner_optimizer,
-                grad_clip=settings.grad_clip,
-                device=device,
-            )
+        if meta_opt is None:
+            stats = _reptile_step(model, chosen, settings, lr, generator)
         else:
-            assert meta_opt is not None
-            sums: dict[str, torch.Tensor] = {}
-            counts: dict[str, int] = {}
-            before, after = [], []
-            for t in chosen:
-                support, query = _split_rows(
-                    t.index, settings.support_size, settings.query_size, generator
-                )
-                grads, s = fomaml_meta_gradient(
-                    model,
-                    t,
-                    support,
-                    query,
-                    inner_steps=settings.inner_steps,
-                    inner_lr=settings.inner_lr,
-                    optimizer=settings.inner_optimizer,
-                    grad_clip=settings.grad_clip,
-                    device=device,
-                )
-                before.append(s["loss_before"])
-                after.append(s["loss_after"])
-                for n, g in grads.items():
-                    sums[n] = sums[n] + g if n in sums else g
-                    counts[n] = counts.get(n, 0) + 1
-            meta_opt.zero_grad(set_to_none=True)
-            for n, p in model.named_parameters():
-                if n in sums:  # untouched parameters keep no gradient: Adam skips them
-                    p.grad = sums[n] / counts[n]
-            if settings.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            for group in meta_opt.param_groups:
-                group["lr"] = lr
-            meta_opt.step()
-            meta_opt.zero_grad(set_to_none=True)
-            stats = {
-                "loss_before": sum(before) / len(before),
-                "loss_after": sum(after) / len(after),
-            }
+            stats = _fomaml_step(model, chosen, settings, lr, generator, meta_opt)
         if not all(math.isfinite(v) for v in stats.values()):
             raise TrainingError(
                 f"meta-training diverged at step {step + 1} (loss {stats}); lower "

@@ -14,7 +14,6 @@ plugins; the clash is recorded against the later plugin, whose other components 
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
 import re
 import traceback
@@ -25,20 +24,16 @@ from typing import Any
 
 import pluggy
 
+from cdkd_core.components.kinds import KINDS, kind_label
 from cdkd_core.errors import ConfigError
 from cdkd_core.host import hookspecs
+from cdkd_core.host.builtins import builtin_plugins, kind_plugin
 
 ENTRY_POINT_GROUP = "cdkd"
 DISABLE_ENV = "CDKD_DISABLE_PLUGINS"
-KINDS = ("domains", "architectures", "encoders", "losses", "feedback")
 #: The core's own plugins (plugin name -> module), registered like any other plugin.
-BUILTIN_PLUGINS = {f"cdkd.{kind}": f"cdkd_core.builtins.{kind}" for kind in KINDS}
+BUILTIN_PLUGINS = builtin_plugins(KINDS)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
-
-
-def kind_label(kind: str) -> str:
-    """The singular noun for a component kind ("loss", "feedback strategy", ...)."""
-    return {"feedback": "feedback strategy", "losses": "loss"}.get(kind, kind.removesuffix("s"))
 
 
 def base_class(kind: str) -> type:
@@ -142,8 +137,8 @@ class PluginHost:
         # kind -> name -> the components of that name, in registration order (several
         # only when plugins clash)
         self._registry: dict[str, dict[str, list[ComponentInfo]]] = {kind: {} for kind in KINDS}
-        for name, module in BUILTIN_PLUGINS.items():
-            self._add(name, "builtin", lambda m=module: importlib.import_module(m), module=module)
+        for kind, (name, module) in zip(KINDS, BUILTIN_PLUGINS.items(), strict=True):
+            self._add(name, "builtin", lambda k=kind: kind_plugin(k), module=module)
         if entry_points:
             self._load_entry_points()
         for name, obj in plugins:

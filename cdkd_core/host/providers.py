@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cdkd_core.config.models import PipelineConfig
 from cdkd_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cdkd_core.config.models import PipelineConfig
 
 PROVIDERS = "providers.json"
 
@@ -55,7 +57,7 @@ def provider_record(
 def check_providers(run_dir: Path, host: Any) -> None:
     """Refuse to resume ``run_dir`` when a component it used now comes from another plugin
     or another version of its plugin (a run without ``providers.json`` is not checked)."""
-    from cdkd_core.host.plugin_host import kind_label
+    from cdkd_core.components.kinds import kind_label
 
     path = Path(run_dir) / PROVIDERS
     if not path.is_file():

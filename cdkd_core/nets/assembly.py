@@ -13,6 +13,7 @@ from cdkd_core.config.models import ModelSpec
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.nets.reading import eval_mode
 
 
 def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
@@ -162,27 +163,22 @@ def probe_network(
     trunk_arch = host.get("architectures", spec.trunk.name)
     head_arch = host.get("architectures", spec.head.name) if spec.head is not None else None
     in_width, out_width = contracts.check_trunk(trunk_arch, net.trunk)
-    was_training = net.training
-    net.eval()
     features: dict[str, torch.Tensor] = {}
     tasks: set[str] = set()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for d in domains:
-                if not net.has_stem(d.space):
-                    continue
-                if d.space not in features:
-                    x = (d.train.teacher_x if view == "teacher" else d.train.student_x)[:2]
-                    stem_arch = type(stem_architecture(spec, d.modality, host, view))
-                    h = net.stems[module_key(d.space)](x)
-                    contracts.check_stem_output(stem_arch, h, len(x), in_width)
-                    f = net.trunk(h)
-                    contracts.check_trunk_output(trunk_arch, f, len(x), out_width)
-                    features[d.space] = f
-                if head_arch is not None and d.task not in tasks and net.has_head(d.task):
-                    tasks.add(d.task)
-                    f = features[d.space]
-                    logits = net.heads[module_key(d.task)](f)
-                    contracts.check_head_output(head_arch, logits, len(f), d.num_classes)
-    finally:
-        net.train(was_training)
+    with eval_mode(net), torch.random.fork_rng(devices=[]):
+        for d in domains:
+            if not net.has_stem(d.space):
+                continue
+            if d.space not in features:
+                x = (d.train.teacher_x if view == "teacher" else d.train.student_x)[:2]
+                stem_arch = type(stem_architecture(spec, d.modality, host, view))
+                h = net.stems[module_key(d.space)](x)
+                contracts.check_stem_output(stem_arch, h, len(x), in_width)
+                f = net.trunk(h)
+                contracts.check_trunk_output(trunk_arch, f, len(x), out_width)
+                features[d.space] = f
+            if head_arch is not None and d.task not in tasks and net.has_head(d.task):
+                tasks.add(d.task)
+                f = features[d.space]
+                logits = net.heads[module_key(d.task)](f)
+                contracts.check_head_output(head_arch, logits, len(f), d.num_classes)

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from cdkd_core.errors import ConfigError
-from cdkd_core.run.rundir import atomic_write_bytes
+from cdkd_core.files import atomic_write_bytes
+from cdkd_core.run.state import RunState
 
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS = "checkpoint.prev.safetensors"
@@ -134,3 +135,20 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     if not problems:
         return None
     raise ConfigError(f"--resume {run_dir}: no usable checkpoint ({'; '.join(problems)})")
+
+
+class Checkpointer:
+    """Saves and loads a run's :class:`~cdkd_core.run.state.RunState` in its directory.
+
+    The runner is given one (:func:`~cdkd_core.run.runner.run_pipeline`'s
+    ``checkpointer``); a test passes a subclass that records or stops after a save.
+    """
+
+    def save(self, run_dir: Path, state: RunState) -> None:
+        """Write ``state`` as the run's newest checkpoint, keeping the previous one."""
+        save_checkpoint(run_dir, state.to_dict())
+
+    def load(self, run_dir: Path) -> RunState | None:
+        """The run's newest good state (see :func:`load_checkpoint`); None without one."""
+        data = load_checkpoint(run_dir)
+        return None if data is None else RunState.from_dict(data)

@@ -7,31 +7,16 @@ for TensorBoard is a config error naming that command.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
 
+from cdkd_core.config.machine import tensorboard_missing
 from cdkd_core.errors import ConfigError
 
 #: the event files' directory in the run directory
 TB_DIR = "tb"
 TRAINING_STAGES = ("teacher", "baseline", "student")
-
-
-def tensorboard_missing() -> str | None:
-    """Why TensorBoard logging cannot work here (the package is not installed), or None;
-    the message is meant to follow ``train.log_to: ``."""
-    try:
-        found = importlib.util.find_spec("tensorboard") is not None
-    except (ImportError, ValueError):
-        found = False
-    if found:
-        return None
-    return (
-        "'tensorboard' needs the tensorboard package: pip install 'cdkd[tensorboard]' "
-        "(or pip install tensorboard)"
-    )
 
 
 def _number(value: Any) -> float | None:
@@ -70,42 +55,38 @@ class TensorBoardLog:
         stage, round_ = record.get("stage"), record.get("round")
         if isinstance(round_, int):
             self._round = round_
-        out: list[tuple[str, float, int]] = []
-
-        def add(tag: str, value: Any, step: Any) -> None:
-            number = _number(value)
-            if number is not None and isinstance(step, int):
-                out.append((tag, number, step))
-
         if stage in TRAINING_STAGES and "event" not in record:
-            prefix = stage if stage != "student" else f"student/round_{round_}"
-            epoch = record.get("epoch")
-            for term, value in (record.get("loss") or {}).items():
-                add(f"{prefix}/loss/{term}", value, epoch)
-            add(f"{prefix}/val_score", record.get("val_score"), epoch)
-            for domain, metrics in (record.get("val") or {}).items():
-                for metric, value in (metrics or {}).items():
-                    add(f"{prefix}/val/{domain}/{metric}", value, epoch)
+            found = _epoch_scalars(stage, record)
         elif stage == "evaluation":
-            for domain, models in (record.get("domains") or {}).items():
-                for model, value in (models or {}).items():
-                    add(f"test/{domain}/{model}", value, round_)
+            found = [
+                (f"test/{domain}/{model}", value, round_)
+                for domain, models in (record.get("domains") or {}).items()
+                for model, value in (models or {}).items()
+            ]
         elif stage == "feedback":
             where = "/".join(str(record[k]) for k in ("event", "domain") if k in record)
-            for key, value in record.items():
-                if key not in ("t", "stage", "round", "event", "domain"):
-                    add(f"feedback/{where}/{key}" if where else f"feedback/{key}", value, round_)
+            found = [
+                (f"feedback/{where}/{key}" if where else f"feedback/{key}", value, round_)
+                for key, value in record.items()
+                if key not in ("t", "stage", "round", "event", "domain")
+            ]
         elif stage == "feedback_finetune":
-            add(
-                f"feedback/round_{self._round}/finetune_loss",
-                record.get("loss"),
-                record.get("epoch"),
-            )
+            found = [
+                (
+                    f"feedback/round_{self._round}/finetune_loss",
+                    record.get("loss"),
+                    record.get("epoch"),
+                )
+            ]
         elif stage == "gate":
-            for key, value in record.items():
-                if key not in ("t", "stage", "round", "domain"):
-                    add(f"gate/{record.get('domain')}/{key}", value, round_)
-        return out
+            found = [
+                (f"gate/{record.get('domain')}/{key}", value, round_)
+                for key, value in record.items()
+                if key not in ("t", "stage", "round", "domain")
+            ]
+        else:
+            found = []
+        return _plottable(found)
 
     def log(self, **record: Any) -> None:
         """Write the record's scalars and flush."""
@@ -122,3 +103,30 @@ class TensorBoardLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _epoch_scalars(stage: str, record: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """A training epoch's loss terms, val score and per-domain val metrics, as tags."""
+    prefix = stage if stage != "student" else f"student/round_{record.get('round')}"
+    epoch = record.get("epoch")
+    found = [
+        (f"{prefix}/loss/{term}", value, epoch)
+        for term, value in (record.get("loss") or {}).items()
+    ]
+    found.append((f"{prefix}/val_score", record.get("val_score"), epoch))
+    found += [
+        (f"{prefix}/val/{domain}/{metric}", value, epoch)
+        for domain, metrics in (record.get("val") or {}).items()
+        for metric, value in (metrics or {}).items()
+    ]
+    return found
+
+
+def _plottable(found: list[tuple[str, Any, Any]]) -> list[tuple[str, float, int]]:
+    """The entries with a finite number (bools as 0/1) at an integer step."""
+    out = []
+    for tag, value, step in found:
+        number = _number(value)
+        if number is not None and isinstance(step, int):
+            out.append((tag, number, step))
+    return out

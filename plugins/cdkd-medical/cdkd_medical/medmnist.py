@@ -15,9 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.data.splits import stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData, stratified_split_indices
 from cdkd_medical._common import (
     UserFilesConfig,
     build_domain_data,

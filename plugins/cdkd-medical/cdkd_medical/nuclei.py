@@ -34,9 +34,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cdkd_core.components.domain import Domain, DomainData, Split
-from cdkd_core.data.splits import cap_examples
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData, Split, cap_examples
 from cdkd_medical._common import SplitFractions, to_unit_range
 
 STARDIST = "stardist==0.9.2"
@@ -141,7 +139,7 @@ class NucleiPatches(Domain):
     @classmethod
     def fetch(cls) -> list[str]:
         """The stardist wheel (data only; nothing is installed), cached by the core."""
-        from cdkd_core.data.fetch import fetch_distribution
+        from cdkd_core.plugin_api import fetch_distribution
 
         archive = fetch_distribution(STARDIST)
         return [f"{STARDIST} ({archive.name}): {IMAGE_MEMBER}, {MASK_MEMBER}"]
@@ -155,7 +153,7 @@ class NucleiPatches(Domain):
         else:
             import tifffile
 
-            from cdkd_core.data.fetch import fetch_distribution, read_member
+            from cdkd_core.plugin_api import fetch_distribution, read_member
 
             archive = fetch_distribution(STARDIST)  # cached after the first call
             image = tifffile.imread(io.BytesIO(read_member(archive, IMAGE_MEMBER, IMAGE_SHA256)))

@@ -10,11 +10,16 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from cdkd_core.components.architecture import Architecture
-from cdkd_core.components.base import ComponentConfig
-from cdkd_core.errors import ConfigError
-from cdkd_core.nets.assembly import NetworkSlot
-from cdkd_core.nets.token_knowledge import SIF, BarFactory, token_table, zipf_sif_weights
+from cdkd_core.plugin_api import (
+    SIF,
+    Architecture,
+    BarFactory,
+    ComponentConfig,
+    ConfigError,
+    NetworkSlot,
+    token_table,
+    zipf_sif_weights,
+)
 from cdkd_nlp.tokenize import VOCAB_SIZE
 
 
@@ -225,7 +230,7 @@ class StaticEmbedding(nn.Module):
         """Overwrite the table with the teacher's tokens: every vocabulary entry through
         the teacher, PCA to the table's width, unit RMS, SIF-weighted (not for ``weighted``
         pooling, which weights at pooling time)
-        (:func:`cdkd_core.nets.token_knowledge.token_table`)."""
+        (:func:`cdkd_core.stages.token_knowledge.token_table`)."""
         from cdkd_nlp.vocabulary import student_tokenizer, token_teacher
 
         vocab = student_tokenizer(self.vocabulary).vocabulary()

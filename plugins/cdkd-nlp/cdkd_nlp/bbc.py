@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData
 from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, clean_text, dedupe
 
 TOPICS = ["business", "entertainment", "politics", "sports", "tech"]

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData
 from cdkd_nlp.multilingual import build_multilingual_data
 from cdkd_nlp.textdata import TextSplitConfig, clean_text, dedupe
 

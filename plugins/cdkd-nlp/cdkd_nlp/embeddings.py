@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 #: Width of a MiniLM sentence embedding (the teacher view of every nlp domain).
 DIM = 384
@@ -199,7 +199,7 @@ def text_key(text: str) -> bytes:
 
 def embeddings_root() -> Path:
     """``cache_dir() / "embeddings"`` (``$CDKD_DATA_DIR`` or ``~/.cache/cdkd``)."""
-    from cdkd_core.data.fetch import cache_dir
+    from cdkd_core.plugin_api import cache_dir
 
     return cache_dir() / "embeddings"
 
@@ -250,7 +250,7 @@ class EmbeddingCache:
         """Write one shard atomically; returns its path."""
         from safetensors.numpy import save
 
-        from cdkd_core.run.rundir import atomic_write_bytes
+        from cdkd_core.plugin_api import atomic_write_bytes
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(keys), self.dim):

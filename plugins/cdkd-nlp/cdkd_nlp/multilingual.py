@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cdkd_core.components.domain import DomainData
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, DomainData
 from cdkd_nlp.embeddings import Embedder
 from cdkd_nlp.textdata import TextSplitConfig, build_domain_data
 

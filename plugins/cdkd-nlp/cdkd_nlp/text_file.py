@@ -5,7 +5,6 @@ file and line."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -14,10 +13,16 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels
-from cdkd_core.data.splits import cap_examples
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    CLASSES_HELP,
+    ClassList,
+    DataError,
+    Domain,
+    DomainData,
+    cap_examples,
+    encode_labels,
+    path_digest,
+)
 from cdkd_nlp.textdata import TEXT_SPACE, TextSplitConfig, build_domain_data, clean_text, dedupe
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -211,7 +216,7 @@ class TextFile(Domain):
                 "after de-duplication and max_examples; each class needs at least 3 "
                 "(one each for train, val and test)"
             )
-        digest = hashlib.sha1(str(Path(cfg.path).resolve()).encode()).hexdigest()[:8]
+        digest = path_digest(cfg.path)
         return build_domain_data(
             [texts[i] for i in keep],
             codes[keep],

@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import numpy as np
 from pydantic import Field
 
-from cdkd_core.components.base import ComponentConfig
-from cdkd_core.components.domain import DomainData, Split
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
+from cdkd_core.plugin_api import (
+    ComponentConfig,
+    DomainData,
+    Split,
+    cap_examples,
+    stratified_split_indices,
+)
 from cdkd_nlp.tokenize import MAX_TOKENS
 
 if TYPE_CHECKING:

@@ -24,8 +24,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from cdkd_core.components.domain import Domain, DomainData
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, Domain, DomainData
 from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, clean_text, dedupe
 
 REQUIREMENT = "vaderSentiment==3.3.2"
@@ -59,14 +58,14 @@ class RatedTexts:
 
 def vader_archive() -> Path:
     """The ``vaderSentiment`` source archive, fetched once through the package index."""
-    from cdkd_core.data.fetch import fetch_distribution
+    from cdkd_core.plugin_api import fetch_distribution
 
     return fetch_distribution(REQUIREMENT, sdist=True)
 
 
 @functools.lru_cache(maxsize=4)
 def _inner_archive(outer: Path) -> bytes:
-    from cdkd_core.data.fetch import read_member
+    from cdkd_core.plugin_api import read_member
 
     return read_member(outer, INNER_ARCHIVE, INNER_ARCHIVE_SHA256)
 

@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.nets.token_knowledge import TokenVocabulary
+from cdkd_core.plugin_api import ConfigError, DataError, TokenVocabulary
 from cdkd_nlp import tokenize
 
 WORDPIECE = "minilm-wordpiece"
@@ -223,7 +222,7 @@ def student_tokenizer(vocabulary: str) -> StudentTokenizer:
 
 
 class EmbedderTokenTeacher:
-    """A :class:`~cdkd_core.nets.token_knowledge.TokenTeacher`: an embedder shown one token of a
+    """A :class:`~cdkd_core.stages.token_knowledge.TokenTeacher`: an embedder shown one token of a
     student vocabulary at a time."""
 
     def __init__(self, embedder, tokenizer: StudentTokenizer) -> None:

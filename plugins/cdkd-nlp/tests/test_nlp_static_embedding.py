@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from cdkd_core import PluginHost, load_config, run_pipeline
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.nets.assembly import NetworkSlot
-from cdkd_core.nets.token_knowledge import token_table
+from cdkd_core.stages.token_knowledge import token_table
 
 #: A tiny WordPiece vocabulary: five special tokens, then 15 real ones in rank order.
 TINY_VOCAB = [
@@ -344,7 +344,8 @@ def _config(host, stem: dict, domain_params: dict | None = None, **student: Any)
 
 
 def test_pipeline_with_teacher_tokens(tmp_path, vader_archive, fake_embedder, monkeypatch):
-    import cdkd_core.run.runner as pipeline
+    import cdkd_core.run.driver as pipeline
+    import cdkd_core.stages.distillation as distillation
 
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
     started: dict[str, dict[str, torch.Tensor]] = {}
@@ -358,9 +359,9 @@ def test_pipeline_with_teacher_tokens(tmp_path, vader_archive, fake_embedder, mo
         started["student"] = {k: v.clone() for k, v in network.state_dict().items()}
         return reports
 
-    pipeline_check, pipeline_inject = pipeline.check_token_stems, pipeline.inject_teacher_tokens
+    pipeline_check, pipeline_inject = pipeline.check_token_stems, distillation.inject_teacher_tokens
     monkeypatch.setattr(pipeline, "check_token_stems", check)
-    monkeypatch.setattr(pipeline, "inject_teacher_tokens", inject)
+    monkeypatch.setattr(distillation, "inject_teacher_tokens", inject)
     stem = {"name": "static_embedding", "params": {"dim": 8}}
     config = _config(host, stem, weight_init="teacher_tokens")
     result = run_pipeline(config, host=host, output=tmp_path / "first")

@@ -195,7 +195,7 @@ def token_table(
     from safetensors.torch import save
 
     from cdkd_core.data.fetch import cache_dir
-    from cdkd_core.run.rundir import atomic_write_bytes
+    from cdkd_core.files import atomic_write_bytes
 
     if not vocab.embed:
         raise ConfigError(f"vocabulary {vocab.id!r} has no token to show the teacher")

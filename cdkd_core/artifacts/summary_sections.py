@@ -1,0 +1,210 @@
+"""The report's sections read from ``summary.json`` and the config: the test results, the
+feedback rounds, sizes and latency, and the resolved config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdkd_core.artifacts.html import (
+    delta_cell,
+    delta_of,
+    escape,
+    fmt_num,
+    html_table,
+    img,
+    td,
+    td_sig,
+)
+from cdkd_core.artifacts.run_files import RunFiles, describe_components
+
+MODELS = ("teacher", "student", "baseline")
+
+
+def results_section(run: RunFiles) -> str:
+    """The "Test results" section: the last round's headline metric per domain and model."""
+    from cdkd_core.artifacts import plots as report_plots
+
+    domains = run.summary["domains"]
+    references = sorted({k for d in domains.values() for k in (d.get("reference") or {})})
+    header = ["domain", "role", "metric", "teacher", "student", "baseline", "Δ student"]
+    header += ["Δ vs teacher", *references, "train", "labelled", "test"]
+    rows = []
+    for name, d in domains.items():
+        sizes = d.get("sizes") or {}
+        rows.append(
+            [
+                td(name, True),
+                td(d.get("role"), True),
+                td(d.get("metric"), True),
+                *(td(d.get(m)) for m in MODELS),
+                delta_cell(delta_of(d.get("student"), d.get("baseline"))),
+                delta_cell(delta_of(d.get("student"), d.get("teacher"))),
+                *(td((d.get("reference") or {}).get(k)) for k in references),
+                *(td(sizes.get(k)) for k in ("train", "labelled", "test")),
+            ]
+        )
+    names = list(domains)
+    lead = [delta_of(domains[n].get("student"), domains[n].get("baseline")) for n in names]
+    plot = img(
+        report_plots.deltas(names, lead, "student - baseline (headline metric, test split)"),
+        "student minus baseline per domain",
+    )
+    return (
+        '<p class="note">The last round\'s test-split results, headline metric per domain '
+        "(higher is better). <b>Δ student</b> is student - baseline: the same student "
+        "architecture, initialisation, labels and epochs trained without the teacher. "
+        "<b>Δ vs teacher</b> is student - teacher. A dash: the model has no stem for the "
+        "domain's input space or no head for its task.</p>"
+        + "".join(f'<p class="warn">{escape(w)}</p>' for w in run.summary.get("warnings") or [])
+        + html_table(header, rows, left=range(3))
+        + plot
+        + _all_metrics(domains)
+    )
+
+
+def _all_metrics(domains: dict[str, Any]) -> str:
+    rows = []
+    for name, d in domains.items():
+        metrics = d.get("metrics") or {}
+        keys = list(dict.fromkeys(k for m in MODELS for k in (metrics.get(m) or {})))
+        for key in keys:
+            rows.append(
+                [
+                    td(name, True),
+                    td(key, True),
+                    *(td((metrics.get(m) or {}).get(key)) for m in MODELS),
+                ]
+            )
+    if not rows:
+        return ""
+    table = html_table(["domain", "metric", *MODELS], rows, left=range(2))
+    return f"<details><summary>every metric of every domain</summary>{table}</details>"
+
+
+def rounds_section(run: RunFiles) -> str:
+    """The "Feedback rounds" section: each round's results and what the feedback logged."""
+    from cdkd_core.artifacts import plots as report_plots
+
+    rounds = run.summary.get("round_results") or []
+    feedback = describe_components(run)["feedback"]
+    domains = list(run.summary["domains"])
+    parts = []
+    if len(rounds) <= 1:
+        parts.append(
+            f'<p class="note">One round (feedback: <code>{escape(feedback)}</code>): the test '
+            "results above are that round's.</p>"
+        )
+    else:
+        ids = [r.get("round", i) for i, r in enumerate(rounds)]
+        header = ["domain", "metric"]
+        for i in ids:
+            header += [f"r{i} teacher", f"r{i} student", f"r{i} Δ student"]
+        rows = []
+        lead: dict[str, list[float | None]] = {d: [] for d in domains}
+        teacher: dict[str, list[float | None]] = {d: [] for d in domains}
+        for name in domains:
+            cells = [td(name, True), td(run.summary["domains"][name].get("metric"), True)]
+            for r in rounds:
+                d = (r.get("domains") or {}).get(name) or {}
+                delta = delta_of(d.get("student"), d.get("baseline"))
+                cells += [td(d.get("teacher")), td(d.get("student")), delta_cell(delta)]
+                lead[name].append(delta)
+                teacher[name].append(d.get("teacher"))
+            rows.append(cells)
+        parts.append(
+            f'<p class="note">Feedback <code>{escape(feedback)}</code>, {len(rounds)} rounds. '
+            "Each round re-initialises the student and distils it from the teacher as the "
+            "feedback left it; the baseline is trained once. Test split, headline metric; "
+            "Δ student is student - baseline.</p>"
+        )
+        parts.append(html_table(header, rows, left=range(2)))
+        parts.append(img(report_plots.rounds(domains, ids, lead, teacher), "feedback rounds"))
+    events = [r for r in run.records if r.get("stage") in ("feedback", "gate")]
+    if events:
+        rows = []
+        for r in events:
+            rest = {
+                k: v for k, v in r.items() if k not in ("t", "stage", "round", "event", "domain")
+            }
+            detail = ", ".join(f"{k}={fmt_num(v)}" for k, v in rest.items())
+            rows.append(
+                [
+                    td(r.get("round")),
+                    td(r.get("event") or r.get("stage"), True),
+                    td(r.get("domain", ""), True),
+                    td(detail, True),
+                ]
+            )
+        parts.append("<h3>What the feedback and the teacher gate logged</h3>")
+        parts.append(html_table(["round", "event", "domain", "values"], rows, left=(1, 2, 3)))
+    return "\n".join(parts)
+
+
+def sizes_section(run: RunFiles) -> str:
+    """The "Sizes and latency" section: parameters and latencies of teacher and student."""
+    s = run.summary
+    params = s.get("params") or {}
+    fast = s.get("latency_ms_per_sample") or {}
+    single = s.get("latency_ms_per_sample_batch1") or {}
+    batch = s.get("latency_batch_size", 256)
+
+    def ratio(a: Any, b: Any, fmt: str) -> str:
+        if not a or not b:
+            return '<td class="na">-</td>'
+        return f"<td>{format(a / b, fmt)}</td>"
+
+    rows = [
+        [
+            td("parameters", True),
+            td(params.get("teacher")),
+            td(params.get("student")),
+            ratio(params.get("student"), params.get("teacher"), ".1%"),
+        ]
+    ]
+    if params.get("teacher_view_encoders"):
+        rows.append(
+            [
+                '<td class="l sub">the teacher network alone</td>',
+                td(params.get("teacher_network")),
+                td(params.get("student")),
+                ratio(params.get("student"), params.get("teacher_network"), ".1%"),
+            ]
+        )
+        rows.append(
+            [
+                '<td class="l sub">frozen encoders of its input views</td>',
+                td(params.get("teacher_view_encoders")),
+                '<td class="na">-</td>',
+                '<td class="na">-</td>',
+            ]
+        )
+    for label, lat in (
+        (f"ms per example, batch {batch}", fast),
+        ("ms per example, batch 1", single),
+    ):
+        rows.append(
+            [
+                td(label, True),
+                *(td_sig(lat.get(m)) for m in ("teacher", "student")),
+                ratio(lat.get("student"), lat.get("teacher"), ".1%"),
+            ]
+        )
+    cache = s.get("teacher_cache") or {}
+    return (
+        html_table(["", "teacher", "student", "student / teacher"], rows)
+        + '<p class="note">Latency: the median forward pass on the test inputs of the first '
+        f"domain both networks predict, on {escape(s.get('device', '?'))} with "
+        f"{escape(s.get('threads', '?'))} thread(s); the teacher's parameters include the frozen "
+        "encoders behind its input views (e.g. a sentence encoder of cached embeddings), "
+        "each counted once. Teacher-output cache: "
+        f"{escape(cache.get('hits', 0))} hits, {escape(cache.get('misses', 0))} misses. "
+        f"Wall time {escape(fmt_num(s.get('wall_s'), 1))} s.</p>"
+    )
+
+
+def config_section(run: RunFiles) -> str:
+    """The "Config" section: the resolved config.yaml, folded."""
+    return (
+        "<details><summary>config.yaml (the resolved config, every default filled in)"
+        f"</summary><pre>{escape(run.config_text)}</pre></details>"
+    )

@@ -1,0 +1,146 @@
+"""Loading a config: reading YAML, applying ``key.path=value`` overrides, validating the
+mapping against the pipeline models (errors name each field path) and then each
+component's params, and dumping the resolved config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cdkd_core.config.models import PipelineConfig
+from cdkd_core.config.validation import validate_components
+from cdkd_core.errors import ConfigError
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+        path, raw = item.split("=", 1)
+        parts = [p for p in path.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key path")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"override {item!r}: {where} is not an index of a list of {len(node)}"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"override {item!r}: {where} is inside a non-mapping value")
+    return data
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pipeline model a location inside the config is a mapping of (None if unknown)."""
+    model: type[BaseModel] = PipelineConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        if field is None:
+            return None
+        found = [
+            a
+            for a in (field.annotation, *get_args(field.annotation))
+            if isinstance(a, type) and get_origin(a) is None and issubclass(a, BaseModel)
+        ]
+        if not found:
+            return None
+        if get_origin(field.annotation) in (list, dict) and parts:
+            parts.pop(0)  # the list index or the mapping key
+        model = found[0]
+    return model
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One message listing each invalid field path and what is wrong with it."""
+    lines = [f"invalid config ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            model = _model_at(tuple(err["loc"][:-1]))
+            valid = f" (valid: {', '.join(model.model_fields)})" if model is not None else ""
+            msg = f"unknown key{valid}"
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected")
+            msg = f"must be one of {expected}" if expected else msg
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> PipelineConfig:
+    """Validate a config mapping against the pipeline schema (component params not yet)."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    *,
+    host: Any = None,
+    machine: bool = True,
+) -> PipelineConfig:
+    """Read (path), or take (mapping), a config, apply overrides and validate it fully —
+    including each component's params against its own ``Config`` and, with ``machine``,
+    that this machine has the CPU threads and the device ``train`` names (off for a
+    finished run's config read elsewhere, e.g. to export it). ``None`` gives the
+    built-in quickstart config."""
+    if source is None:
+        from cdkd_core.config.quickstart import quickstart_config
+
+        data, label = quickstart_config(host), "built-in quickstart"
+    elif isinstance(source, dict):
+        data, label = source, "config"
+    else:
+        data, label = read_yaml(Path(source)), str(source)
+    data = apply_overrides(data, overrides or [])
+    config = parse_config(data, label)
+    validate_components(config, host, machine=machine)
+    return config
+
+
+def dump_config(config: PipelineConfig) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

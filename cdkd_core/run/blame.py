@@ -1,0 +1,37 @@
+"""Naming the plugin (its version and component) behind an error raised in its code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdkd_core.components.contracts import ContractError
+from cdkd_core.errors import PluginError
+
+
+def plugin_error(host: Any, exc: Exception, stage: str | None = None) -> PluginError | None:
+    """A :class:`PluginError` naming the plugin (and its version and component) whose code
+    raised ``exc``, and the pipeline ``stage`` it was in; None when the error did not come
+    from a plugin."""
+    from cdkd_core.host.plugin_host import kind_label
+
+    blamed = host.blame(exc)
+    if blamed is None:
+        return None
+    plugin, component = blamed
+    version = f" {plugin.version}" if plugin.version else ""
+    where = f", {kind_label(component.kind)} {component.name!r}," if component is not None else ""
+    during = f" during {stage}" if stage else ""
+    return PluginError(
+        f"plugin {plugin.name!r}{version}{where} failed{during}: {type(exc).__name__}: {exc} "
+        "(run with --debug for the traceback)"
+    )
+
+
+def attribute_contract(host: Any, exc: ContractError, stage: str | None) -> None:
+    """Name the plugin (and version) that provides the component of a broken contract."""
+    info = host.provider(exc.kind, exc.cls)
+    plugin = host.plugins.get(info.plugin) if info is not None else None
+    if plugin is not None:
+        exc.attribute(plugin.name, plugin.version, stage)
+    else:
+        exc.attribute(None, None, stage)

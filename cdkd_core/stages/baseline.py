@@ -1,0 +1,36 @@
+"""The honest no-teacher baseline: the student's architecture, initialisation, labelled
+subset and epochs, trained on labels alone."""
+
+from __future__ import annotations
+
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.stages.context import StageContext
+from cdkd_core.stages.keys import BASELINE, SavedRun
+from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
+
+
+class BaselineStage:
+    """The baseline as the runner drives it; ``baseline`` is built (and probed) with the
+    networks, before any training."""
+
+    key = BASELINE
+
+    def __init__(self, ctx: StageContext, baseline: MultiDomainNet) -> None:
+        self.ctx, self.baseline = ctx, baseline
+
+    def run(self, resume: SavedRun | None) -> None:
+        """Train the baseline (going on from ``resume``'s loop state where given)."""
+        train_stage(
+            self.ctx,
+            self.baseline,
+            domain_plans(self.ctx.trained, "student", use_labels_only=True),
+            cross_entropy(self.ctx.host),
+            stage="baseline",
+            teacher=False,
+            resume=resume.fit if resume is not None else None,
+        )
+
+    def restore(self, state: SavedRun) -> None:
+        """The baseline as it finished."""
+        assert state.baseline is not None
+        self.baseline.load_state_dict(state.baseline)

@@ -1,0 +1,210 @@
+"""Stages 2-4 of a round as one checkpointed stage (``student``): the teacher's knowledge
+extracted and encoded, the student distilled with the configured weighted losses, then
+teacher, student and baseline evaluated."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from cdkd_core.components.encoder import KnowledgeEncoder
+from cdkd_core.components.feedback import FeedbackDomain, FeedbackStrategy, StudentStep
+from cdkd_core.components.loss import Loss
+from cdkd_core.engine.distributed import averaged_gradients
+from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
+from cdkd_core.nets.assembly import build_network
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.nets.reading import read_layer
+from cdkd_core.nets.weight_init import init_from_teacher, same_view_spaces
+from cdkd_core.stages.context import StageContext
+from cdkd_core.stages.evaluation import BaselineReference, evaluate_round
+from cdkd_core.stages.gating import gated_domains
+from cdkd_core.stages.keys import SavedRun, student_key
+from cdkd_core.stages.knowledge import encode_round
+from cdkd_core.stages.token_knowledge import inject_teacher_tokens
+from cdkd_core.stages.training import domain_plans, train_stage
+
+Losses = list[tuple[Loss, float]]
+
+
+class LiveTeacherAdapter:
+    """Adapts a live feedback strategy (one that trains the teacher beside the student)
+    to the training loop."""
+
+    def __init__(
+        self,
+        strategy: FeedbackStrategy,
+        teacher: MultiDomainNet,
+        views: dict[str, FeedbackDomain],
+        device: torch.device,
+        gated: frozenset[str] = frozenset(),
+    ) -> None:
+        self.strategy, self.teacher, self.views, self.device = strategy, teacher, views, device
+        self.gated = gated
+
+    def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
+        """The teacher's current logits on the batch (None where gated or unreadable)."""
+        d = plan.domain
+        if d.name in self.gated:
+            return None
+        if not (self.teacher.has_stem(d.space) and self.teacher.has_head(d.task)):
+            return None
+        with torch.no_grad():
+            return self.teacher(d.train.teacher_x[batch].to(self.device), d.space, d.task)
+
+    def step(
+        self,
+        plan: DomainPlan,
+        batch: torch.Tensor,
+        student_logits: torch.Tensor,
+        student: nn.Module | None = None,
+    ) -> None:
+        """The strategy's teacher step after the student's."""
+        d = plan.domain
+        self.strategy.student_step(
+            self.teacher,
+            StudentStep(
+                domain=self.views[d.name],
+                teacher_x=d.train.teacher_x[batch].to(self.device),
+                labels=plan.labels[batch].to(self.device),
+                labelled=plan.labelled[batch].to(self.device),
+                student_logits=student_logits,
+                student=student,
+                student_x=plan.x[batch].to(self.device),
+            ),
+        )
+
+
+def feedback_views(ctx: StageContext) -> dict[str, FeedbackDomain]:
+    """The trained domains as feedback strategies see them."""
+    return {
+        d.name: FeedbackDomain(
+            d.name, d.role, d.task, d.space, d.num_classes, d.train, d.val, d.quiz, d.labelled
+        )
+        for d in ctx.domains
+        if d.trained
+    }
+
+
+def distillation_losses(
+    ctx: StageContext, student: MultiDomainNet, encoder: KnowledgeEncoder
+) -> Losses:
+    """The configured loss terms, set up for the student's feature width and the
+    encoder's knowledge dimension, and bound to the encoder."""
+    d = next(d for d in ctx.domains if d.trained)
+    layer = ctx.config.student.feature_layer
+    features, _ = read_layer(student, layer, d.train.student_x[:2], d.space, d.task)
+    width = features.shape[1]
+    losses = []
+    for ref in ctx.config.losses:
+        loss = ctx.host.get("losses", ref.name).from_params(ref.params)
+        loss.setup(width, encoder.dim)
+        loss.bind(encoder)
+        losses.append((loss, ref.weight))
+    return losses
+
+
+def build_student(ctx: StageContext, round_: int) -> MultiDomainNet:
+    """The round's student, initialised as ``student.weight_init`` says."""
+    config = ctx.config
+    student = build_network(config.student, ctx.trained, ctx.host, "student", ctx.student_seed)
+    if config.student.weight_init == "teacher_pca":  # from the teacher as the round starts
+        init = init_from_teacher(
+            student,
+            ctx.teacher,
+            config.student.weight_init_layers,
+            same_view=same_view_spaces(ctx.domains),
+        )
+        ctx.log.log(stage="weight_init", round=round_, method="teacher_pca", **init.to_dict())
+    elif config.student.weight_init == "teacher_tokens":  # cached after the first round
+        stems = inject_teacher_tokens(student, ctx.progress.stage)
+        ctx.log.log(stage="weight_init", round=round_, method="teacher_tokens", stems=stems)
+    return student
+
+
+class DistillationStage:
+    """One round's ``student`` stage; after it ran (or was restored) it holds the
+    student, its test results and predictions (and, when it ran, the round's teacher
+    outputs and losses, for the knowledge sample)."""
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        round_: int,
+        baseline: MultiDomainNet,
+        reference: BaselineReference,
+        views: dict[str, FeedbackDomain],
+    ) -> None:
+        self.ctx, self.round, self.key = ctx, round_, student_key(round_)
+        self.baseline, self.reference, self.views = baseline, reference, views
+        self.student: MultiDomainNet | None = None
+        self.results: dict = {}
+        self.predictions: dict[str, torch.Tensor] = {}
+        self.outputs: dict[str, TeacherOutputs] = {}
+        self.losses: Losses = []
+
+    def run(self, resume: SavedRun | None) -> None:
+        """Encode, distil (continuing ``resume``'s loop state where given), evaluate."""
+        ctx, round_ = self.ctx, self.round
+        if resume is not None:
+            assert resume.round_start_teacher is not None
+            ctx.teacher.load_state_dict(resume.round_start_teacher)
+        ctx.round_start_teacher = copy.deepcopy(ctx.teacher.state_dict())
+        ctx.where = f"knowledge extraction (round {round_})"
+        encoder, outputs = encode_round(ctx, round_)
+        gated: frozenset[str] = frozenset()
+        if ctx.config.train.teacher_gate == "val":
+            gated = gated_domains(ctx, self.baseline, round_)
+            outputs = {k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()}
+        ctx.where = f"distillation (round {round_})"
+        self.student = student = build_student(ctx, round_)
+        self.losses = distillation_losses(ctx, student, encoder)
+        self.outputs = outputs
+        self._distil(resume, gated)
+        ctx.where = f"evaluation (round {round_})"
+        self.results, self.predictions = evaluate_round(ctx, student, self.reference)
+
+    def _distil(self, resume: SavedRun | None, gated: frozenset[str]) -> None:
+        """Train the student (beside a live teacher where the strategy has one)."""
+        ctx, feedback = self.ctx, self.ctx.feedback
+        live = None
+        if feedback.live_teacher:
+            feedback.begin_round(ctx.teacher, self.views)
+            live = LiveTeacherAdapter(feedback, ctx.teacher, self.views, ctx.device, gated)
+        if resume is not None:  # the teacher (and a live strategy) as they were at the stop
+            ctx.teacher.load_state_dict(resume.teacher)
+            feedback.load_state_dict(resume.feedback)
+        # a live teacher trains outside DistributedDataParallel (it is not the model being
+        # distilled): its gradients are averaged over the processes as they are computed
+        assert self.student is not None
+        with averaged_gradients(ctx.teacher) if live is not None else nullcontext():
+            train_stage(
+                ctx,
+                self.student,
+                domain_plans(ctx.trained, "student", use_labels_only=False, outputs=self.outputs),
+                self.losses,
+                stage="student",
+                teacher=False,
+                round_=self.round,
+                live=live,
+                resume=resume.fit if resume is not None else None,
+            )
+
+    def restore(self, state: SavedRun) -> None:
+        """The student trained and evaluated before the checkpoint: evaluate it again
+        (deterministic); the teacher and the torch RNG as they were."""
+        ctx = self.ctx
+        assert state.student is not None and state.torch_rng is not None
+        student = build_network(
+            ctx.config.student, ctx.trained, ctx.host, "student", ctx.student_seed
+        )
+        student.load_state_dict(state.student)
+        ctx.teacher.load_state_dict(state.teacher)
+        ctx.where = f"evaluation (round {self.round})"
+        self.student = student
+        self.results, self.predictions = evaluate_round(ctx, student, self.reference)
+        torch.set_rng_state(state.torch_rng)

@@ -1,0 +1,161 @@
+"""Feedback: after each round but the last, the strategy looks at the round's teacher and
+student and may change the teacher (fine-tune it on examples it weights) before the next
+round; a live strategy trained it beside the student already."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cdkd_core.components.domain import Split
+from cdkd_core.components.feedback import FeedbackContext, FeedbackDomain
+from cdkd_core.components.loss import BatchContext, Loss
+from cdkd_core.engine.distributed import broadcast_module
+from cdkd_core.engine.fit import fit
+from cdkd_core.engine.inference import predict
+from cdkd_core.engine.plans import DomainPlan
+from cdkd_core.engine.settings import FitSettings
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.stages.context import StageContext, View, view_x
+from cdkd_core.stages.evaluation import domain_metrics
+from cdkd_core.stages.keys import SavedRun, feedback_key
+
+Batches = dict[str, tuple[Split, torch.Tensor]]
+
+
+class WeightedCrossEntropy(Loss):
+    """Cross-entropy weighted per example, the fine-tune's loss (the weights a feedback
+    strategy gave, carried by the plans as ``example_weights``)."""
+
+    name = "feedback.weighted_ce"
+    requires = frozenset({"labels"})
+
+    def forward(self, ctx: BatchContext) -> torch.Tensor:
+        """``sum(w * ce) / sum(w)`` over the batch."""
+        assert ctx.example_weights is not None and ctx.labels is not None
+        weights = ctx.example_weights
+        per_example = F.cross_entropy(ctx.student_logits, ctx.labels, reduction="none")
+        return (weights * per_example).sum() / weights.sum()
+
+
+def finetune_plans(ctx: StageContext, batches: Batches) -> list[DomainPlan]:
+    """One plan per domain of ``batches``: every row of its split in the teacher's view,
+    weighted as the strategy asks (``example_weights``)."""
+    by_name = {d.name: d for d in ctx.domains}
+    plans = []
+    for name, (split, weights) in batches.items():
+        d = by_name[name]
+        rows = len(split)
+        plans.append(
+            DomainPlan(
+                domain=d,
+                x=split.teacher_x,
+                labels=split.y,
+                labelled=torch.ones(rows, dtype=torch.bool),
+                index=torch.arange(rows),
+                val_x=d.val.teacher_x,
+                weight=d.entry.weight,
+                example_weights=weights,
+            )
+        )
+    return plans
+
+
+def finetune_teacher(ctx: StageContext, batches: Batches, epochs: int, lr: float) -> None:
+    """Weighted cross-entropy fine-tuning of the teacher (``finetune_teacher`` of a
+    feedback strategy; ``batches`` maps a domain to a split and a weight per example),
+    through the training loop every stage uses (the run's precision and gradient
+    clipping; no scheduler). It keeps its last epoch, as the strategy's weighting intends:
+    no selection on val."""
+    t = ctx.config.train
+    settings = FitSettings(
+        epochs=epochs,
+        batch_size=t.batch_size,
+        lr=lr,
+        weight_decay=t.weight_decay,
+        scheduler="none",
+        patience=None,
+        grad_clip=t.grad_clip,
+        eval_batch_size=t.eval_batch_size,
+        device=ctx.device,
+        seed=ctx.seed + 7,
+        feature_layer=ctx.config.teacher.feature_layer,
+        precision=t.precision,
+        select_on_val=False,
+    )
+
+    def on_epoch(record: dict) -> None:
+        ctx.log.log(
+            stage="feedback_finetune", epoch=record["epoch"], loss=sum(record["loss"].values())
+        )
+
+    fit(
+        ctx.teacher,
+        finetune_plans(ctx, batches),
+        [(WeightedCrossEntropy(), 1.0)],
+        settings,
+        on_epoch=on_epoch,
+    )
+
+
+class FeedbackStage:
+    """One round's ``feedback`` stage. ``changed`` says, after it ran, whether the
+    teacher changed in the round (then it is saved and every process takes process 0's)."""
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        round_: int,
+        views: dict[str, FeedbackDomain],
+        student: MultiDomainNet,
+    ) -> None:
+        self.ctx, self.round, self.key, self.views = ctx, round_, feedback_key(round_), views
+        self.student = student
+        self.changed = False
+
+    def run(self, resume: SavedRun | None = None) -> None:
+        """The strategy's ``after_round`` on the round's student (all rounds but the
+        last); a feedback stage is never checkpointed inside, so ``resume`` is None."""
+        ctx, student = self.ctx, self.student
+        self.changed = ctx.feedback.live_teacher  # it trained beside the student
+        ctx.where = f"feedback (round {self.round})"
+        if self.round + 1 < ctx.feedback.rounds:
+            self.changed = self._after_round(student) or self.changed
+        if self.changed:
+            broadcast_module(ctx.teacher)  # every process goes on with process 0's
+
+    def restore(self, state: SavedRun) -> None:
+        """Nothing to restore: no checkpoint is taken inside a feedback stage."""
+
+    def _after_round(self, student: MultiDomainNet) -> bool:
+        ctx = self.ctx
+        val = {}
+        for d in ctx.domains:
+            if d.trained:
+                val[d.name] = {
+                    "teacher": domain_metrics(ctx, ctx.teacher, "teacher", d, "val"),
+                    "student": domain_metrics(ctx, student, "student", d, "val"),
+                }
+        networks: list[tuple[nn.Module, View]] = [(ctx.teacher, "teacher"), (student, "student")]
+
+        def predict_split(model: nn.Module, name: str, split: str) -> torch.Tensor:
+            if split not in ("train", "val", "quiz"):
+                raise ValueError(f"feedback may read train, val or quiz, not {split!r}")
+            d = next(x for x in ctx.domains if x.name == name)
+            # the strategy names a network of the context: the teacher reads its view
+            view = next((v for net, v in networks if net is model), "student")
+            x = view_x(getattr(d, split), view)
+            return predict(model, x, d.space, d.task, ctx.config.train.eval_batch_size, ctx.device)
+
+        feedback_ctx = FeedbackContext(
+            round=self.round,
+            teacher=ctx.teacher,
+            student=student,
+            domains=self.views,
+            val_results=val,
+            predict=predict_split,
+            finetune_teacher=lambda batches, epochs, lr: finetune_teacher(ctx, batches, epochs, lr),
+            log=lambda **r: ctx.log.log(stage="feedback", round=self.round, **r),
+        )
+        return bool(ctx.feedback.after_round(feedback_ctx))

@@ -1,0 +1,181 @@
+"""Stage 1: the teacher, trained multi-task over the source domains (selected on val),
+meta-trained first with ``teacher.maml``, or loaded from ``teacher.checkpoint``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from cdkd_core.config.models import PipelineConfig
+from cdkd_core.data.preparation import PreparedDomain
+from cdkd_core.engine.distributed import broadcast_module
+from cdkd_core.errors import ConfigError
+from cdkd_core.files import load_weights
+from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.stages.context import StageContext, seed_everything
+from cdkd_core.stages.keys import TEACHER, SavedRun
+from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
+
+
+def finetune_epochs(config: PipelineConfig) -> int:
+    """Epochs of the multi-task fine-tune after meta-training (``teacher.maml``)."""
+    maml, t = config.teacher.maml, config.train
+    assert maml is not None
+    if maml.finetune_epochs is not None:
+        return maml.finetune_epochs
+    return max(1, (t.teacher_epochs or t.epochs) // 2)
+
+
+def teacher_training(config: PipelineConfig) -> dict[str, Any]:
+    """How the teacher was trained, for ``summary.json``."""
+    teacher, t = config.teacher, config.train
+    if teacher.checkpoint is not None:
+        return {"method": "checkpoint", "maml": None}
+    if teacher.maml is None:
+        return {"method": "multitask", "maml": None, "epochs": t.teacher_epochs or t.epochs}
+    return {
+        "method": teacher.maml.algorithm,
+        "maml": {**teacher.maml.model_dump(mode="json"), "meta_lr": teacher.maml.outer_lr},
+        "epochs": finetune_epochs(config),
+    }
+
+
+def meta_train_teacher(ctx: StageContext) -> None:
+    """``teacher.maml``: meta-learn the teacher with the source domains as tasks
+    (:mod:`cdkd_core.engine.maml`), before its multi-task fine-tune."""
+    from cdkd_core.engine.maml import MetaSettings, MetaTask, meta_train
+
+    maml = ctx.config.teacher.maml
+    assert maml is not None
+    tasks = [
+        MetaTask(p.domain.name, p.domain.space, p.domain.task, p.x, p.labels, p.index)
+        for p in domain_plans(ctx.sources, "teacher", use_labels_only=True)
+    ]
+    settings = MetaSettings(
+        algorithm=maml.algorithm,
+        meta_steps=maml.meta_steps,
+        inner_steps=maml.inner_steps,
+        inner_lr=maml.inner_lr,
+        meta_lr=maml.outer_lr,
+        inner_optimizer=maml.inner_optimizer,
+        meta_lr_schedule=maml.meta_lr_schedule,
+        tasks_per_step=maml.tasks_per_step,
+        support_size=maml.support_size,
+        query_size=maml.query_size,
+        grad_clip=ctx.config.train.grad_clip,
+        device=ctx.device,
+        seed=ctx.seed,
+        log_every=maml.log_every,
+    )
+    seed_everything(ctx.seed)
+    start = time.perf_counter()
+    with ctx.progress.stage(f"teacher meta-training ({maml.algorithm})", maml.meta_steps) as (
+        advance
+    ):
+        meta_train(
+            ctx.teacher,
+            tasks,
+            settings,
+            on_log=lambda r: ctx.log.log(stage="teacher_meta", algorithm=maml.algorithm, **r),
+            on_step=lambda _: advance(),
+            stop_requested=ctx.stop,
+        )
+    broadcast_module(ctx.teacher)  # every process goes on with process 0's
+    ctx.log.log(
+        stage="teacher_meta",
+        event="done",
+        algorithm=maml.algorithm,
+        meta_steps=maml.meta_steps,
+        tasks=[t.name for t in tasks],
+        wall_s=round(time.perf_counter() - start, 3),
+    )
+
+
+class TeacherStage:
+    """Stage 1 as the runner drives it."""
+
+    key = TEACHER
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    def run(self, resume: SavedRun | None) -> None:
+        """Train the teacher (a loaded ``teacher.checkpoint`` is only logged); a resumed
+        stage goes on with its fine-tune where the checkpoint was taken."""
+        ctx, config = self.ctx, self.ctx.config
+        if config.teacher.checkpoint is not None:
+            ctx.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
+            return
+        epochs = None
+        if config.teacher.maml is not None:
+            if resume is None:  # a resumed teacher stage goes on with its fine-tune
+                meta_train_teacher(ctx)
+            epochs = finetune_epochs(config)
+        if epochs != 0:
+            train_stage(
+                ctx,
+                ctx.teacher,
+                domain_plans(ctx.sources, "teacher", use_labels_only=True),
+                cross_entropy(ctx.host),
+                stage="teacher",
+                teacher=True,
+                resume=resume.fit if resume is not None else None,
+                epochs=epochs,
+            )
+
+    def restore(self, state: SavedRun) -> None:
+        """The teacher as it finished."""
+        self.ctx.teacher.load_state_dict(state.teacher)
+
+
+def load_teacher_checkpoint(
+    teacher: MultiDomainNet, path: Path, domains: list[PreparedDomain]
+) -> None:
+    """Load ``teacher.checkpoint``, refusing one that does not fit this teacher."""
+    where = "teacher.checkpoint"
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such file: {path}")
+    try:
+        state = load_weights(path)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ConfigError(f"{where}: {path} is not a safetensors file ({exc})") from exc
+    own = teacher.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in own]
+    problems += [
+        f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        raise ConfigError(
+            f"{where}: {path} does not fit this config's teacher ({shown}); it must come "
+            "from a run with the same teacher architecture and source domains"
+        )
+    _check_teacher_classes(path, domains)
+    teacher.load_state_dict(state)
+
+
+def _check_teacher_classes(path: Path, domains: list[PreparedDomain]) -> None:
+    """Refuse a checkpoint whose run (its ``layout.json`` beside it, when there is one)
+    ordered the classes of a task of this teacher otherwise: its head would predict
+    another class under each index."""
+    try:
+        layout = json.loads((path.parent / "layout.json").read_text(encoding="utf-8"))
+        theirs = {d["task"]: (n, list(d["classes"])) for n, d in layout["domains"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # no layout.json beside it: nothing to compare
+    for d in domains:
+        if d.role != "source" or d.task not in theirs:
+            continue
+        name, classes = theirs[d.task]
+        if classes != list(d.data.classes):
+            raise ConfigError(
+                f"teacher.checkpoint: {path}'s run has the classes of task {d.task!r} as "
+                f"{classes} (domain {name!r}), this run as {list(d.data.classes)} (domain "
+                f"{d.name!r}); its head would predict other classes. Use a teacher trained "
+                "with the same class names and order (the task's first domain fixes it)"
+            )

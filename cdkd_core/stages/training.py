@@ -1,0 +1,136 @@
+"""How a stage trains a network: its fit settings, the domains' plans, the run's logging
+and checkpoints around :func:`cdkd_core.engine.fit.fit`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from cdkd_core.components.loss import Loss
+from cdkd_core.config.models import PipelineConfig
+from cdkd_core.data.preparation import PreparedDomain
+from cdkd_core.engine.fit import fit
+from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
+from cdkd_core.engine.settings import FitResult, FitSettings
+from cdkd_core.stages.context import StageContext, View, seed_everything, view_x
+
+
+def fit_settings(
+    config: PipelineConfig, device: torch.device, *, teacher: bool, seed: int, layer: str
+) -> FitSettings:
+    """The optimisation settings of the teacher's stage or a student's (and baseline's)."""
+    t = config.train
+    return FitSettings(
+        epochs=(t.teacher_epochs or t.epochs) if teacher else t.epochs,
+        batch_size=t.batch_size,
+        lr=(t.teacher_lr or t.lr) if teacher else t.lr,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler,
+        patience=t.patience,
+        grad_clip=t.grad_clip,
+        eval_batch_size=t.eval_batch_size,
+        device=device,
+        seed=seed,
+        feature_layer=layer,
+        checkpoint_steps=t.checkpoint_steps if t.checkpoints else None,
+        precision=t.precision,
+    )
+
+
+def domain_plans(
+    domains: list[PreparedDomain],
+    view: View,
+    *,
+    use_labels_only: bool,
+    outputs: dict[str, TeacherOutputs] | None = None,
+) -> list[DomainPlan]:
+    """How each domain takes part in a stage: its ``view``'s inputs, its labels (-1 where
+    unlabelled) and the examples iterated (the labelled ones, or all where ``outputs``
+    holds the teacher's and ``use_labels_only`` is False)."""
+    plans = []
+    for d in domains:
+        teacher = outputs.get(d.name) if outputs else None
+        labelled = d.labelled
+        labels = torch.where(labelled, d.train.y, torch.full_like(d.train.y, -1))
+        informative = labelled.clone()
+        if teacher is not None and not use_labels_only:
+            informative[:] = True
+        index = torch.nonzero(informative).flatten()
+        if len(index) == 0:
+            continue
+        plans.append(
+            DomainPlan(
+                domain=d,
+                x=view_x(d.train, view),
+                labels=labels,
+                labelled=labelled,
+                index=index,
+                val_x=view_x(d.val, view),
+                weight=d.entry.weight,
+                teacher=teacher,
+                teacher_x=d.train.teacher_x,
+            )
+        )
+    return plans
+
+
+def cross_entropy(host: Any) -> list[tuple[Loss, float]]:
+    """The loss list of a stage trained on labels alone."""
+    return [(host.get("losses", "ce")(), 1.0)]
+
+
+def train_stage(
+    ctx: StageContext,
+    model: nn.Module,
+    plans: list[DomainPlan],
+    losses: list[tuple[Loss, float]],
+    *,
+    stage: str,
+    teacher: bool,
+    round_: int | None = None,
+    live: Any = None,
+    resume: dict | None = None,
+    epochs: int | None = None,
+) -> FitResult:
+    """Train ``model`` for stage ``stage`` (continuing ``resume``, a checkpointed loop
+    state, where given), logging each epoch and checkpointing as the loop asks."""
+    spec = ctx.config.teacher if teacher else ctx.config.student
+    settings = fit_settings(
+        ctx.config, ctx.device, teacher=teacher, seed=ctx.seed, layer=spec.feature_layer
+    )
+    if epochs is not None:
+        settings = replace(settings, epochs=epochs)
+    label = stage if round_ is None else f"{stage} (round {round_})"
+    # every stage starts from a known RNG state (dropout, say), so one stage's numbers
+    # never depend on what was built or run before it; baseline and student share one
+    seed_everything(ctx.seed if teacher else ctx.student_seed)
+    with ctx.progress.stage(label, settings.epochs) as advance:
+
+        def on_epoch(record: dict) -> None:
+            ctx.log.log(stage=stage, round=round_, **record)
+            advance(f"val {record['val_score']:.4f}")
+
+        for _ in range(resume["epoch"] if resume is not None else 0):
+            advance("resumed")
+        result = fit(
+            model,
+            plans,
+            losses,
+            settings,
+            live=live,
+            on_epoch=on_epoch,
+            on_checkpoint=lambda fit_state: ctx.checkpoint(stage, round_, fit=fit_state),
+            resume=resume,
+            stop_requested=ctx.stop,
+        )
+    ctx.log.log(
+        stage=stage,
+        round=round_,
+        event="selected",
+        epoch=result.best_epoch,
+        val_score=result.best_score,
+    )
+    return result
