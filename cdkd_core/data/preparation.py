@@ -243,12 +243,10 @@ def _provided(host, cls: type, name: str) -> str:
     """``name``, and the plugin (with its version) that provides it unless a built-in."""
     from cdkd_core.host.plugin_host import BUILTIN_PLUGINS
 
-    info = host.provider("domains", cls) if hasattr(host, "provider") else None
+    info = host.provider("domains", cls)
     if info is None or info.plugin in BUILTIN_PLUGINS:
         return name
-    plugin = host.plugins.get(info.plugin)
-    version = f" {plugin.version}" if plugin is not None and plugin.version else ""
-    return f"{name} from plugin {info.plugin!r}{version}"
+    return f"{name} from plugin {host.describe(info.plugin)}"
 
 
 def prepare_domains(

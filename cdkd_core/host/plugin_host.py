@@ -285,7 +285,7 @@ class PluginHost:
             return infos[0]
         if infos:
             place = f"{where}: " if where else ""
-            plugins = " and ".join(self._describe(info.plugin) for info in infos)
+            plugins = " and ".join(self.describe(info.plugin) for info in infos)
             choices = " or ".join(repr(info.qualified) for info in infos)
             raise ConfigError(
                 f"{place}{kind_label(kind)} {name!r} is registered by {len(infos)} plugins "
@@ -311,8 +311,8 @@ class PluginHost:
                     best = info
         return best
 
-    def _describe(self, plugin: str) -> str:
-        """``'name' VERSION`` of a loaded plugin."""
+    def describe(self, plugin: str) -> str:
+        """``'name' VERSION`` of a loaded plugin (the way every message names a plugin)."""
         version = self.plugins[plugin].version if plugin in self.plugins else None
         return f"{plugin!r}" + (f" {version}" if version else "")
 

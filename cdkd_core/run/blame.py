@@ -18,11 +18,10 @@ def plugin_error(host: Any, exc: Exception, stage: str | None = None) -> PluginE
     if blamed is None:
         return None
     plugin, component = blamed
-    version = f" {plugin.version}" if plugin.version else ""
     where = f", {kind_label(component.kind)} {component.name!r}," if component is not None else ""
     during = f" during {stage}" if stage else ""
     return PluginError(
-        f"plugin {plugin.name!r}{version}{where} failed{during}: {type(exc).__name__}: {exc} "
+        f"plugin {host.describe(plugin.name)}{where} failed{during}: {type(exc).__name__}: {exc} "
         "(run with --debug for the traceback)"
     )
 

@@ -4,6 +4,8 @@ round; a live strategy trained it beside the student already."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,11 +17,11 @@ from cdkd_core.engine.distributed import broadcast_module
 from cdkd_core.engine.fit import fit
 from cdkd_core.engine.inference import predict
 from cdkd_core.engine.plans import DomainPlan
-from cdkd_core.engine.settings import FitSettings
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.stages.context import StageContext, View, view_x
 from cdkd_core.stages.evaluation import domain_metrics
 from cdkd_core.stages.keys import SavedRun, feedback_key
+from cdkd_core.stages.training import fit_settings
 
 Batches = dict[str, tuple[Split, torch.Tensor]]
 
@@ -68,20 +70,20 @@ def finetune_teacher(ctx: StageContext, batches: Batches, epochs: int, lr: float
     through the training loop every stage uses (the run's precision and gradient
     clipping; no scheduler). It keeps its last epoch, as the strategy's weighting intends:
     no selection on val."""
-    t = ctx.config.train
-    settings = FitSettings(
+    teacher = fit_settings(
+        ctx.config,
+        ctx.device,
+        teacher=True,
+        seed=ctx.seed + 7,
+        layer=ctx.config.teacher.feature_layer,
+    )
+    settings = replace(
+        teacher,
         epochs=epochs,
-        batch_size=t.batch_size,
         lr=lr,
-        weight_decay=t.weight_decay,
         scheduler="none",
         patience=None,
-        grad_clip=t.grad_clip,
-        eval_batch_size=t.eval_batch_size,
-        device=ctx.device,
-        seed=ctx.seed + 7,
-        feature_layer=ctx.config.teacher.feature_layer,
-        precision=t.precision,
+        checkpoint_steps=None,  # a feedback stage is never checkpointed inside
         select_on_val=False,
     )
 
