@@ -192,8 +192,8 @@ PARAM_MAPPINGS = {
 }
 #: component name path -> (kind, a fragment of the choices the message must list)
 NAMES = {
-    "teacher.trunk.name": "available: cnn, mlp",
-    "student.trunk.name": "available: cnn, mlp",
+    "teacher.trunk.name": "available: cnn, hist_gbm, mlp",
+    "student.trunk.name": "available: cnn, hist_gbm, mlp",
     "encoder.name": "available: graph, knowledge_graph, linear, pca",
     "losses.1.name": "available: ce, graph, graph_match, hint, kd, relational",
     "feedback.name": "available: hard_examples, meta, mutual, none",

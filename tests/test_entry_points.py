@@ -75,7 +75,7 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     assert builtin["encoders"] == ["pca", "linear", "graph", "knowledge_graph"]
     assert builtin["losses"] == ["ce", "kd", "hint", "relational", "graph", "graph_match"]
     assert builtin["feedback"] == ["none", "mutual", "hard_examples", "meta"]
-    assert builtin["architectures"] == ["mlp", "cnn"]
+    assert builtin["architectures"] == ["mlp", "cnn", "hist_gbm"]
     assert {"sklearn.wine", "tabular"} <= set(builtin["domains"])
 
 

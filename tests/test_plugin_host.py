@@ -372,7 +372,7 @@ EXPECTED = {
         "tabular",
         "arrays",
     },
-    "architectures": {"mlp", "cnn"},
+    "architectures": {"mlp", "cnn", "hist_gbm"},
     "encoders": {"pca", "linear", "graph", "knowledge_graph"},
     "losses": {"ce", "kd", "hint", "relational", "graph", "graph_match"},
     "feedback": {"none", "mutual", "hard_examples", "meta"},

@@ -149,9 +149,8 @@ def verify_graph(fmt: str, module: nn.Module, x: torch.Tensor, path: Path, domai
         )
     if not got.numel():
         return
-    diff = float((got.float() - expected).abs().max())
-    bound = 1e-4 * (1.0 + float(expected.abs().max()))
-    if not diff <= bound:
+    diff = output_difference(got, expected)
+    if diff is not None:
         raise CdkdError(
             f"domain {domain!r}: the {fmt} export differs from the student by up to {diff:.3g} "
             f"at batch size {len(x)} ({layers(module)}); a layer may hold steps that depend "
@@ -159,8 +158,18 @@ def verify_graph(fmt: str, module: nn.Module, x: torch.Tensor, path: Path, domai
         )
 
 
+def output_difference(got: torch.Tensor, expected: torch.Tensor) -> float | None:
+    """The largest absolute difference between a graph's outputs and the module's when it
+    exceeds the tolerance (``1e-4 * (1 + max |expected|)``), else None."""
+    diff = float((got.float() - expected).abs().max())
+    bound = 1e-4 * (1.0 + float(expected.abs().max()))
+    return None if diff <= bound else diff
+
+
 def layers(module: nn.Module) -> str:
-    """The stem, trunk and head types of a domain's module, for messages."""
-    return ", ".join(
-        f"{part} {type(getattr(module, part)).__name__}" for part in ("stem", "trunk", "head")
-    )
+    """The stem, trunk and head types of a domain's module, for messages (the module's own
+    type when it has none of them)."""
+    parts = [(p, getattr(module, p, None)) for p in ("stem", "trunk", "head")]
+    if all(m is None for _, m in parts):
+        return type(module).__name__
+    return ", ".join(f"{part} {type(m).__name__}" for part, m in parts if m is not None)

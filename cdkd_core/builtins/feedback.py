@@ -22,6 +22,7 @@ class NoFeedback(FeedbackStrategy):
     """No feedback: the teacher stays as stage 1 left it (``rounds`` repeats stages 2-4)."""
 
     name = "none"
+    updates_teacher = False
 
 
 class MutualLearning(FeedbackStrategy):

@@ -8,8 +8,10 @@ in ``modalities``), a trunk, or both.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from torch import nn
 
 from cdkd_core.components.base import Component
@@ -48,3 +50,50 @@ class Architecture(Component):
     def build_head(self, in_features: int, num_classes: int) -> nn.Module:
         """A task head (used when the config names this architecture as ``head``)."""
         return nn.Linear(in_features, num_classes)
+
+
+class EstimatorArchitecture(Architecture):
+    """A whole teacher that is a classical model (``teacher.model``): a scikit-learn
+    classifier fitted on the source domains' train split and selected on their val split.
+
+    The core fits one estimator per (input space, task) of the sources, reads its class
+    probabilities as the teacher's soft labels, and gives the encoders the per-example
+    vector :meth:`representation` returns. The fitted estimator is kept in skops' secure
+    format (no pickle); loading refuses any type outside :attr:`trusted_types`.
+    """
+
+    #: what its soft labels and representation can feed: losses needing anything else
+    #: (``graph``) and the encoders named in :attr:`refused_encoders` are refused by
+    #: ``cdkd validate``
+    provides: ClassVar[frozenset[str]] = frozenset({"labels", "teacher_logits", "vectors"})
+    #: encoders that cannot work on its representation, with the reason
+    refused_encoders: ClassVar[dict[str, str]] = {}
+    #: fully qualified names of the types a saved estimator may contain beyond the ones
+    #: skops trusts by default
+    trusted_types: ClassVar[tuple[str, ...]] = ()
+
+    def build_estimator(self, seed: int) -> Any:
+        """An unfitted classifier with ``fit`` and ``predict_proba``."""
+        raise NotImplementedError(f"architecture {self.name!r} builds no estimator")
+
+    def fit_selected(
+        self,
+        estimator: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        val_x: list[np.ndarray],
+        val_score: Callable[[list[np.ndarray]], float],
+    ) -> tuple[Any, dict[str, Any]]:
+        """Fit ``estimator`` on ``x``/``y`` and choose its capacity on the val split:
+        ``val_score`` scores class probabilities predicted for each array of ``val_x`` (one
+        per domain; higher is better). The fitted estimator and what was chosen (logged)."""
+        raise NotImplementedError(f"architecture {self.name!r} builds no estimator")
+
+    def parameter_count(self, estimator: Any) -> int:
+        """How many values the fitted estimator stores (``params.teacher`` of the summary;
+        its saved size in bytes is reported beside it)."""
+        return 0
+
+    def representation(self, estimator: Any, x: np.ndarray) -> np.ndarray:
+        """float32 ``[N, D]``: what the encoders read for ``x`` (``D`` fixed per estimator)."""
+        raise NotImplementedError

@@ -79,6 +79,9 @@ class FeedbackStrategy(Component):
     """
 
     live_teacher: ClassVar[bool] = False
+    #: whether it may change the teacher's weights (a classical teacher, which has none,
+    #: refuses such a strategy at validation); a strategy that never does sets False
+    updates_teacher: ClassVar[bool] = True
     needs_quiz: ClassVar[bool] = False
 
     class Config(ComponentConfig):

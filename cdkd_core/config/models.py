@@ -228,8 +228,49 @@ class ModelSpec(_Strict):
     )
 
 
+class EnsembleConfig(_Strict):
+    """``teacher.ensemble``: K teachers of one architecture, distilled as one."""
+
+    members: int = Field(
+        ge=2,
+        le=64,
+        description="Teachers trained, each from its own seed (member 0 from the run's seed).",
+    )
+    bagging: bool = Field(
+        False,
+        description=(
+            "Each member trains on a bootstrap resample of every source domain's labelled "
+            "train rows (drawn with replacement from its own seed); false: on all of them."
+        ),
+    )
+    features: Literal["concat", "mean"] = Field(
+        "concat",
+        description=(
+            "The ensemble's feature layer (``trunk``, what the encoder reads): the members' "
+            "trunk features concatenated (width K x trunk width), or their mean."
+        ),
+    )
+
+
+#: stands for a teacher's missing trunk until its validator refuses it
+_TRUNK_REQUIRED = object()
+
+
 class TeacherSpec(ModelSpec):
-    """The teacher: a model spec, and how it is trained (maml)."""
+    """The teacher: a network (stems, trunk, heads; how it is trained, maml; whether it is
+    an ensemble), or a whole classical model (``model``)."""
+
+    trunk: ComponentRef | None = Field(  # type: ignore[assignment]
+        None, description="The shared trunk (required unless model names a whole teacher)."
+    )
+    model: ComponentRef | None = Field(
+        None,
+        description=(
+            "A whole classical teacher instead of stems, trunk and heads, e.g. {name: "
+            "hist_gbm}: fitted on the sources' train split, chosen on their val split; its "
+            "class probabilities are the soft labels (default null: a network)."
+        ),
+    )
 
     maml: MamlConfig | None = Field(
         None,
@@ -238,6 +279,74 @@ class TeacherSpec(ModelSpec):
             "multi-task training (default null: multi-task training only)."
         ),
     )
+    ensemble: EnsembleConfig | None = Field(
+        None,
+        description=(
+            "K teachers whose averaged class probabilities are the soft labels and whose "
+            "joined features the encoder reads: an integer K, or {members: K, bagging, "
+            "features} (default null: one teacher)."
+        ),
+    )
+
+    @field_validator("ensemble", mode="before")
+    @classmethod
+    def _ensemble_size(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("write the number of members (an integer, e.g. 5), not true/false")
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError(f"{value}: an ensemble has at least 1 member")
+            return None if value == 1 else {"members": value}
+        return value
+
+    @field_validator("ensemble")
+    @classmethod
+    def _ensemble_trained(
+        cls, value: EnsembleConfig | None, info: ValidationInfo
+    ) -> EnsembleConfig | None:
+        if value is not None and info.data.get("maml") is not None:
+            raise ValueError(
+                "an ensemble's members are trained multi-task, each from its own seed; "
+                "teacher.maml meta-trains one teacher: use one or the other"
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trunk_unless_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model") is None and data.get("trunk") is None:
+            return {**data, "trunk": _TRUNK_REQUIRED}  # refused by _trunk, at its path
+        return data
+
+    @field_validator("trunk", mode="before")
+    @classmethod
+    def _trunk(cls, value: Any) -> Any:
+        if value is _TRUNK_REQUIRED:
+            raise ValueError(
+                "Field required for a network teacher (or write teacher.model for a whole "
+                "classical teacher such as {name: hist_gbm})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _network_or_model(self) -> TeacherSpec:
+        if self.model is None:
+            return self
+        network_parts = {
+            "trunk": self.trunk is not None,
+            "stems": bool(self.stems),
+            "head": self.head is not None,
+            "maml": self.maml is not None,
+            "ensemble": self.ensemble is not None,
+            "feature_layer": self.feature_layer != "trunk",
+        }
+        given = [k for k, v in network_parts.items() if v]
+        if given:
+            raise ValueError(
+                f"model: {self.model.name!r} is a whole teacher, so teacher.{given[0]} does not "
+                "apply; drop it (the model's params say how it is fitted)"
+            )
+        return self
 
 
 class StudentSpec(ModelSpec):
@@ -437,10 +546,22 @@ class PipelineConfig(_Strict):
 
     @field_validator("student")
     @classmethod
-    def _student(cls, student: StudentSpec) -> StudentSpec:
+    def _student(cls, student: StudentSpec, info: ValidationInfo) -> StudentSpec:
         if student.checkpoint is not None:
             raise ValueError(
                 "student.checkpoint: only the teacher can be loaded from a checkpoint "
                 "(the student is trained from scratch, beside its baseline)"
             )
+        teacher = info.data.get("teacher")
+        if student.weight_init == "teacher_pca" and teacher is not None:
+            if teacher.ensemble is not None:
+                raise ValueError(
+                    "weight_init: teacher_pca starts each stem from one teacher network's "
+                    f"layer, and teacher.ensemble has {teacher.ensemble.members}; use random"
+                )
+            if teacher.model is not None:
+                raise ValueError(
+                    "weight_init: teacher_pca starts each stem from a teacher network's "
+                    f"layer, and teacher.model {teacher.model.name!r} has none; use random"
+                )
         return student

@@ -51,32 +51,24 @@ def validate_components(config: PipelineConfig, host: Any = None, *, machine: bo
     for i, entry in enumerate(config.domains):
         check("domains", ComponentRef(name=entry.name, params=entry.params), f"domains.{i}")
     for slot in ("teacher", "student"):
-        spec = getattr(config, slot)
-        trunk = check("architectures", spec.trunk, f"{slot}.trunk")
-        if trunk is not None and not trunk.provides_trunk:
-            errors.append(f"{slot}.trunk.name: architecture {spec.trunk.name!r} is not a trunk")
-        if spec.head is not None:
-            check("architectures", spec.head, f"{slot}.head")
-        for modality, ref in spec.stems.items():
-            stem = check("architectures", ref, f"{slot}.stems.{modality}")
-            if stem is not None and modality not in stem.modalities:
-                errors.append(
-                    f"{slot}.stems.{modality}.name: architecture {ref.name!r} is no stem for "
-                    f"modality {modality!r} (it serves: {list(stem.modalities) or 'none'})"
-                )
+        errors += _network_problems(getattr(config, slot), slot, check)
     encoder = check("encoders", config.encoder, "encoder")
     provides = set(encoder.provides) if encoder is not None else set()
     for i, ref in enumerate(config.losses):
         loss = check("losses", ref, f"losses.{i}")
-        if loss is None or encoder is None:
-            continue
+        if loss is None or encoder is None or config.teacher.model is not None:
+            continue  # a classical teacher's losses: estimator_teacher_problems
         missing = sorted((set(loss.requires) & {"vectors", "graph"}) - provides)
         if missing:
             errors.append(
                 f"losses.{i}: loss {ref.name!r} needs {missing} from the encoder, but encoder "
                 f"{config.encoder.name!r} provides only {sorted(provides)}"
             )
-    check("feedback", config.feedback, "feedback")
+    feedback = check("feedback", config.feedback, "feedback")
+    if config.teacher.model is not None:
+        model = check("architectures", config.teacher.model, "teacher.model")
+        if model is not None:
+            errors += estimator_teacher_problems(config, model, encoder, feedback, host)
     checkpoint = config.teacher.checkpoint
     if checkpoint is not None and not Path(checkpoint).is_file():
         errors.append(f"teacher.checkpoint: no such file: {checkpoint}")
@@ -84,3 +76,66 @@ def validate_components(config: PipelineConfig, host: Any = None, *, machine: bo
         errors += machine_problems(config.train)
     if errors:
         raise ConfigError("\n".join(errors))
+
+
+def estimator_teacher_problems(
+    config: PipelineConfig, model: type, encoder: type | None, feedback: type | None, host: Any
+) -> list[str]:
+    """What a classical teacher (``teacher.model``) cannot do in ``config``, one line each:
+    an architecture that is no whole teacher, an encoder it refuses, a loss needing what it
+    cannot give, a feedback strategy that would update it."""
+    from cdkd_core.components.architecture import EstimatorArchitecture
+
+    name = config.teacher.model.name if config.teacher.model is not None else "?"
+    if not issubclass(model, EstimatorArchitecture):
+        return [
+            f"teacher.model.name: architecture {name!r} is no whole teacher (a classical "
+            "model such as hist_gbm); a network teacher is written with trunk and stems"
+        ]
+    problems = []
+    for i, ref in enumerate(config.losses):
+        try:
+            loss = host.get("losses", ref.name)
+        except ConfigError:
+            continue  # reported above
+        missing = sorted(set(loss.requires) - model.provides)
+        if missing:
+            problems.append(
+                f"losses.{i}: loss {ref.name!r} needs {missing}, which the {name} teacher "
+                f"cannot give (it gives {sorted(model.provides)}); with teacher.model use "
+                "ce, kd, hint or relational, and encoder pca or linear"
+            )
+    refused = encoder is not None and encoder.name in model.refused_encoders
+    if refused and not problems:  # a refused loss says which encoder to use already
+        assert encoder is not None
+        problems.append(
+            f"encoder: {encoder.name!r} does not work with the {name} teacher: "
+            f"{model.refused_encoders[encoder.name]}; use pca or linear"
+        )
+    if feedback is not None and feedback.updates_teacher:
+        problems.append(
+            f"feedback: {config.feedback.name!r} updates the teacher by gradient, and the "
+            f"{name} teacher is a fitted model with none; use feedback: {{name: none}}"
+        )
+    return problems
+
+
+def _network_problems(spec: Any, slot: str, check: Any) -> list[str]:
+    """What is wrong with a network slot's trunk, head and stems (``check`` records an
+    unknown component or bad params itself)."""
+    if spec.trunk is None:
+        return []  # a whole teacher (teacher.model): estimator_teacher_problems
+    problems = []
+    trunk = check("architectures", spec.trunk, f"{slot}.trunk")
+    if trunk is not None and not trunk.provides_trunk:
+        problems.append(f"{slot}.trunk.name: architecture {spec.trunk.name!r} is not a trunk")
+    if spec.head is not None:
+        check("architectures", spec.head, f"{slot}.head")
+    for modality, ref in spec.stems.items():
+        stem = check("architectures", ref, f"{slot}.stems.{modality}")
+        if stem is not None and modality not in stem.modalities:
+            problems.append(
+                f"{slot}.stems.{modality}.name: architecture {ref.name!r} is no stem for "
+                f"modality {modality!r} (it serves: {list(stem.modalities) or 'none'})"
+            )
+    return problems

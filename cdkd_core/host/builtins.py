@@ -19,6 +19,7 @@ from cdkd_core.host.hookspecs import Register, hookimpl
 FEATURES = (
     "cdkd_core.builtins.domains",
     "cdkd_core.builtins.architectures",
+    "cdkd_core.builtins.estimators",
     "cdkd_core.builtins.encoders",
     "cdkd_core.builtins.losses",
     "cdkd_core.builtins.knowledge_graph",

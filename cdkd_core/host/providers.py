@@ -25,8 +25,11 @@ def used_components(config: PipelineConfig) -> list[tuple[str, str]]:
     """``(kind, name)`` of every component ``config`` names, as written there (``ce`` is
     always used: teacher and baseline train with it)."""
     used = [("domains", entry.name) for entry in config.domains]
+    if config.teacher.model is not None:
+        used.append(("architectures", config.teacher.model.name))
     for spec in (config.teacher, config.student):
-        used.append(("architectures", spec.trunk.name))
+        if spec.trunk is not None:
+            used.append(("architectures", spec.trunk.name))
         if spec.head is not None:
             used.append(("architectures", spec.head.name))
         used += [("architectures", ref.name) for ref in spec.stems.values()]

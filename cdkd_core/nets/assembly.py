@@ -9,9 +9,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from cdkd_core.config.models import ModelSpec
+from cdkd_core.config.models import ModelSpec, TeacherSpec
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
+from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
+from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import eval_mode
 
@@ -142,6 +144,62 @@ def build_network(
                 f"domains sharing task {domain.task!r} differ in their number of classes"
             )
     return MultiDomainNet(stems, trunk_module, heads)
+
+
+def build_teacher(
+    spec: TeacherSpec, domains: Sequence[PreparedDomain | NetworkSlot], host, seed: int
+) -> MultiDomainNet | TeacherEnsemble | EstimatorTeacher:
+    """The teacher ``spec`` describes: one network, with ``teacher.ensemble`` K networks of
+    its architecture (member k built from :func:`~cdkd_core.nets.ensemble.member_seed`), or
+    with ``teacher.model`` a classical teacher, unfitted (one estimator per input space and
+    task of ``domains``)."""
+    if spec.model is not None:
+        return estimator_teacher(spec, domains, host)
+    if spec.ensemble is None:
+        return build_network(spec, domains, host, "teacher", seed)
+    members = [
+        build_network(spec, domains, host, "teacher", member_seed(seed, k))
+        for k in range(spec.ensemble.members)
+    ]
+    return TeacherEnsemble(members, spec.ensemble.features)
+
+
+def estimator_teacher(
+    spec: TeacherSpec, domains: Sequence[PreparedDomain | NetworkSlot], host
+) -> EstimatorTeacher:
+    """``teacher.model``'s classical teacher, unfitted, with one estimator slot per (input
+    space, task) of ``domains``."""
+    from cdkd_core.components.architecture import EstimatorArchitecture
+
+    assert spec.model is not None
+    arch = host.get("architectures", spec.model.name).from_params(spec.model.params)
+    if not isinstance(arch, EstimatorArchitecture):
+        raise ConfigError(
+            f"teacher.model.name: architecture {spec.model.name!r} is no whole teacher"
+        )
+    slots: dict[tuple[str, str], EstimatorSlot] = {}
+    for d in domains:
+        slot = d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, "teacher")
+        if slot.input_dtype.startswith(("int", "uint", "bool")):
+            raise DataError(
+                f"teacher.model: {arch.name} reads numbers, and {slot.name}'s teacher view is "
+                f"{slot.input_dtype} (token ids or codes); give it a numeric view"
+            )
+        slots.setdefault(
+            (slot.space, slot.task), EstimatorSlot(slot.space, slot.task, slot.num_classes)
+        )
+    return EstimatorTeacher(arch, list(slots.values()))
+
+
+def teacher_networks(teacher: nn.Module) -> list[MultiDomainNet]:
+    """The networks a teacher trains one by one: an ensemble's members, else itself (none
+    for a classical teacher)."""
+    if isinstance(teacher, EstimatorTeacher):
+        return []
+    if isinstance(teacher, TeacherEnsemble):
+        return list(teacher.members)  # type: ignore[arg-type]
+    assert isinstance(teacher, MultiDomainNet)
+    return [teacher]
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from cdkd_core.engine.progress import Progress
 from cdkd_core.engine.settings import resolve_device
 from cdkd_core.errors import ConfigError
 from cdkd_core.files import atomic_write_json, save_weights
-from cdkd_core.nets.assembly import build_network, probe_network
+from cdkd_core.nets.assembly import build_network, build_teacher, probe_network, teacher_networks
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import find_module
 from cdkd_core.nets.weight_init import pair_layers, same_view_spaces
@@ -223,9 +223,11 @@ class Runner:
         # shapes (a stem or trunk breaking its [N, width] contract) are refused with nothing
         # half-written
         self._where = "building networks"
-        teacher = build_network(config.teacher, sources, self.host, "teacher", config.seed)
+        teacher = build_teacher(config.teacher, sources, self.host, config.seed)
         find_module(teacher, config.teacher.feature_layer)
-        probe_network(config.teacher, teacher, sources, self.host, "teacher")
+        # an ensemble's members are built alike: probing one checks them all
+        for network in teacher_networks(teacher)[:1]:
+            probe_network(config.teacher, network, sources, self.host, "teacher")
         baseline = build_network(config.student, trained, self.host, "student", config.seed + 1)
         find_module(baseline, config.student.feature_layer)
         probe_network(config.student, baseline, trained, self.host, "student")

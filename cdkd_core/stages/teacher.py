@@ -4,16 +4,25 @@ meta-trained first with ``teacher.maml``, or loaded from ``teacher.checkpoint``.
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
+
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
-from cdkd_core.engine.distributed import broadcast_module
+from cdkd_core.engine.distributed import broadcast_module, broadcast_object
+from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
-from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.metrics import compute
+from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
+from cdkd_core.nets.estimator_teacher import EstimatorTeacher, load_estimator
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
 from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
@@ -33,6 +42,8 @@ def teacher_training(config: PipelineConfig) -> dict[str, Any]:
     teacher, t = config.teacher, config.train
     if teacher.checkpoint is not None:
         return {"method": "checkpoint", "maml": None}
+    if teacher.model is not None:
+        return {"method": teacher.model.name, "maml": None}
     if teacher.maml is None:
         return {"method": "multitask", "maml": None, "epochs": t.teacher_epochs or t.epochs}
     return {
@@ -113,16 +124,51 @@ class TeacherStage:
             if resume is None:  # a resumed teacher stage goes on with its fine-tune
                 meta_train_teacher(ctx)
             epochs = finetune_epochs(config)
-        if epochs != 0:
+        if epochs == 0:
+            return
+        if isinstance(ctx.teacher, EstimatorTeacher):
+            fit_estimator_teacher(ctx, ctx.teacher)  # quick and deterministic: a resumed
+            return  # stage fits it again
+        if isinstance(ctx.teacher, TeacherEnsemble):
+            self._train_members(ctx.teacher, resume)
+            return
+        train_stage(
+            ctx,
+            ctx.teacher,
+            domain_plans(ctx.sources, "teacher", use_labels_only=True),
+            cross_entropy(ctx.host),
+            stage="teacher",
+            teacher=True,
+            resume=resume.fit if resume is not None else None,
+            epochs=epochs,
+        )
+
+    def _train_members(self, ensemble: TeacherEnsemble, resume: SavedRun | None) -> None:
+        """Train an ensemble's members one after another, each from its own seed (on a
+        bootstrap resample of the rows with ``bagging``) and selected on val by itself; a
+        resumed stage restores the members trained before the checkpoint and goes on with
+        the one it was taken in."""
+        ctx, spec = self.ctx, self.ctx.config.teacher.ensemble
+        assert spec is not None
+        first = 0
+        if resume is not None:
+            ensemble.load_state_dict(resume.teacher)  # members before the checkpoint's
+            first = int(resume.fit["member"]) if resume.fit is not None else 0
+        plans = domain_plans(ctx.sources, "teacher", use_labels_only=True)
+        for k, member in enumerate(ensemble.members):
+            if k < first:
+                continue
+            seed = member_seed(ctx.seed, k)
             train_stage(
                 ctx,
-                ctx.teacher,
-                domain_plans(ctx.sources, "teacher", use_labels_only=True),
+                member,
+                bootstrap_plans(plans, seed) if spec.bagging else plans,
                 cross_entropy(ctx.host),
                 stage="teacher",
                 teacher=True,
-                resume=resume.fit if resume is not None else None,
-                epochs=epochs,
+                resume=resume.fit if resume is not None and k == first else None,
+                member=k,
+                seed=seed,
             )
 
     def restore(self, state: SavedRun) -> None:
@@ -130,9 +176,78 @@ class TeacherStage:
         self.ctx.teacher.load_state_dict(state.teacher)
 
 
-def load_teacher_checkpoint(
-    teacher: MultiDomainNet, path: Path, domains: list[PreparedDomain]
-) -> None:
+def fit_estimator_teacher(ctx: StageContext, teacher: EstimatorTeacher) -> None:
+    """The teacher stage of a classical teacher: process 0 fits it
+    (:func:`fit_estimators`), the others take its estimators."""
+    arch = teacher.arch
+    if ctx.world.main:
+        for record in fit_estimators(teacher, ctx.sources, ctx.seed):
+            ctx.log.log(stage="teacher", event="selected", **record)
+    fitted = broadcast_object(teacher.estimator_bytes() if ctx.world.main else None)
+    if not ctx.world.main:
+        by_key = {slot.key: slot for slot in teacher.slots.values()}
+        for key, data in fitted.items():
+            where = f"teacher.model {arch.name} from process 0"
+            teacher.set_estimator(by_key[key], load_estimator(data, arch, where), data)
+
+
+def fit_estimators(
+    teacher: EstimatorTeacher, sources: list[PreparedDomain], seed: int
+) -> list[dict[str, Any]]:
+    """Fit a classical teacher: for each (input space, task) one estimator on the labelled
+    train rows of the source domains sharing them, its capacity chosen on their val split
+    (mean headline metric, as a network teacher is selected). What was chosen, per
+    estimator."""
+    arch, records = teacher.arch, []
+    for slot in teacher.slots.values():
+        group = [d for d in sources if (d.space, d.task) == (slot.space, slot.task)]
+        x = np.concatenate([_rows(d.train.teacher_x[d.labelled]) for d in group])
+        y = torch.cat([d.train.y[d.labelled] for d in group]).numpy()
+        val = [(d, d.val_labelled) for d in group if bool(d.val_labelled.any())]
+
+        def score(probs: list[np.ndarray], val=val) -> float:
+            scores = [
+                compute(d.headline, torch.from_numpy(np.log(np.clip(p, 1e-7, 1))), d.val.y[m])
+                for (d, m), p in zip(val, probs, strict=True)
+            ]
+            scores = [s for s in scores if not math.isnan(s)]
+            return sum(scores) / len(scores) if scores else -math.inf
+
+        start = time.perf_counter()
+        estimator, chosen = arch.fit_selected(
+            arch.build_estimator(seed), x, y, [_rows(d.val.teacher_x[m]) for d, m in val], score
+        )
+        teacher.set_estimator(slot, estimator)
+        records.append(
+            {
+                "model": arch.name,
+                "space": slot.space,
+                "task": slot.task,
+                "rows": len(x),
+                "wall_s": round(time.perf_counter() - start, 3),
+                **chosen,
+            }
+        )
+    return records
+
+
+def _rows(x: torch.Tensor) -> np.ndarray:
+    return x.reshape(len(x), -1).float().numpy()
+
+
+def bootstrap_plans(plans: list[DomainPlan], seed: int) -> list[DomainPlan]:
+    """Each plan with its rows replaced by a bootstrap resample of them (as many rows, drawn
+    with replacement; a row drawn twice is seen twice per epoch), drawn from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for plan in plans:
+        n = len(plan.index)
+        draw = torch.randint(n, (n,), generator=generator)
+        out.append(replace(plan, index=plan.index[draw.sort().values]))
+    return out
+
+
+def load_teacher_checkpoint(teacher: nn.Module, path: Path, domains: list[PreparedDomain]) -> None:
     """Load ``teacher.checkpoint``, refusing one that does not fit this teacher."""
     where = "teacher.checkpoint"
     if not path.is_file():
@@ -144,11 +259,12 @@ def load_teacher_checkpoint(
     own = teacher.state_dict()
     problems = [f"missing {k}" for k in own if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in own]
-    problems += [
-        f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    if not getattr(teacher, "variable_size_state", False):  # a classical teacher's bytes
+        problems += [
+            f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}"
+            for k, v in own.items()
+            if k in state and state[k].shape != v.shape
+        ]
     if problems:
         shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
         raise ConfigError(

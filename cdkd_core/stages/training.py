@@ -94,23 +94,38 @@ def train_stage(
     live: Any = None,
     resume: dict | None = None,
     epochs: int | None = None,
+    member: int | None = None,
+    seed: int | None = None,
 ) -> FitResult:
     """Train ``model`` for stage ``stage`` (continuing ``resume``, a checkpointed loop
-    state, where given), logging each epoch and checkpointing as the loop asks."""
+    state, where given), logging each epoch and checkpointing as the loop asks.
+    ``member``: which member of an ensemble teacher ``model`` is (logged, and kept in the
+    checkpoint's loop state), trained from its own ``seed``."""
     spec = ctx.config.teacher if teacher else ctx.config.student
+    if seed is None:
+        seed = ctx.seed if teacher else ctx.student_seed
+    # the loop's batch order follows the run's seed for every stage (as it always has);
+    # an ensemble member's own seed draws its order too
     settings = fit_settings(
-        ctx.config, ctx.device, teacher=teacher, seed=ctx.seed, layer=spec.feature_layer
+        ctx.config,
+        ctx.device,
+        teacher=teacher,
+        seed=ctx.seed if member is None else seed,
+        layer=spec.feature_layer,
     )
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
     label = stage if round_ is None else f"{stage} (round {round_})"
+    if member is not None:
+        label = f"{label} member {member}"
+    tag = {} if member is None else {"member": member}
     # every stage starts from a known RNG state (dropout, say), so one stage's numbers
     # never depend on what was built or run before it; baseline and student share one
-    seed_everything(ctx.seed if teacher else ctx.student_seed)
+    seed_everything(seed)
     with ctx.progress.stage(label, settings.epochs) as advance:
 
         def on_epoch(record: dict) -> None:
-            ctx.log.log(stage=stage, round=round_, **record)
+            ctx.log.log(stage=stage, round=round_, **tag, **record)
             advance(f"val {record['val_score']:.4f}")
 
         for _ in range(resume["epoch"] if resume is not None else 0):
@@ -122,13 +137,14 @@ def train_stage(
             settings,
             live=live,
             on_epoch=on_epoch,
-            on_checkpoint=lambda fit_state: ctx.checkpoint(stage, round_, fit=fit_state),
+            on_checkpoint=lambda fit_state: ctx.checkpoint(stage, round_, fit={**fit_state, **tag}),
             resume=resume,
             stop_requested=ctx.stop,
         )
     ctx.log.log(
         stage=stage,
         round=round_,
+        **tag,
         event="selected",
         epoch=result.best_epoch,
         val_score=result.best_score,
