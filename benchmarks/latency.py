@@ -69,21 +69,6 @@ def config_of(name: str, seed: int, quick: bool) -> dict[str, Any]:
     return config
 
 
-def load_run_teacher(run_dir: Path, host: Any) -> Any:
-    """A finished run's teacher rebuilt from ``config.yaml`` and ``layout.json`` with
-    ``teacher.safetensors`` loaded (in eval mode)."""
-    from cdkd_core import load_config
-    from cdkd_core.files import load_weights
-    from cdkd_core.nets.assembly import NetworkSlot, build_network
-
-    config = load_config(run_dir / "config.yaml", host=host, machine=False)
-    layout = json.loads((run_dir / "layout.json").read_text(encoding="utf-8"))
-    slots = [NetworkSlot.from_dict(s) for s in layout["teacher"]]
-    net = build_network(config.teacher, slots, host, "teacher", seed=0)
-    net.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
-    return net.eval()
-
-
 def timed_domain(run_dir: Path, teacher: Any, student: Any, host: Any) -> Any:
     """The run's first prepared domain (in the run's order) both networks predict."""
     from cdkd_core import load_config
@@ -103,6 +88,7 @@ def measure(name: str, seed: int, quick: bool, root: Path, host: Any) -> dict[st
     from cdkd_core import load_config, run_pipeline
     from cdkd_core.artifacts.latency import latency_table
     from cdkd_core.artifacts.run_student import load_run_student
+    from cdkd_core.artifacts.run_teacher import load_run_teacher
     from cdkd_core.nets.network import count_parameters
 
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -858,6 +859,11 @@ def render(results: dict, path: Path) -> None:
         from benchmarks.report_text import text_section
 
         lines += text_section(results["text"])
+    tables = Path(__file__).with_name("tabular_distill.json")
+    if tables.is_file() and not results.get("quick"):
+        from benchmarks.report_tables import tables_section
+
+        lines += tables_section(json.loads(tables.read_text(encoding="utf-8")), 9)
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

@@ -109,6 +109,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "reg-lr3e-4": {**LONG, "dropout": 0.2, "weight_decay": 0.05, "lr": 0.0003},
     "128x0-drop0.3": {**LONG, "depth": 0, "dropout": 0.3},
     "256x0-drop0.3": {**LONG, "width": 256, "depth": 0, "dropout": 0.3},
+    # teacher.ensemble: 5 members of the best single recipe, on all rows or bagged
+    "ens5-128x0-drop0.3": {**LONG, "depth": 0, "dropout": 0.3, "ensemble": 5},
+    "ens5bag-128x0-drop0.3": {**LONG, "depth": 0, "dropout": 0.3, "ensemble": 5, "bagging": True},
+    # teacher.model: hist_gbm at its defaults (300 trees at lr 0.05, count chosen on val)
+    "hist_gbm": {"model": "hist_gbm"},
 }
 QUICK_RECIPES = ("current", "base", "long", "reg")
 
@@ -120,24 +125,34 @@ def recipe(name: str, setting: str) -> dict[str, Any]:
     return {**BASE, **RECIPES[name]}
 
 
-def config_of(setting: str, r: dict[str, Any], seed: int, quick: bool) -> dict[str, Any]:
-    """A cdkd config whose teacher and ``train`` follow recipe ``r`` (the student is
-    required by the schema and never trained here)."""
+def teacher_of(setting: str, r: dict[str, Any]) -> dict[str, Any]:
+    """The ``teacher:`` section of recipe ``r``."""
+    if r.get("model"):
+        return {"model": {"name": r["model"]}}
     stems = copy.deepcopy(FINANCE_STEMS) if setting == "finance_multi" else {}
     if r["dropout"] > 0:
         stems["tabular"] = {"name": "mlp", "params": {"dropout": r["dropout"]}}
+    teacher: dict[str, Any] = {
+        "trunk": {
+            "name": "mlp",
+            "params": {"width": r["width"], "depth": r["depth"], "dropout": r["dropout"]},
+        },
+        "stems": stems,
+    }
+    if r.get("ensemble"):
+        teacher["ensemble"] = {"members": r["ensemble"], "bagging": r.get("bagging", False)}
+    return teacher
+
+
+def config_of(setting: str, r: dict[str, Any], seed: int, quick: bool) -> dict[str, Any]:
+    """A cdkd config whose teacher and ``train`` follow recipe ``r`` (the student is
+    required by the schema and never trained here)."""
     epochs = max(2, r["epochs"] // 4) if quick else r["epochs"]
     return {
         "name": f"tabular-teacher-{setting}",
         "seed": seed,
         "domains": _domains(setting, quick),
-        "teacher": {
-            "trunk": {
-                "name": "mlp",
-                "params": {"width": r["width"], "depth": r["depth"], "dropout": r["dropout"]},
-            },
-            "stems": stems,
-        },
+        "teacher": teacher_of(setting, r),
         "student": {"trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}}},
         "feedback": {"name": "none"},
         "train": {
@@ -200,6 +215,8 @@ def train_teacher(setting: str, name: str, seed: int, quick: bool) -> dict[str, 
     start = time.perf_counter()
     seed_everything(seed)  # as the runner before building the networks
     sources = [d for d in domains if d.role == "source"]
+    if config.teacher.model is not None or config.teacher.ensemble is not None:
+        return _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start)
     teacher = build_network(config.teacher, sources, host, "teacher", seed)
     settings = fit_settings(
         config,
@@ -230,6 +247,55 @@ def train_teacher(setting: str, name: str, seed: int, quick: bool) -> dict[str, 
         "nll": nll,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start) -> dict[str, Any]:
+    """An ensemble (its members as :class:`~cdkd_core.stages.teacher.TeacherStage` trains
+    them) or a classical teacher (:func:`~cdkd_core.stages.teacher.fit_estimators`), scored
+    on val as one teacher."""
+    import torch
+
+    from cdkd_core.engine.fit import fit
+    from cdkd_core.engine.inference import predict
+    from cdkd_core.metrics import compute
+    from cdkd_core.nets.assembly import build_teacher
+    from cdkd_core.nets.ensemble import member_seed
+    from cdkd_core.stages.context import seed_everything
+    from cdkd_core.stages.teacher import bootstrap_plans, fit_estimators
+    from cdkd_core.stages.training import cross_entropy, domain_plans, fit_settings
+
+    host = _host()
+    teacher = build_teacher(config.teacher, sources, host, seed)
+    epochs = []
+    if config.teacher.model is not None:
+        chosen = fit_estimators(teacher, sources, seed)
+        epochs = [c["trees"] for c in chosen]
+    else:
+        plans = domain_plans(sources, "teacher", use_labels_only=True)
+        for k, member in enumerate(teacher.members):
+            s = member_seed(seed, k)
+            settings = fit_settings(
+                config, torch.device("cpu"), teacher=True, seed=s, layer="trunk"
+            )
+            seed_everything(s)
+            bagged = bootstrap_plans(plans, s) if config.teacher.ensemble.bagging else plans
+            epochs.append(fit(member, bagged, cross_entropy(host), settings).best_epoch)
+    val, nll = {}, {}
+    for d in sources:
+        logits = predict(teacher, d.val.teacher_x, d.space, d.task, 1024, "cpu")
+        val[d.name] = compute(d.headline, logits, d.val.y)
+        if d.modality == "tabular":
+            nll[d.name] = float(torch.nn.functional.cross_entropy(logits, d.val.y))
+    return {
+        "setting": setting,
+        "recipe": name,
+        "seed": seed,
+        "val": val,
+        "nll": nll,
+        "best_epoch": epochs,  # per member; trees per estimator for a classical teacher
+        "epochs_run": None,
         "seconds": round(time.perf_counter() - start, 2),
     }
 
@@ -449,6 +515,12 @@ def markdown(out: dict[str, Any]) -> str:
             )
             continue
         r = {**out["base"], **out["recipes"][n]}
+        if r.get("model"):
+            lines.append(f"| {n} | teacher.model {r['model']} at its defaults | | | | | | |")
+            continue
+        if r.get("ensemble"):
+            bag = ", bagged" if r.get("bagging") else ""
+            r = {**r, "width": f"{r['ensemble']} members{bag} of {r['width']}"}
         lines.append(
             f"| {n} | {r['width']}x{r['depth']} | {r['dropout']} | {r['weight_decay']} | "
             f"{r['lr']} | {r['epochs']} | {r['patience'] or '-'} | {r['batch_size']} |"

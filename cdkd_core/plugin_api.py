@@ -40,7 +40,7 @@ from cdkd_core.host.hookspecs import Register, hookimpl
 _SOURCES = {
     "cdkd_core.components.base": ("Component", "ComponentConfig"),
     "cdkd_core.components.domain": ("Domain", "DomainData", "Split"),
-    "cdkd_core.components.architecture": ("Architecture",),
+    "cdkd_core.components.architecture": ("Architecture", "EstimatorArchitecture"),
     "cdkd_core.nets.assembly": ("NetworkSlot",),
     "cdkd_core.components.encoder": ("KnowledgeEncoder",),
     "cdkd_core.components.loss": ("BatchContext", "Loss"),
@@ -105,6 +105,7 @@ __all__ = [
     "Delimiter",
     "Domain",
     "DomainData",
+    "EstimatorArchitecture",
     "FeedbackContext",
     "FeedbackDomain",
     "FeedbackStrategy",
@@ -145,7 +146,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cdkd_core.components.architecture import Architecture
+    from cdkd_core.components.architecture import Architecture, EstimatorArchitecture
     from cdkd_core.components.base import Component, ComponentConfig
     from cdkd_core.components.domain import Domain, DomainData, Split
     from cdkd_core.components.encoder import KnowledgeEncoder

@@ -221,3 +221,52 @@ def test_meta_section_renders_every_part(tmp_path) -> None:
     assert "medical.nuclei" in text and "+1.0 [+0.2, +2.0] *" in text
     assert "| finance (finance.default, roc_auc) | 5 | 10 |" in text
     assert "multi-task 3.0, Reptile 2.5 meta-training + 4.0 fine-tune" in text
+
+
+def _lat(teacher: tuple, student: tuple) -> dict:
+    return {
+        "teacher": {"eager": {"256": teacher[0]}, "onnx": {"256": teacher[1]}},
+        "student": {"eager": {"256": student[0]}, "onnx": {"256": student[1]}},
+    }
+
+
+def test_served_speed_up_takes_each_model_in_its_faster_runtime() -> None:
+    from benchmarks.tabular_distill import served_speedup
+
+    # networks: both in ONNX Runtime; a classical teacher without an ONNX number: eager
+    assert served_speedup(_lat((4.0, 2.0), (1.0, 0.5))) == pytest.approx(4.0)
+    assert served_speedup(_lat((6.0, None), (1.0, 0.5))) == pytest.approx(12.0)
+    assert served_speedup(_lat((None, None), (1.0, 0.5))) is None
+
+
+def _row(teacher: float, student: float, gap: tuple, size: tuple, speed: float) -> dict:
+    ci = {"diff": gap[0], "ci_low": gap[1], "ci_high": gap[2]}
+    return {
+        "teacher": {"mean": teacher},
+        "student": {"mean": student},
+        "params": {"teacher": size[1], "student": size[0]},
+        "bytes": {"teacher": size[1] * 4, "student": size[0] * 4},
+        "speedup": {"served/256": {"mean": speed}},
+        "ci": {"teacher_minus_best_reference": ci, "student_minus_baseline": ci},
+    }
+
+
+def test_table_targets_by_hand() -> None:
+    from benchmarks.report_tables import table_targets
+
+    rows = {
+        # within its interval of LR: met; keeps 0.98, 5%, 6x: met
+        "a/ensemble": _row(0.80, 0.784, (-0.005, -0.02, 0.01), (5, 100), 6.0),
+        # significantly below; keeps 0.96 < 0.97
+        "b/ensemble": _row(0.70, 0.672, (-0.03, -0.05, -0.01), (5, 100), 6.0),
+        "few0.1/ensemble": _row(0.70, 0.95, (0.04, 0.02, 0.06), (5, 100), 6.0),
+    }
+    lines = {t["target"]: t for t in table_targets({"rows": rows})}
+    near = lines["ensemble teacher not below max(LR, HistGB) beyond its 95% interval"]
+    assert not near["met"] and near["figures"] == "1/2 domains; below: b -3.0 pts"
+    keep = lines[
+        "ensemble: student keeps >= 97%, <= 10% of the size, >= 5x faster at batch 256 as served"
+    ]
+    assert not keep["met"] and keep["figures"] == "1/2 domains; missed: b (keeps 96.0%)"
+    few = lines["ensemble: few-label Default student >= baseline + 3 points"]
+    assert few["met"] and few["figures"] == "10% labels +4.0 [+2.0, +6.0] pts"

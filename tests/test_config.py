@@ -52,10 +52,11 @@ def test_defaults_fill_every_section() -> None:
     assert cfg.name == "cdkd"
     assert cfg.seed == 0
     assert cfg.teacher.trunk.name == "mlp"
-    assert cfg.teacher.trunk.params == {"width": 256, "depth": 3}
+    assert cfg.teacher.trunk.params == {"width": 128, "depth": 0}
+    assert cfg.teacher.stems["tabular"].params == {"dropout": 0.3}
     assert cfg.student.trunk.params == {"width": 32, "depth": 1}
     assert cfg.teacher.feature_layer == "trunk"
-    assert cfg.teacher.stems == {}
+    assert set(cfg.teacher.stems) == {"tabular"}
     assert cfg.encoder.name == "pca" and cfg.encoder.params == {"dim": 32}
     assert [(loss.name, loss.weight) for loss in cfg.losses] == [("ce", 1.0), ("kd", 1.0)]
     assert cfg.losses[1].params == {"temperature": 4.0}

@@ -159,3 +159,37 @@ def test_an_error_under_torchrun_is_reported_once(tiny_yaml: Path, tmp_path: Pat
     assert done.stderr.count("error: feature_layer 'nope'") == 1, done.stderr
     assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "teacher",
+    [
+        {"trunk": {"name": "mlp", "params": {"width": 16, "depth": 1}}, "ensemble": 2},
+        {"model": {"name": "hist_gbm", "params": {"max_iter": 20}}},
+    ],
+    ids=["ensemble", "hist_gbm"],
+)
+def test_ensemble_and_classical_teachers_under_torchrun(tmp_path: Path, teacher: dict) -> None:
+    """An ensemble's members train sharded like one teacher; a classical teacher is fitted
+    by process 0 and handed to the others: both end as the one-process run does."""
+    import yaml
+
+    from cdkd_core.testing import tiny_pipeline_config
+
+    config = {**tiny_pipeline_config(), "teacher": teacher}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    cli = [sys.executable, "-m", "cdkd_core", "run", str(path), "--quiet"]
+    subprocess.run([*cli, "-o", str(tmp_path / "one")], env=_env(), check=True)
+    done = subprocess.run(
+        [*cli, "-o", str(tmp_path / "two"), "--nproc", "2"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = _summary(tmp_path / "one"), _summary(tmp_path / "two")
+    assert two["processes"] == 2
+    for name, d in one["domains"].items():
+        for who in ("teacher", "student", "baseline"):
+            assert two["domains"][name][who] == pytest.approx(d[who], abs=1e-6)

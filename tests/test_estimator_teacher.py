@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.builtins.estimators import HistGradientBoosting
@@ -224,3 +225,25 @@ def test_validate_refuses_what_a_classical_teacher_cannot_do(cdkd_cli, tiny_conf
     assert "teacher.trunk does not apply" in " ".join(lines)
     lines = validate({"teacher": {"stems": {}}})
     assert "teacher.trunk: Field required for a network teacher" in " ".join(lines)
+
+
+def test_a_classical_teacher_is_timed_through_predict_proba():
+    from cdkd_core.artifacts.latency import latency_table
+
+    teacher, _ = _fitted_teacher()
+    x = torch.from_numpy(_table(seed=4, n=40)[0])
+    student = nn.Linear(4, 3)
+
+    class Student(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = student
+
+        def forward(self, x, space, task):
+            return self.lin(x)
+
+    table = latency_table(teacher, Student(), x, x, "s", "t", batches=(1, 8))
+    assert all(v > 0 for v in table["teacher"]["eager"].values())
+    assert table["teacher"]["onnx"] == {"1": None, "8": None}
+    assert "timed through its own predict_proba" in table["unavailable"]["teacher"]["onnx"]
+    assert all(v is not None for v in table["student"]["onnx"].values())

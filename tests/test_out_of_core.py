@@ -235,7 +235,7 @@ def test_auto_sends_large_teacher_features_to_disk(host, tmp_path: Path) -> None
     config = _config("auto")
     (d,) = prepare_domains(config, host)
     teacher = build_network(config.teacher, [d], host, "teacher", seed=0)
-    width = 256  # the default teacher trunk
+    width = config.teacher.trunk.params["width"]  # the default teacher trunk
     threshold = len(d.train) * width * 4 / 2**20
     for mb, mapped in ((threshold, False), (threshold * 0.99, True)):
         space = ScratchSpace(tmp_path / str(mb), "auto", threshold_mb=mb)

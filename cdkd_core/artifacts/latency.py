@@ -172,6 +172,10 @@ def exported(path: nn.Module, x: torch.Tensor) -> Iterator[Path]:
         raise OnnxLatencyError(str(exc)) from exc
     if not installed("onnxruntime"):
         raise OnnxLatencyError("onnxruntime is not installed (pip install 'cdkd[export]')")
+    network = path.network if isinstance(path, DomainPath) else path
+    reason = getattr(network, "not_exportable", None)
+    if reason:  # e.g. a classical teacher: scikit-learn, not a PyTorch graph
+        raise OnnxLatencyError(reason)
     with tempfile.TemporaryDirectory(prefix="cdkd-latency-") as tmp:
         file = Path(tmp) / "domain.onnx"
         try:

@@ -491,7 +491,14 @@ def _default_losses() -> list[LossEntry]:
 
 
 def _default_teacher() -> TeacherSpec:
-    return TeacherSpec(trunk=ComponentRef(name="mlp", params={"width": 256, "depth": 3}))
+    """The teacher of a config without ``teacher:``: a 128-wide network whose tabular stem
+    has dropout 0.3 and whose trunk adds no block (chosen on the val split of the tabular
+    benchmark domains, benchmarks/tabular_teacher.md: deeper teachers overfit tables within
+    a few epochs)."""
+    return TeacherSpec(
+        trunk=ComponentRef(name="mlp", params={"width": 128, "depth": 0}),
+        stems={"tabular": ComponentRef(name="mlp", params={"dropout": 0.3})},
+    )
 
 
 def _default_student() -> StudentSpec:

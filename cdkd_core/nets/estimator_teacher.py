@@ -80,6 +80,12 @@ class EstimatorTeacher(nn.Module):
     #: its state's byte buffers change size with the fit: ``teacher.checkpoint`` does not
     #: compare their shapes with an unfitted teacher's
     variable_size_state = True
+    #: why PyTorch's ONNX exporter cannot capture it (latency: it is timed as it is served,
+    #: through its estimators' own ``predict_proba``)
+    not_exportable = (
+        "a fitted scikit-learn model runs outside PyTorch, so PyTorch's ONNX exporter cannot "
+        "capture it; it is timed through its own predict_proba"
+    )
 
     def __init__(self, arch: EstimatorArchitecture, slots: list[EstimatorSlot]) -> None:
         super().__init__()

@@ -1,0 +1,111 @@
+"""The tabular-teacher section of docs/results.md, from ``benchmarks/tabular_distill.json``
+(``python -m benchmarks.tabular_distill``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.tabular_distill import HERE, READING, TEACHERS, markdown
+
+#: the targets of the tabular teachers (issue 18)
+KEEP, SIZE, SPEEDUP, FEW_LABEL_GAIN = 0.97, 0.10, 5.0, 0.03
+
+
+def _size(kind: str, row: dict[str, Any]) -> float:
+    if kind == "hist_gbm":
+        return row["bytes"]["student"] / row["bytes"]["teacher"]
+    return row["params"]["student"] / row["params"]["teacher"]
+
+
+def _speed(row: dict[str, Any]) -> float | None:
+    served = row.get("speedup", {}).get("served/256")
+    return None if served is None else served["mean"]
+
+
+def table_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per (target, teacher): met or not, and the figures."""
+    rows = data["rows"]
+    out = []
+    for kind in TEACHERS:
+        domains = {k.split("/")[0]: r for k, r in rows.items() if k.endswith(f"/{kind}")}
+        full = {s: r for s, r in domains.items() if not s.startswith("few")}
+        below = [
+            f"{s} {100 * r['ci']['teacher_minus_best_reference']['diff']:+.1f} pts"
+            for s, r in full.items()
+            if r["ci"]["teacher_minus_best_reference"]["ci_high"] < 0
+        ]
+        out.append(
+            {
+                "target": f"{kind} teacher not below max(LR, HistGB) beyond its 95% interval",
+                "met": not below and bool(full),
+                "figures": f"{len(full) - len(below)}/{len(full)} domains"
+                + (f"; below: {', '.join(below)}" if below else ""),
+            }
+        )
+        misses = []
+        for s, r in full.items():
+            keeps = r["student"]["mean"] / r["teacher"]["mean"]
+            size, speed = _size(kind, r), _speed(r)
+            why = []
+            if keeps < KEEP:
+                why.append(f"keeps {keeps:.1%}")
+            if size > SIZE:
+                why.append(f"size {size:.1%}")
+            if speed is None or speed < SPEEDUP:
+                why.append("no speed" if speed is None else f"{speed:.1f}x")
+            if why:
+                misses.append(f"{s} ({', '.join(why)})")
+        out.append(
+            {
+                "target": f"{kind}: student keeps >= 97%, <= 10% of the size, >= 5x faster "
+                "at batch 256 as served",
+                "met": not misses and bool(full),
+                "figures": f"{len(full) - len(misses)}/{len(full)} domains"
+                + (f"; missed: {'; '.join(misses)}" if misses else ""),
+            }
+        )
+        few = {s: r for s, r in domains.items() if s.startswith("few")}
+        if few:
+            gains = {
+                s.removeprefix("few"): r["ci"]["student_minus_baseline"] for s, r in few.items()
+            }
+            out.append(
+                {
+                    "target": f"{kind}: few-label Default student >= baseline + 3 points",
+                    "met": all(g["diff"] >= FEW_LABEL_GAIN for g in gains.values()),
+                    "figures": "; ".join(
+                        f"{float(f):.0%} labels {100 * g['diff']:+.1f} "
+                        f"[{100 * g['ci_low']:+.1f}, {100 * g['ci_high']:+.1f}] pts"
+                        for f, g in gains.items()
+                    ),
+                }
+            )
+    return out
+
+
+def tables_section(data: dict[str, Any], number: int) -> list[str]:
+    """The section: targets, then the benchmark's own tables (its markdown, headings
+    shifted under this section)."""
+    lines = [
+        f"## {number}. Teachers worth distilling on tables",
+        "",
+        "From `benchmarks/tabular_distill.json` (`python -m benchmarks.tabular_distill`); the "
+        "recipe was chosen on the val split in `benchmarks/tabular_teacher.md`. Each tabular "
+        "domain is the only source; three teachers: `mlp` (the default teacher: no "
+        "`teacher:` section), `ensemble` (`teacher.ensemble: 5` of it) and `hist_gbm` "
+        "(`teacher.model`).",
+        "",
+        "| target | met | figures |",
+        "|---|---|---|",
+    ]
+    for t in table_targets(data):
+        lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['figures']} |")
+    body = markdown(data).split("\n")
+    start = next(i for i, line in enumerate(body) if line.startswith("Mean ± std"))
+    lines += ["", *(("#" + line) if line.startswith("## ") else line for line in body[start:])]
+    reading = HERE.joinpath("tabular_distill.md")
+    if reading.is_file():  # the hand-written reading kept below the generated tables
+        kept = reading.read_text(encoding="utf-8").partition(READING)[2].strip()
+        lines += [("#" + line) if line.startswith("## ") else line for line in kept.split("\n")]
+        lines.append("")
+    return lines

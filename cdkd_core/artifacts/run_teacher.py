@@ -1,0 +1,27 @@
+"""A finished run's teacher rebuilt from its run directory alone (``config.yaml``,
+``layout.json``, ``teacher.safetensors``; no data is loaded): a network, an ensemble or a
+classical teacher, as the run's config describes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from cdkd_core.files import load_weights
+from cdkd_core.nets.assembly import NetworkSlot, build_teacher
+
+
+def load_run_teacher(run_dir: Path, host: Any) -> nn.Module:
+    """The teacher of the run in ``run_dir`` with its saved state loaded, in eval mode."""
+    from cdkd_core.config.loading import load_config
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml", host=host, machine=False)
+    layout = json.loads((run_dir / "layout.json").read_text(encoding="utf-8"))
+    slots = [NetworkSlot.from_dict(s) for s in layout["teacher"]]
+    teacher = build_teacher(config.teacher, slots, host, config.seed)
+    teacher.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
+    return teacher.eval()
