@@ -247,3 +247,10 @@ def test_a_classical_teacher_is_timed_through_predict_proba():
     assert table["teacher"]["onnx"] == {"1": None, "8": None}
     assert "timed through its own predict_proba" in table["unavailable"]["teacher"]["onnx"]
     assert all(v is not None for v in table["student"]["onnx"].values())
+
+
+def test_without_val_rows_every_tree_is_kept():
+    arch = HistGradientBoosting.from_params({"max_iter": 12})
+    x, y = _table()
+    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [], lambda p: 0.0)
+    assert chosen == {"trees": 12, "fitted": 12} and estimator.n_iter_ == 12

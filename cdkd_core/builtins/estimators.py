@@ -86,10 +86,10 @@ class HistGradientBoosting(EstimatorArchitecture):
     ) -> tuple[Any, dict[str, Any]]:
         """Fit all ``max_iter`` trees, score every prefix on val, refit the best prefix
         (the earliest among equal scores). Boosting is deterministic for a seed, so the
-        refit's trees are the prefix's."""
+        refit's trees are the prefix's. Without val rows every tree is kept."""
         estimator.fit(x, y)
         fitted = estimator.n_iter_
-        if not self.config.select_on_val:
+        if not self.config.select_on_val or not val_x:  # no labelled val row to choose on
             return estimator, {"trees": fitted, "fitted": fitted}
         stages = zip(*(estimator.staged_predict_proba(v) for v in val_x), strict=True)
         scores = [val_score(list(probs)) for probs in stages]
