@@ -94,7 +94,7 @@ def test_selection_on_val_keeps_the_best_prefix_of_trees():
         scores.append(float((probs[0].argmax(1) == yv).mean()))
         return scores[-1]
 
-    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [xv], accuracy)
+    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [xv], [yv], accuracy)
     assert chosen["fitted"] == 60 and len(scores) == 60
     best = int(np.argmax(scores)) + 1
     assert chosen["trees"] == best == estimator.n_iter_
@@ -252,5 +252,22 @@ def test_a_classical_teacher_is_timed_through_predict_proba():
 def test_without_val_rows_every_tree_is_kept():
     arch = HistGradientBoosting.from_params({"max_iter": 12})
     x, y = _table()
-    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [], lambda p: 0.0)
+    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [], [], lambda p: 0.0)
     assert chosen == {"trees": 12, "fitted": 12} and estimator.n_iter_ == 12
+
+
+def test_selection_by_val_log_loss():
+    arch = HistGradientBoosting.from_params(
+        {"max_iter": 80, "learning_rate": 0.3, "select_by": "log_loss"}
+    )
+    x, y = _table(n=400)
+    xv, yv = _table(seed=6, n=200)
+    estimator, chosen = arch.fit_selected(arch.build_estimator(0), x, y, [xv], [yv], None)
+    full = arch.build_estimator(0).fit(x, y)
+    # by hand: the mean negative log-probability of the true class after each iteration
+    losses = [
+        -np.mean(np.log(np.clip(p[np.arange(len(yv)), yv], 1e-7, 1)))
+        for p in full.staged_predict_proba(xv)
+    ]
+    assert chosen["trees"] == int(np.argmin(losses)) + 1 == estimator.n_iter_
+    assert chosen["val_score"] == pytest.approx(-min(losses))

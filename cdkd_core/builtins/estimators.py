@@ -12,7 +12,7 @@ score), ``[N, trees]``; examples that share leaves are close in it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -54,7 +54,15 @@ class HistGradientBoosting(EstimatorArchitecture):
         max_bins: int = Field(255, ge=2, le=255)
         select_on_val: bool = Field(
             True,
-            description=("Keep the number of trees with the best val score (false: all max_iter)."),
+            description="Keep the number of trees with the best val score (false: all max_iter).",
+        )
+        select_by: Literal["headline", "log_loss"] = Field(
+            "headline",
+            description=(
+                "The val score the number of trees is chosen on: the domains' mean headline "
+                "metric (as a network teacher), or their mean log loss (smooth in the number "
+                "of trees, better-calibrated soft labels; see benchmarks/tabular_teacher.md)."
+            ),
         )
 
     def build_estimator(self, seed: int) -> Any:
@@ -82,17 +90,26 @@ class HistGradientBoosting(EstimatorArchitecture):
         x: np.ndarray,
         y: np.ndarray,
         val_x: list[np.ndarray],
+        val_y: list[np.ndarray],
         val_score: Callable[[list[np.ndarray]], float],
     ) -> tuple[Any, dict[str, Any]]:
-        """Fit all ``max_iter`` trees, score every prefix on val, refit the best prefix
-        (the earliest among equal scores). Boosting is deterministic for a seed, so the
-        refit's trees are the prefix's. Without val rows every tree is kept."""
+        """Fit all ``max_iter`` trees, score every prefix on val (``select_by``), refit
+        the best prefix (the earliest among equal scores). Boosting is deterministic for a
+        seed, so the refit's trees are the prefix's. Without val rows every tree is kept."""
         estimator.fit(x, y)
         fitted = estimator.n_iter_
         if not self.config.select_on_val or not val_x:  # no labelled val row to choose on
             return estimator, {"trees": fitted, "fitted": fitted}
+        score = val_score
+        if self.config.select_by == "log_loss":
+            classes = estimator.classes_
+
+            def score(probs: list[np.ndarray]) -> float:
+                losses = [_log_loss(p, v, classes) for p, v in zip(probs, val_y, strict=True)]
+                return -float(np.mean(losses))
+
         stages = zip(*(estimator.staged_predict_proba(v) for v in val_x), strict=True)
-        scores = [val_score(list(probs)) for probs in stages]
+        scores = [score(list(probs)) for probs in stages]
         best = int(np.argmax(scores)) + 1
         if best < fitted:
             estimator.set_params(max_iter=best)
@@ -115,6 +132,12 @@ class HistGradientBoosting(EstimatorArchitecture):
             steps.append(raw if previous is None else raw - previous)
             previous = raw
         return np.concatenate(steps, axis=1).astype(np.float32)
+
+
+def _log_loss(probs: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (probabilities floored at 1e-7)."""
+    column = np.searchsorted(classes, y)
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), column], 1e-7, 1.0))))
 
 
 @hookimpl

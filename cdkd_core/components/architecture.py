@@ -82,11 +82,14 @@ class EstimatorArchitecture(Architecture):
         x: np.ndarray,
         y: np.ndarray,
         val_x: list[np.ndarray],
+        val_y: list[np.ndarray],
         val_score: Callable[[list[np.ndarray]], float],
     ) -> tuple[Any, dict[str, Any]]:
-        """Fit ``estimator`` on ``x``/``y`` and choose its capacity on the val split:
-        ``val_score`` scores class probabilities predicted for each array of ``val_x`` (one
-        per domain; higher is better). The fitted estimator and what was chosen (logged)."""
+        """Fit ``estimator`` on ``x``/``y`` and choose its capacity on the val split
+        (``val_x``/``val_y``, one array per domain): ``val_score`` is the mean headline
+        metric of class probabilities predicted for each array of ``val_x`` (higher is
+        better), what a network teacher is selected on. The fitted estimator and what was
+        chosen (logged)."""
         raise NotImplementedError(f"architecture {self.name!r} builds no estimator")
 
     def parameter_count(self, estimator: Any) -> int:

@@ -215,7 +215,12 @@ def fit_estimators(
 
         start = time.perf_counter()
         estimator, chosen = arch.fit_selected(
-            arch.build_estimator(seed), x, y, [_rows(d.val.teacher_x[m]) for d, m in val], score
+            arch.build_estimator(seed),
+            x,
+            y,
+            [_rows(d.val.teacher_x[m]) for d, m in val],
+            [d.val.y[m].numpy() for d, m in val],
+            score,
         )
         teacher.set_estimator(slot, estimator)
         records.append(
