@@ -23,8 +23,10 @@ from cdkd_core.host.hookspecs import Register, hookimpl
 
 
 class HistGradientBoosting(EstimatorArchitecture):
-    """Histogram gradient-boosted trees (``HistGradientBoostingClassifier``) as a whole
-    teacher; the number of trees is chosen on the val split."""
+    """Whole teacher: gradient-boosted trees (scikit-learn's HistGradientBoosting).
+
+    One ``HistGradientBoostingClassifier`` per input space and task of the sources, its
+    number of trees chosen on the val split."""
 
     name = "hist_gbm"
     refused_encoders: ClassVar[dict[str, str]] = {
