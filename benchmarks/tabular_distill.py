@@ -236,6 +236,43 @@ def time_one(run: dict[str, Any]) -> dict[str, Any]:
     return {**run, "latency": table, "timed_domain": domain.name, "load_1min": round(load, 2)}
 
 
+# -- the student's losses, checked on val ---------------------------------------------------------
+def selected_val(run_dir: Path, stage: str) -> float:
+    """The val score ``stage`` selected its epoch on (``metrics.jsonl``)."""
+    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("stage") == stage and record.get("event") == "selected":
+            return float(record["val_score"])
+    raise KeyError(f"{run_dir}: no selected {stage} epoch")
+
+
+def redistil_without_hint(run: dict[str, Any]) -> dict[str, Any]:
+    """One finished run's student distilled again from the same teacher
+    (``teacher.checkpoint``) with ``ce`` + ``kd`` only; both students' and the baseline's
+    val scores (the test split is not read)."""
+    import torch
+    import yaml
+
+    from cdkd_core import run_pipeline
+
+    torch.set_num_threads(1)
+    run_dir = ROOT / run["run_dir"]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    config["teacher"] = {**(config.get("teacher") or {})}
+    config["teacher"]["checkpoint"] = str(run_dir / "teacher.safetensors")
+    config["losses"] = [LOSSES[0], LOSSES[1]]
+    config["name"] += "-cekd"
+    again = run_pipeline(config, output=run_dir.parent.parent / "cekd")
+    return {
+        "setting": run["setting"],
+        "teacher": run["teacher"],
+        "seed": run["seed"],
+        "ce_kd_hint": selected_val(run_dir, "student"),
+        "ce_kd": selected_val(again.run_dir, "student"),
+        "baseline": selected_val(run_dir, "baseline"),
+    }
+
+
 # -- intervals on the test items ------------------------------------------------------------------
 def test_probabilities(run: dict[str, Any], domain: str) -> dict[str, Any]:
     """One run's test labels and the class probabilities of teacher, student, baseline (the
@@ -450,8 +487,33 @@ def markdown(out: dict[str, Any]) -> str:
             for b in ("1", "256")
         ]
         lines.append(f"| {setting} | {kind} | " + " | ".join(cells) + " |")
+    lines += _student_check(out.get("student_check"))
     lines += ["", f"Wall time: {out['wall_s'] / 60:.1f} minutes.", ""]
     return "\n".join(lines)
+
+
+def _student_check(check: list[dict[str, Any]] | None) -> list[str]:
+    """``--student-check``: mean val ROC-AUC of the students with and without ``hint``."""
+    if not check:
+        return []
+    lines = [
+        "",
+        "## The student's losses on val (`--student-check`: the same teachers, distilled "
+        "again with `ce` + `kd`)",
+        "",
+        "| teacher | setting | ce + kd + hint | ce + kd | baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in TEACHERS:
+        rows = [c for c in check if c["teacher"] == kind]
+        for setting in [*dict.fromkeys(c["setting"] for c in rows), "mean"]:
+            rs = rows if setting == "mean" else [c for c in rows if c["setting"] == setting]
+            cells = [
+                f"{statistics.fmean(c[k] for c in rs):.4f}"
+                for k in ("ce_kd_hint", "ce_kd", "baseline")
+            ]
+            lines.append(f"| {kind} | {setting} | " + " | ".join(cells) + " |")
+    return lines
 
 
 READING = "<!-- reading (written by hand, kept on rerun) -->"
@@ -467,11 +529,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON path (markdown beside it)")
     p.add_argument("--root", type=Path, default=HERE / "runs" / "tabular_distill")
     p.add_argument("--summarise", action="store_true", help="only summarise the JSON's runs again")
+    p.add_argument(
+        "--student-check",
+        action="store_true",
+        help="distil the JSON's table runs again without hint; compare on val",
+    )
     a = p.parse_args(argv)
     settings = a.settings or [*SETTINGS, *(f"few{f:g}" for f in FEW_LABEL)]
     path = a.out or HERE / ("tabular_distill_quick.json" if a.quick else "tabular_distill.json")
-    if a.summarise:
+    if a.summarise or a.student_check:
         out = json.loads(path.read_text())
+        if a.student_check:
+            tables = [r for r in out["runs"] if not r["setting"].startswith("few")]
+            with ProcessPoolExecutor(a.jobs, initializer=_init_worker) as pool:
+                out["student_check"] = list(pool.map(redistil_without_hint, tables))
         out["rows"] = summarise(out["runs"], settings)
         _write(path, out)
         return
