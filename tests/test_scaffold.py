@@ -129,6 +129,21 @@ def test_generated_packages_are_ruff_clean_for_short_and_long_names(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_generated_packages_import_only_the_plugin_api(tmp_path):
+    """A generated package (its tests included) reaches the core through ``cdkd_core``,
+    ``cdkd_core.plugin_api`` and ``cdkd_core.testing`` only, as the shipped plugins must."""
+    import re
+
+    allowed = {"cdkd_core", "cdkd_core.plugin_api", "cdkd_core.testing"}
+    for kind in KINDS:
+        scaffold_plugin(f"cdkd-new-{kind}", kind, tmp_path / kind)
+    for path in tmp_path.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        used = set(re.findall(r"^\s*from (cdkd_core[\w.]*) import", text, re.MULTILINE))
+        used |= set(re.findall(r"^\s*import (cdkd_core[\w.]*)", text, re.MULTILINE))
+        assert used <= allowed, (path.relative_to(tmp_path), sorted(used - allowed))
+
+
 def test_class_names_never_shadow_what_the_templates_use():
     assert plugin_names("cdkd-whiten", "encoder").class_name == "WhitenEncoder"
     assert plugin_names("cdkd-knowledge", "encoder").class_name == "KnowledgeComponent"
