@@ -252,34 +252,44 @@ def text_view_latency(texts: list[str], embedder) -> dict[str, float]:
 
 
 # -- classical references --------------------------------------------------------------------
-def classical_references(
-    domains: list[PreparedDomain], seed: int
-) -> dict[str, dict[str, float | None]]:
-    """Logistic regression and gradient boosting on each domain's teacher-view features
-    (flattened, standardised as the networks see them), fitted on the labelled train
-    examples; None where a domain has no labelled train example or a single class."""
+def classical_probabilities(d: PreparedDomain, seed: int) -> dict[str, np.ndarray] | None:
+    """Test-split class probabilities of logistic regression and gradient boosting on the
+    domain's teacher-view features (flattened, standardised as the networks see them),
+    fitted on its labelled train examples; None without a labelled example of two classes."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    labelled = d.labelled if d.trained else torch.zeros(len(d.train), dtype=torch.bool)
+    y = d.train.y[labelled].numpy()
+    if len(np.unique(y)) < 2:
+        return None
+    x = d.train.teacher_x[labelled].reshape(int(labelled.sum()), -1).float().numpy()
+    xt = d.test.teacher_x.reshape(len(d.test), -1).float().numpy()
+    models = {
+        "logreg": LogisticRegression(max_iter=3000, C=1.0),
+        "gboost": HistGradientBoostingClassifier(random_state=seed, max_iter=200),
+    }
+    out = {}
+    for key, model in models.items():
+        model.fit(x, y)
+        probs = np.zeros((len(xt), d.num_classes))
+        probs[:, model.classes_] = model.predict_proba(xt)
+        out[key] = probs
+    return out
+
+
+def classical_references(
+    domains: list[PreparedDomain], seed: int
+) -> dict[str, dict[str, float | None]]:
+    """The headline test metric of :func:`classical_probabilities` per domain (None where a
+    domain has no labelled train example or a single class)."""
     out = {}
     for d in domains:
-        labelled = d.labelled if d.trained else torch.zeros(len(d.train), dtype=torch.bool)
-        y = d.train.y[labelled].numpy()
-        row: dict[str, float | None] = {"logreg": None, "gboost": None}
-        if len(np.unique(y)) >= 2:
-            x = d.train.teacher_x[labelled].reshape(int(labelled.sum()), -1).float().numpy()
-            xt = d.test.teacher_x.reshape(len(d.test), -1).float().numpy()
-            yt = d.test.y.numpy()
-            models = {
-                "logreg": LogisticRegression(max_iter=3000, C=1.0),
-                "gboost": HistGradientBoostingClassifier(random_state=seed, max_iter=200),
-            }
-            for key, model in models.items():
-                model.fit(x, y)
-                probs = np.zeros((len(xt), d.num_classes))
-                probs[:, model.classes_] = model.predict_proba(xt)
-                row[key] = score(d.headline, probs, yt)
-        out[d.name] = row
+        probs = classical_probabilities(d, seed)
+        out[d.name] = {
+            key: None if probs is None else score(d.headline, probs[key], d.test.y.numpy())
+            for key in ("logreg", "gboost")
+        }
     return out
 
 

@@ -69,15 +69,21 @@ def config_of(name: str, seed: int, quick: bool) -> dict[str, Any]:
     return config
 
 
-def timed_domain(run_dir: Path, teacher: Any, student: Any, host: Any) -> Any:
-    """The run's first prepared domain (in the run's order) both networks predict."""
+def run_domains(run_dir: Path, host: Any) -> list[Any]:
+    """A finished run's domains prepared again from its ``config.yaml`` (the same splits
+    and subsets: seeded as the runner seeds before preparing)."""
     from cdkd_core import load_config
     from cdkd_core.data.preparation import prepare_domains
     from cdkd_core.stages.context import seed_everything
 
     config = load_config(run_dir / "config.yaml", host=host, machine=False)
-    seed_everything(config.seed)  # as the runner before preparing
-    for d in prepare_domains(config, host):
+    seed_everything(config.seed)
+    return prepare_domains(config, host)
+
+
+def timed_domain(run_dir: Path, teacher: Any, student: Any, host: Any) -> Any:
+    """The run's first prepared domain (in the run's order) both networks predict."""
+    for d in run_domains(run_dir, host):
         if all(m.has_stem(d.space) and m.has_head(d.task) for m in (teacher, student)):
             return d
     raise SystemExit(f"{run_dir}: teacher and student predict no common domain")

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.tabular_distill import HERE, READING, TEACHERS, markdown
+from benchmarks.tabular_distill import HERE, READING, TEACHERS, markdown, size_share
 
 #: the targets of the tabular teachers (issue 18)
 KEEP, SIZE, SPEEDUP, FEW_LABEL_GAIN = 0.97, 0.10, 5.0, 0.03
-
-
-def _size(kind: str, row: dict[str, Any]) -> float:
-    if kind == "hist_gbm":
-        return row["bytes"]["student"] / row["bytes"]["teacher"]
-    return row["params"]["student"] / row["params"]["teacher"]
 
 
 def _speed(row: dict[str, Any]) -> float | None:
@@ -45,7 +39,7 @@ def table_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         misses = []
         for s, r in full.items():
             keeps = r["student"]["mean"] / r["teacher"]["mean"]
-            size, speed = _size(kind, r), _speed(r)
+            size, speed = size_share(kind, r), _speed(r)
             why = []
             if keeps < KEEP:
                 why.append(f"keeps {keeps:.1%}")

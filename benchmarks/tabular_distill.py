@@ -114,14 +114,21 @@ def config_of(setting: str, kind: str, seed: int, quick: bool, data_dir: Path) -
         "name": f"tabdistill-{setting}-{kind}",
         "seed": seed,
         "domains": [_domain(setting, data_dir, quick)],
-        "teacher": teacher_spec(kind),
         "student": copy.deepcopy(STUDENT),
         "encoder": {"name": "pca", "params": {"dim": 16}},
         "losses": copy.deepcopy(LOSSES),
         "train": _train(quick),
     }
-    if config["teacher"] is None:
-        del config["teacher"]
+    return _with_teacher(config, kind)
+
+
+def _with_teacher(config: dict[str, Any], kind: str) -> dict[str, Any]:
+    """``config`` with teacher ``kind``'s section (none at all for the default teacher)."""
+    spec = teacher_spec(kind)
+    if spec is None:
+        config.pop("teacher", None)
+    else:
+        config["teacher"] = spec
     return config
 
 
@@ -146,14 +153,11 @@ def _few_label_config(fraction: float, kind: str, seed: int, quick: bool) -> dic
     config.update(
         name=f"tabdistill-few{fraction:g}-{kind}",
         seed=seed,
-        teacher=teacher_spec(kind),
         student=copy.deepcopy(STUDENT),
         losses=copy.deepcopy(LOSSES),
+        train={**_train(quick), "teacher_gate": "val"},
     )
-    if config["teacher"] is None:
-        del config["teacher"]
-    config["train"] = {**_train(quick), "teacher_gate": "val"}
-    return config
+    return _with_teacher(config, kind)
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -211,24 +215,18 @@ def time_one(run: dict[str, Any]) -> dict[str, Any]:
     """Teacher and student latency of a finished run on its source domain's test rows."""
     import torch
 
-    from cdkd_core import load_config
+    from benchmarks.latency import timed_domain
     from cdkd_core.artifacts.latency import latency_table
     from cdkd_core.artifacts.run_student import load_run_student
     from cdkd_core.artifacts.run_teacher import load_run_teacher
-    from cdkd_core.data.preparation import prepare_domains
     from cdkd_core.host.plugin_host import PluginHost
-    from cdkd_core.stages.context import seed_everything
 
     torch.set_num_threads(1)
     host = PluginHost()
     run_dir = ROOT / run["run_dir"]
     teacher = load_run_teacher(run_dir, host)
     student = load_run_student(run_dir, host).net
-    config = load_config(run_dir / "config.yaml", host=host, machine=False)
-    seed_everything(config.seed)
-    domain = next(
-        d for d in prepare_domains(config, host) if d.role == "source" and teacher.has_head(d.task)
-    )
+    domain = timed_domain(run_dir, teacher, student, host)
     load = os.getloadavg()[0]
     table = latency_table(
         teacher, student, domain.test.teacher_x, domain.test.student_x, domain.space, domain.task
@@ -276,41 +274,25 @@ def redistil_without_hint(run: dict[str, Any]) -> dict[str, Any]:
 # -- intervals on the test items ------------------------------------------------------------------
 def test_probabilities(run: dict[str, Any], domain: str) -> dict[str, Any]:
     """One run's test labels and the class probabilities of teacher, student, baseline (the
-    softmax of the logits in its ``predictions.safetensors``), LR and HistGB (refitted as
-    ``classical_references`` fits them, on the same labelled train rows)."""
+    softmax of the logits in its ``predictions.safetensors``), LR and HistGB
+    (``classical_probabilities``, refitted on the same labelled train rows)."""
     import numpy as np
     from safetensors.torch import load_file
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
 
+    from benchmarks.harness import classical_probabilities
+    from benchmarks.latency import run_domains
     from benchmarks.stats import probabilities
-    from cdkd_core import load_config
-    from cdkd_core.data.preparation import prepare_domains
     from cdkd_core.host.plugin_host import PluginHost
-    from cdkd_core.stages.context import seed_everything
 
     run_dir = ROOT / run["run_dir"]
     saved = load_file(str(run_dir / "predictions.safetensors"))
     out = {m: probabilities(saved[f"{domain}/{m}"]) for m in ("teacher", "student", "baseline")}
     out["labels"] = saved[f"{domain}/labels"].numpy()
-    host = PluginHost()
-    config = load_config(run_dir / "config.yaml", host=host, machine=False)
-    seed_everything(config.seed)
-    d = next(d for d in prepare_domains(config, host) if d.name == domain)
+    d = next(d for d in run_domains(run_dir, PluginHost()) if d.name == domain)
     assert np.array_equal(d.test.y.numpy(), out["labels"]), "not the run's test rows"
-    lab = d.labelled
-    x = d.train.teacher_x[lab].reshape(int(lab.sum()), -1).float().numpy()
-    y = d.train.y[lab].numpy()
-    xt = d.test.teacher_x.reshape(len(d.test), -1).float().numpy()
-    for name, model in (
-        ("logreg", LogisticRegression(max_iter=3000, C=1.0)),
-        ("gboost", HistGradientBoostingClassifier(random_state=run["seed"], max_iter=200)),
-    ):
-        model.fit(x, y)
-        probs = np.zeros((len(xt), d.num_classes))
-        probs[:, model.classes_] = model.predict_proba(xt)
-        out[name] = probs
-    return out
+    references = classical_probabilities(d, run["seed"])
+    assert references is not None, f"{domain}: no labelled rows of two classes"
+    return {**out, **references}
 
 
 def intervals(rs: list[dict[str, Any]], domain: str, metric: str) -> dict[str, Any]:
@@ -418,9 +400,10 @@ def _pts(b: dict[str, float]) -> str:
     return f"{100 * b['diff']:+.1f} [{100 * b['ci_low']:+.1f}, {100 * b['ci_high']:+.1f}]{star}"
 
 
-def _size(row: dict[str, Any]) -> float:
-    """The student's share of the teacher: parameters, or bytes for a classical teacher."""
-    if row["kind"] == "hist_gbm":
+def size_share(kind: str, row: dict[str, Any]) -> float:
+    """The student's share of teacher ``kind``'s size in ``row``: parameters, or bytes for a
+    classical teacher."""
+    if kind == "hist_gbm":
         return row["bytes"]["student"] / row["bytes"]["teacher"]
     return row["params"]["student"] / row["params"]["teacher"]
 
@@ -454,7 +437,6 @@ def markdown(out: dict[str, Any]) -> str:
     ]
     for key, row in out["rows"].items():
         setting, kind = key.split("/")
-        row = {**row, "kind": kind}
         keeps = row["student"]["mean"] / row["teacher"]["mean"] if row["teacher"] else None
         sp = row.get("speedup", {})
         ci = row["ci"]
@@ -463,7 +445,7 @@ def markdown(out: dict[str, Any]) -> str:
             f"{_f(row['baseline'])} | {_f(row['logreg'])} | {_f(row['gboost'])} | "
             f"{_pts(ci['teacher_minus_best_reference'])} | "
             f"{_pts(ci['student_minus_baseline'])} | "
-            f"{'-' if keeps is None else f'{keeps:.1%}'} | {_size(row):.1%} | "
+            f"{'-' if keeps is None else f'{keeps:.1%}'} | {size_share(kind, row):.1%} | "
             f"{_f(sp.get('served/256'), 1)} | {_f(sp.get('onnx/256'), 1)} | "
             f"{_f(sp.get('eager/256'), 1)} |"
         )
