@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from cdkd_core import load_config, run_pipeline
+from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.errors import ConfigError, RunInterrupted
 from cdkd_core.files import load_weights
-from cdkd_core.nets.assembly import NetworkSlot, build_teacher
 from cdkd_core.nets.ensemble import JoinedFeatures, TeacherEnsemble, member_seed
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import read_layer
@@ -111,15 +109,6 @@ def _ensemble_config(tiny_config: dict, **ensemble) -> dict:
     return cfg
 
 
-def _rebuilt_teacher(run_dir: Path, cfg: dict, host) -> nn.Module:
-    config = load_config(cfg, host=host)
-    layout = json.loads((run_dir / "layout.json").read_text(encoding="utf-8"))
-    slots = [NetworkSlot.from_dict(s) for s in layout["teacher"]]
-    teacher = build_teacher(config.teacher, slots, host, config.seed)
-    teacher.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
-    return teacher
-
-
 def test_an_ensemble_run_distils_the_mean_of_its_members(tiny_config, cdkd_host, tmp_path):
     cfg = _ensemble_config(tiny_config, bagging=True)
     single = copy.deepcopy(cfg)
@@ -136,7 +125,7 @@ def test_an_ensemble_run_distils_the_mean_of_its_members(tiny_config, cdkd_host,
     ]
     assert set(members[0]) == set(one)
     assert not torch.equal(members[0]["trunk.0.weight"], members[1]["trunk.0.weight"])
-    teacher = _rebuilt_teacher(result.run_dir, cfg, cdkd_host)
+    teacher = load_run_teacher(result.run_dir, cdkd_host)  # from the run directory alone
     assert isinstance(teacher, TeacherEnsemble)
     x = torch.randn(16, 13)  # the tiny domain's 13 standardised features
     space, task = "sklearn.wine", "sklearn.wine"

@@ -4,7 +4,6 @@ gradient-boosted ensemble, saved without pickle, distilled into a network studen
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ import yaml
 from torch import nn
 
 from cdkd_core import load_config, run_pipeline
+from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.builtins.estimators import HistGradientBoosting
 from cdkd_core.errors import DataError, RunInterrupted
 from cdkd_core.files import load_weights, save_weights
-from cdkd_core.nets.assembly import NetworkSlot, build_teacher
 from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher, load_estimator
 from cdkd_core.nets.reading import read_layer
 from cdkd_core.run.checkpoint import Checkpointer
@@ -131,13 +130,12 @@ def _gbm_config(tiny_config: dict) -> dict:
     return cfg
 
 
-def _rebuilt(run_dir: Path, cfg: dict, host, weights: dict) -> EstimatorTeacher:
-    config = load_config(cfg, host=host)
-    layout = json.loads((run_dir / "layout.json").read_text(encoding="utf-8"))
-    slots = [NetworkSlot.from_dict(s) for s in layout["teacher"]]
-    teacher = build_teacher(config.teacher, slots, host, config.seed)
+def _rebuilt(run_dir: Path, host, weights: dict | None = None) -> EstimatorTeacher:
+    """The run's teacher rebuilt from its directory (``weights``: another state of it)."""
+    teacher = load_run_teacher(run_dir, host)
     assert isinstance(teacher, EstimatorTeacher)
-    teacher.load_state_dict(weights)
+    if weights is not None:
+        teacher.load_state_dict(weights)
     return teacher
 
 
@@ -179,14 +177,9 @@ def test_a_gbm_teacher_round_trips_through_checkpoint_and_resume(tiny_config, cd
     # the teacher in the checkpoint, in teacher.safetensors of both runs: same predictions
     x = torch.randn(64, 13)
     teachers = [
-        _rebuilt(run_dir, cfg, cdkd_host, stopper.teachers[-1]),
-        _rebuilt(run_dir, cfg, cdkd_host, load_weights(run_dir / "teacher.safetensors")),
-        _rebuilt(
-            reference.run_dir,
-            cfg,
-            cdkd_host,
-            load_weights(reference.run_dir / "teacher.safetensors"),
-        ),
+        _rebuilt(run_dir, cdkd_host, stopper.teachers[-1]),
+        _rebuilt(run_dir, cdkd_host),
+        _rebuilt(reference.run_dir, cdkd_host),
     ]
     outputs = [t(x, "sklearn.wine", "sklearn.wine") for t in teachers]
     assert all(torch.equal(outputs[0], o) for o in outputs[1:])

@@ -20,6 +20,7 @@ from pydantic import Field
 from cdkd_core.components.architecture import EstimatorArchitecture
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.host.hookspecs import Register, hookimpl
+from cdkd_core.nets.estimator_teacher import log_probabilities
 
 
 class HistGradientBoosting(EstimatorArchitecture):
@@ -137,9 +138,9 @@ class HistGradientBoosting(EstimatorArchitecture):
 
 
 def _log_loss(probs: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
-    """Mean negative log-probability of the true class (probabilities floored at 1e-7)."""
+    """Mean negative log-probability of the true class (floored as the teacher's outputs)."""
     column = np.searchsorted(classes, y)
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), column], 1e-7, 1.0))))
+    return float(-np.mean(log_probabilities(probs[np.arange(len(y)), column])))
 
 
 @hookimpl

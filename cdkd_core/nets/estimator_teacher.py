@@ -28,7 +28,18 @@ from cdkd_core.errors import DataError
 from cdkd_core.nets.network import module_key
 
 #: floor of a probability before its log (a tree ensemble may predict exactly 0)
-_MIN_PROB = 1e-7
+MIN_PROB = 1e-7
+
+
+def log_probabilities(probs: np.ndarray) -> np.ndarray:
+    """``log(probs)``, each probability floored at :data:`MIN_PROB` first (dtype kept)."""
+    return np.log(np.clip(probs, MIN_PROB, 1.0))
+
+
+def as_rows(x: torch.Tensor) -> np.ndarray:
+    """``x`` as a float32 ``[N, F]`` array on the CPU (trailing dimensions flattened): what an
+    estimator reads."""
+    return x.detach().reshape(len(x), -1).float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ class EstimatorTeacher(nn.Module):
     def features(self, x: torch.Tensor, space: str) -> torch.Tensor:
         """The representation of ``x`` in its estimator's block of columns ``[N, width]``."""
         slot, estimator = self._estimator(space, None)
-        block = self.arch.representation(estimator, _numpy(x))
+        block = self.arch.representation(estimator, as_rows(x))
         out = np.zeros((len(block), self.trunk.out_features), dtype=np.float32)
         start = self._offset(slot)
         out[:, start : start + block.shape[1]] = block
@@ -134,10 +145,8 @@ class EstimatorTeacher(nn.Module):
         _, estimator = self._estimator(space, task)
         if self.trunk._forward_hooks:
             self.features(x, space)
-        probs = estimator.predict_proba(_numpy(x))
-        return torch.from_numpy(np.log(np.clip(probs, _MIN_PROB, 1.0)).astype(np.float32)).to(
-            x.device
-        )
+        probs = estimator.predict_proba(as_rows(x))
+        return torch.from_numpy(log_probabilities(probs).astype(np.float32)).to(x.device)
 
     def _offset(self, slot: EstimatorSlot) -> int:
         offset = 0
@@ -197,8 +206,3 @@ class EstimatorTeacher(nn.Module):
         for name in state_dict:
             if name.startswith(prefix) and name[len(prefix) :] not in by_key:
                 unexpected_keys.append(name)
-
-
-def _numpy(x: torch.Tensor) -> np.ndarray:
-    """``x`` as a float32 ``[N, F]`` array (trailing dimensions flattened)."""
-    return x.detach().reshape(len(x), -1).float().cpu().numpy()

@@ -22,7 +22,12 @@ from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
 from cdkd_core.metrics import compute
 from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
-from cdkd_core.nets.estimator_teacher import EstimatorTeacher, load_estimator
+from cdkd_core.nets.estimator_teacher import (
+    EstimatorTeacher,
+    as_rows,
+    load_estimator,
+    log_probabilities,
+)
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
 from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
@@ -201,13 +206,13 @@ def fit_estimators(
     arch, records = teacher.arch, []
     for slot in teacher.slots.values():
         group = [d for d in sources if (d.space, d.task) == (slot.space, slot.task)]
-        x = np.concatenate([_rows(d.train.teacher_x[d.labelled]) for d in group])
+        x = np.concatenate([as_rows(d.train.teacher_x[d.labelled]) for d in group])
         y = torch.cat([d.train.y[d.labelled] for d in group]).numpy()
         val = [(d, d.val_labelled) for d in group if bool(d.val_labelled.any())]
 
         def score(probs: list[np.ndarray], val=val) -> float:
             scores = [
-                compute(d.headline, torch.from_numpy(np.log(np.clip(p, 1e-7, 1))), d.val.y[m])
+                compute(d.headline, torch.from_numpy(log_probabilities(p)), d.val.y[m])
                 for (d, m), p in zip(val, probs, strict=True)
             ]
             scores = [s for s in scores if not math.isnan(s)]
@@ -218,7 +223,7 @@ def fit_estimators(
             arch.build_estimator(seed),
             x,
             y,
-            [_rows(d.val.teacher_x[m]) for d, m in val],
+            [as_rows(d.val.teacher_x[m]) for d, m in val],
             [d.val.y[m].numpy() for d, m in val],
             score,
         )
@@ -234,10 +239,6 @@ def fit_estimators(
             }
         )
     return records
-
-
-def _rows(x: torch.Tensor) -> np.ndarray:
-    return x.reshape(len(x), -1).float().numpy()
 
 
 def bootstrap_plans(plans: list[DomainPlan], seed: int) -> list[DomainPlan]:
