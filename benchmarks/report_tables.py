@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.tabular_distill import HERE, READING, TEACHERS, markdown, size_share
+from benchmarks.tabular_distill import HERE, TEACHERS, markdown, size_share
+from benchmarks.tabular_teacher import READING
 
 #: the targets of the tabular teachers (issue 18)
 KEEP, SIZE, SPEEDUP, FEW_LABEL_GAIN = 0.97, 0.10, 5.0, 0.03

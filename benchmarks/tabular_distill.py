@@ -39,6 +39,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.tabular_teacher import write_study
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -498,9 +500,6 @@ def _student_check(check: list[dict[str, Any]] | None) -> list[str]:
     return lines
 
 
-READING = "<!-- reading (written by hand, kept on rerun) -->"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run, time, summarise, write."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -552,11 +551,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _write(path: Path, out: dict[str, Any]) -> None:
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    md = path.with_suffix(".md")
-    kept = md.read_text().partition(READING)[2] if md.is_file() else ""
-    md.write_text(markdown(out) + (READING + kept if kept else ""))
-    print(f"wrote {path} and {md} ({out['wall_s'] / 60:.1f} min)")
+    write_study(path, out, markdown(out))
 
 
 if __name__ == "__main__":

@@ -562,6 +562,16 @@ def markdown(out: dict[str, Any]) -> str:
 READING = "<!-- reading (written by hand, kept on rerun) -->"
 
 
+def write_study(path: Path, out: dict[str, Any], markdown_text: str) -> None:
+    """Write a study's JSON at ``path`` and its markdown beside it, keeping the hand-written
+    reading below :data:`READING` of the markdown already there."""
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    md = path.with_suffix(".md")
+    kept = md.read_text().partition(READING)[2] if md.is_file() else ""
+    md.write_text(markdown_text + (READING + kept if kept else ""))
+    print(f"wrote {path} and {md} ({out['wall_s'] / 60:.1f} min)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the study and write its JSON and markdown."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -573,11 +583,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     out = study(a.seeds, a.quick, a.jobs, a.settings)
     path = a.out or HERE / ("tabular_teacher_quick.json" if a.quick else "tabular_teacher.json")
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    md = path.with_suffix(".md")
-    kept = md.read_text().partition(READING)[2] if md.is_file() else ""
-    md.write_text(markdown(out) + (READING + kept if kept else ""))
-    print(f"wrote {path} and {path.with_suffix('.md')} ({out['wall_s'] / 60:.1f} min)")
+    write_study(path, out, markdown(out))
 
 
 if __name__ == "__main__":
