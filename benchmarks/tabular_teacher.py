@@ -261,9 +261,8 @@ def _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start)
     from cdkd_core.engine.inference import predict
     from cdkd_core.metrics import compute
     from cdkd_core.nets.assembly import build_teacher
-    from cdkd_core.nets.ensemble import member_seed
     from cdkd_core.stages.context import seed_everything
-    from cdkd_core.stages.teacher import bootstrap_plans, fit_estimators
+    from cdkd_core.stages.teacher import fit_estimators, member_schedule
     from cdkd_core.stages.training import cross_entropy, domain_plans, fit_settings
 
     host = _host()
@@ -274,14 +273,13 @@ def _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start)
         epochs = [c["trees"] for c in chosen]
     else:
         plans = domain_plans(sources, "teacher", use_labels_only=True)
-        for k, member in enumerate(teacher.members):
-            s = member_seed(seed, k)
+        bagging = config.teacher.ensemble.bagging
+        for _, member, member_plans, s in member_schedule(teacher, plans, seed, bagging):
             settings = fit_settings(
                 config, torch.device("cpu"), teacher=True, seed=s, layer="trunk"
             )
             seed_everything(s)
-            bagged = bootstrap_plans(plans, s) if config.teacher.ensemble.bagging else plans
-            epochs.append(fit(member, bagged, cross_entropy(host), settings).best_epoch)
+            epochs.append(fit(member, member_plans, cross_entropy(host), settings).best_epoch)
     val, nll = {}, {}
     for d in sources:
         logits = predict(teacher, d.val.teacher_x, d.space, d.task, 1024, "cpu")

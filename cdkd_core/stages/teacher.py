@@ -160,14 +160,15 @@ class TeacherStage:
             ensemble.load_state_dict(resume.teacher)  # members before the checkpoint's
             first = int(resume.fit["member"]) if resume.fit is not None else 0
         plans = domain_plans(ctx.sources, "teacher", use_labels_only=True)
-        for k, member in enumerate(ensemble.members):
+        for k, member, member_plans, seed in member_schedule(
+            ensemble, plans, ctx.seed, spec.bagging
+        ):
             if k < first:
                 continue
-            seed = member_seed(ctx.seed, k)
             train_stage(
                 ctx,
                 member,
-                bootstrap_plans(plans, seed) if spec.bagging else plans,
+                member_plans,
                 cross_entropy(ctx.host),
                 stage="teacher",
                 teacher=True,
@@ -239,6 +240,20 @@ def fit_estimators(
             }
         )
     return records
+
+
+def member_schedule(
+    ensemble: TeacherEnsemble, plans: list[DomainPlan], seed: int, bagging: bool
+) -> list[tuple[int, nn.Module, list[DomainPlan], int]]:
+    """Each member of ``ensemble`` (its index, itself) with the plans and the seed it trains
+    on: :func:`~cdkd_core.nets.ensemble.member_seed`, and with ``bagging`` a bootstrap
+    resample of ``plans`` drawn from that seed."""
+    schedule = []
+    for k, member in enumerate(ensemble.members):
+        member_seed_k = member_seed(seed, k)
+        member_plans = bootstrap_plans(plans, member_seed_k) if bagging else plans
+        schedule.append((k, member, member_plans, member_seed_k))
+    return schedule
 
 
 def bootstrap_plans(plans: list[DomainPlan], seed: int) -> list[DomainPlan]:
