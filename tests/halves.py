@@ -19,6 +19,8 @@ class _Half(Domain):
 
         max_examples: int = Field(400, ge=30)
         view_params: int = Field(0, ge=0)
+        #: keep only this share of the rows of digits 5-9 (a shifted class prior)
+        keep_high: float = Field(1.0, gt=0, le=1)
 
     def load(self, seed: int) -> DomainData:
         """Every other digit image, stratified splits."""
@@ -27,6 +29,12 @@ class _Half(Domain):
         bunch = load_digits()
         x = bunch.data.reshape(-1, 1, 8, 8)[self.parity :: 2][: self.config.max_examples]
         y = bunch.target[self.parity :: 2][: self.config.max_examples]
+        if self.config.keep_high < 1:  # every row of 0-4, the first share of each of 5-9
+            keep = np.ones(len(y), dtype=bool)
+            for c in range(5, 10):
+                idx = np.flatnonzero(y == c)
+                keep[idx[round(len(idx) * self.config.keep_high) :]] = False
+            x, y = x[keep], y[keep]
         index = stratified_split_indices(y, 0.2, 0.2, seed=0)
         xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
         return DomainData(

@@ -1,8 +1,9 @@
 """``cdkd report``: one self-contained HTML page about a finished run.
 
 It reads the run directory (``summary.json``, ``metrics.jsonl``, ``config.yaml``,
-``layout.json``, and ``knowledge_sample.safetensors`` where the run saved one) and writes
-``report.html``: the per-domain test results, learning curves per stage and round, a 2-D
+``layout.json``, ``knowledge_sample.safetensors`` where the run saved one, and
+``peers.json`` where ``cdkd report --peers`` wrote one) and writes ``report.html``: the
+per-domain test results, the reference peers, learning curves per stage and round, a 2-D
 view of the knowledge space, the class graph of a ``knowledge_graph`` run, the feedback
 rounds, and sizes and latencies. Styles are
 inline and plots are embedded PNG ``data:`` URIs: the file needs nothing else to be read.
@@ -18,6 +19,7 @@ from cdkd_core.artifacts.curves import curves_section
 from cdkd_core.artifacts.graph_section import graph_sections
 from cdkd_core.artifacts.html import CSS, escape
 from cdkd_core.artifacts.knowledge_space import knowledge_section
+from cdkd_core.artifacts.peer_section import peer_sections
 from cdkd_core.artifacts.run_files import RunFiles, describe_components, read_run
 from cdkd_core.artifacts.summary_sections import (
     config_section,
@@ -31,15 +33,22 @@ from cdkd_core.errors import ReportError
 REPORT = "report.html"
 
 
-def write_report(run_dir: Path, output: Path | None = None, host: Any = None) -> Path:
+def write_report(
+    run_dir: Path, output: Path | None = None, host: Any = None, peers: bool = False
+) -> Path:
     """Write the report of the finished run in ``run_dir`` to ``output`` (default
-    ``run_dir/report.html``) atomically, and return its path."""
+    ``run_dir/report.html``) atomically, and return its path. With ``peers`` the run's
+    reference peers are computed first and written to ``run_dir/peers.json``
+    (:mod:`cdkd_core.artifacts.run_peers`); without, an existing ``peers.json`` is shown."""
+    from cdkd_core.artifacts.run_peers import write_peers
     from cdkd_core.files import atomic_write_text
 
     run = read_run(run_dir)
     path = Path(output) if output is not None else run.run_dir / REPORT
     if path.is_dir():
         raise ReportError(f"--output {path}: is a directory; give a file name")
+    if peers:
+        write_peers(run.run_dir, host)
     atomic_write_text(path, render_report(run, host))
     return path
 
@@ -51,6 +60,7 @@ def render_report(run: RunFiles, host: Any = None) -> str:
     title = f"cdkd run {run.run_dir.resolve().name}"
     sections = [
         ("results", "Test results", results_section(run)),
+        *peer_sections(run),
         ("curves", "Learning curves", curves_section(run)),
         ("knowledge", "Knowledge space", knowledge_section(run, host)),
         *graph_sections(run),

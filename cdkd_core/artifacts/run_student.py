@@ -5,7 +5,7 @@ and each domain's path through it from the raw student view to logits."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,32 @@ class Standardize(nn.Module):
 
 class DomainStudent(nn.Module):
     """One domain's path through the student: its raw student view -> standardisation (if the
-    run standardised it) -> stem of its input space -> trunk -> head of its task -> logits."""
+    run standardised it) -> stem of its input space -> trunk -> head of its task -> logits,
+    plus the domain's logit offset where the run moved the student's decision rule onto the
+    domain's estimated class prior (``student_offsets.safetensors``)."""
 
-    def __init__(self, net: MultiDomainNet, space: str, task: str, standardize: nn.Module):
+    def __init__(
+        self,
+        net: MultiDomainNet,
+        space: str,
+        task: str,
+        standardize: nn.Module,
+        offset: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.standardize = standardize
         self.stem = net.stems[module_key(space)]
         self.trunk = net.trunk
         self.head = net.heads[module_key(task)]
+        self.offset: torch.Tensor | None
+        if offset is None:
+            self.offset = None
+        else:
+            self.register_buffer("offset", offset.detach().float().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(self.stem(self.standardize(x))))
+        logits = self.head(self.trunk(self.stem(self.standardize(x))))
+        return logits if self.offset is None else logits + self.offset
 
 
 @dataclass
@@ -64,6 +79,8 @@ class RunStudent:
     net: MultiDomainNet
     #: ``"<domain>/student_x/mean"`` and ``.../std`` of each standardised student view
     preprocessing: dict[str, torch.Tensor]
+    #: the logit offset of each domain with an estimated class prior
+    offsets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def predicts(self, domain: str) -> bool:
         """Whether the student has a stem for the domain's input space and a head for its
@@ -84,7 +101,8 @@ class RunStudent:
                     f"but layout.json says domain {domain!r} is standardised"
                 )
             standardize = Standardize(*(self.preprocessing[k] for k in keys))
-        return DomainStudent(self.net, info["space"], info["task"], standardize).eval()
+        offset = self.offsets.get(domain)
+        return DomainStudent(self.net, info["space"], info["task"], standardize, offset).eval()
 
 
 def check_run_dir(run_dir: Path) -> Path:
@@ -143,7 +161,15 @@ def load_run_student(run_dir: Path, host: Any = None) -> RunStudent:
         raise ExportError(
             f"{run_dir / 'preprocessing.safetensors'}: unreadable ({first_line(exc)})"
         ) from exc
-    return RunStudent(run_dir, config, layout, net.eval(), preprocessing)
+    offsets: dict[str, torch.Tensor] = {}
+    if (run_dir / "student_offsets.safetensors").is_file():
+        try:
+            offsets = load_weights(run_dir / "student_offsets.safetensors")
+        except Exception as exc:
+            raise ExportError(
+                f"{run_dir / 'student_offsets.safetensors'}: unreadable ({first_line(exc)})"
+            ) from exc
+    return RunStudent(run_dir, config, layout, net.eval(), preprocessing, offsets)
 
 
 def read_layout(path: Path) -> dict[str, Any]:

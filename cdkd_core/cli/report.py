@@ -26,13 +26,31 @@ def report(
             show_default=False,
         ),
     ] = None,
+    peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers",
+            help="Also fit the reference peers (logistic regression on the teacher view, and "
+            "on TF-IDF of the raw texts where a domain has them) on exactly each trained "
+            "domain's labelled train rows, write RUN_DIR/peers.json and show them beside the "
+            "student. Loads the run's domains again (its plugins and data must be there).",
+        ),
+    ] = False,
 ) -> None:
     """Write an HTML report of a finished run: per-domain test results, learning curves,
     the knowledge space, feedback rounds, sizes and latency; one file, plots embedded.
+    With --peers (or a peers.json already in RUN_DIR), also the reference peers.
 
-    Example: cdkd report runs/quickstart-20261128-003053
+    Examples:
+
+    \b
+      cdkd report runs/quickstart-20261128-003053
+      cdkd report runs/quickstart-20261128-003053 --peers   # and the reference peers
     """
     from cdkd_core.artifacts.report import write_report
+    from cdkd_core.artifacts.run_peers import PEERS_FILE
 
-    path = write_report(run_dir, output, host=make_host())
+    path = write_report(run_dir, output, host=make_host(), peers=peers)
+    if peers:
+        typer.echo(f"wrote {run_dir / PEERS_FILE}")
     typer.echo(f"wrote {path}")

@@ -65,6 +65,9 @@ class DomainData:
     ``student_vocabulary`` names the token vocabulary of an integer student view (e.g.
     ``minilm-wordpiece``); a stem that reads token ids declares the vocabulary it was built
     for, and the core refuses a stem whose vocabulary differs from its domains'.
+    ``texts`` holds the raw texts of a text domain, split name -> one text per row of that
+    split, in the split's row order (for readers of the raw text, e.g. the TF-IDF reference
+    peer of ``cdkd report --peers``); ``None`` where a domain has none.
     """
 
     modality: str
@@ -78,6 +81,7 @@ class DomainData:
     reference: dict[str, float] = field(default_factory=dict)
     teacher_view_params: int = 0
     student_vocabulary: str | None = None
+    texts: dict[str, list[str]] | None = None
 
     def __post_init__(self) -> None:
         missing = [s for s in SPLITS if s not in self.splits]
@@ -95,6 +99,27 @@ class DomainData:
                 raise ValueError(
                     f"split {split_name!r} has labels outside 0..{len(self.classes) - 1}"
                 )
+        if self.texts is not None:
+            self._check_texts(self.texts)
+            self.texts = {name: list(rows) for name, rows in self.texts.items()}
+
+    def _check_texts(self, texts: dict[str, list[str]]) -> None:
+        """Every split has its texts, one string per row, and no other split has any."""
+        unknown = sorted(set(texts) - set(self.splits))
+        missing = [s for s in self.splits if s not in texts]
+        if unknown or missing:
+            raise ValueError(
+                f"texts must have one entry per split {list(self.splits)}; "
+                + (f"unknown {unknown}" if unknown else f"missing {missing}")
+            )
+        for split_name, split in self.splits.items():
+            rows = texts[split_name]
+            if len(rows) != len(split):
+                raise ValueError(
+                    f"split {split_name!r} has {len(split)} rows but {len(rows)} texts"
+                )
+            if not all(isinstance(t, str) for t in rows):
+                raise ValueError(f"split {split_name!r}: texts must be strings")
 
     @property
     def num_classes(self) -> int:

@@ -287,6 +287,16 @@ class TeacherSpec(ModelSpec):
             "features} (default null: one teacher)."
         ),
     )
+    adapt: Literal["probe", "none"] = Field(
+        "probe",
+        description=(
+            "probe: before distilling, the teacher adapts to each target's labelled train "
+            "rows through a residual linear head on its features (its own logits for the "
+            "task plus a linear map, L2 strength chosen on the target's labelled val rows); "
+            "the target's soft labels come from it. none: the source-trained teacher as it "
+            "is (zero-shot studies)."
+        ),
+    )
 
     @field_validator("ensemble", mode="before")
     @classmethod
@@ -419,9 +429,20 @@ class TrainConfig(_Strict):
     teacher_gate: Literal["none", "val"] = Field(
         "none",
         description=(
-            "val: a domain whose labelled val examples the teacher scores below the "
-            "no-teacher baseline gets no soft labels from it (its labels, and the knowledge "
-            "vectors, still train the student); decided again every round."
+            "val: a domain whose labelled val examples show the teacher (adapted, on a "
+            "target) below the no-teacher baseline with 95% confidence (paired bootstrap) "
+            "gets no soft labels from it (its labels, and the knowledge vectors, still "
+            "train the student); decided again every round."
+        ),
+    )
+    label_shift: Literal["bbse", "em", "none"] = Field(
+        "bbse",
+        description=(
+            "Each target's class prior: its labelled rows' class shares where they are a "
+            "stratified label_fraction, else estimated from its unlabelled train rows by "
+            "bbse (Lipton et al. 2018, from held-out val rows) or em (Saerens et al. 2002); "
+            "the teacher's soft labels and the student's decision rule on the target are "
+            "moved onto it (summary.json: label_shift). none: neither."
         ),
     )
     log_to: list[Literal["jsonl", "tensorboard"]] = Field(

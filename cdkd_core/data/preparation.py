@@ -3,7 +3,8 @@
 Inputs are standardised per domain with statistics of its train split; a target domain
 gets its stratified labelled subset (``label_fraction`` of each class, or ``shots``
 examples of each); a quiz split is carved from each source domain's
-train split when the feedback strategy asks for one. Large splits are checked and
+train split when the feedback strategy asks for one (a text domain's raw texts follow its
+rows into it). Large splits are checked and
 standardised chunk by chunk, into memory-mapped scratch files where ``train.out_of_core``
 says so (:mod:`cdkd_core.data.scratch`).
 """
@@ -43,6 +44,10 @@ class PreparedDomain:
     #: what preparation changed that a user should know, one line each (e.g. labels mapped
     #: to their task's class order, see :mod:`cdkd_core.data.class_identity`)
     notes: list[str] = field(default_factory=list)
+    #: the raw texts of a domain that gives them (:attr:`DomainData.texts`), per prepared
+    #: split ("train", "val", "test", and "quiz" when carved), row by row as those splits
+    #: hold their examples; None for a domain without texts
+    texts: dict[str, list[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -282,7 +287,7 @@ def prepare_domains(
     prepared = []
     for i, (entry, (data, note)) in enumerate(zip(config.domains, aligned, strict=True)):
         splits, standardizers = _standardize(data, scratch, f"domain{i}")
-        train, quiz = splits["train"], None
+        train, quiz, quiz_mask = splits["train"], None, None
         seed = config.seed * 1000 + i
         if quiz_fraction > 0 and entry.role == "source":
             quiz_mask = stratified_subset_mask(train.y, quiz_fraction, seed + 17)
@@ -307,6 +312,22 @@ def prepare_domains(
                 val_labelled,
                 standardizers,
                 [note] if note is not None else [],
+                _split_texts(data.texts, quiz_mask),
             )
         )
     return prepared
+
+
+def _split_texts(
+    texts: dict[str, list[str]] | None, quiz_mask: torch.Tensor | None
+) -> dict[str, list[str]] | None:
+    """A domain's texts per prepared split: those of the rows a quiz carves out of train
+    move to "quiz", in the order :func:`_subset` keeps them (ascending row index)."""
+    if texts is None:
+        return None
+    out = {name: list(rows) for name, rows in texts.items()}
+    if quiz_mask is not None:
+        train = out["train"]
+        out["quiz"] = [train[int(i)] for i in torch.nonzero(quiz_mask).flatten()]
+        out["train"] = [train[int(i)] for i in torch.nonzero(~quiz_mask).flatten()]
+    return out

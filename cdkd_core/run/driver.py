@@ -135,6 +135,10 @@ class Runner:
         student, predictions = self._rounds(ctx, baseline, reference)
         ctx.where = "saving"
         self._save("student", student.state_dict())
+        if ctx.student_offsets:  # its decision rule on targets with an estimated prior
+            self._save("student_offsets", ctx.student_offsets)
+        if ctx.target_heads is not None and len(ctx.target_heads.heads):
+            self._save("target_heads", ctx.target_heads.state_dict())
         self._save("predictions", predictions)
         summary = build_summary(ctx, student, self.round_results, self.warnings)
         summary["wall_s"] = round(time.perf_counter() - start, 3)

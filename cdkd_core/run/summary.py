@@ -23,6 +23,9 @@ DOMAIN_FIELDS = (
     "sizes",
     "shots",
     "reference",
+    "adaptation",
+    "label_shift",
+    "gate",
 )
 
 
@@ -41,7 +44,7 @@ def build_summary(
         return latencies(ctx.teacher, student, ctx.domains, batch_size, ctx.device)
 
     return {
-        "domains": {name: {k: r[k] for k in DOMAIN_FIELDS} for name, r in final.items()},
+        "domains": {name: {k: r.get(k) for k in DOMAIN_FIELDS} for name, r in final.items()},
         "round_results": round_results,
         "params": parameter_counts(ctx.teacher, student, ctx.domains),
         "latency_ms_per_sample": timed(LATENCY_BATCH),

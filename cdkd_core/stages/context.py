@@ -19,6 +19,7 @@ from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.distributed import World
 from cdkd_core.engine.progress import Progress
 from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.nets.target_heads import TargetHeads
 from cdkd_core.stages.knowledge import TeacherCache
 
 #: which input a network reads: the teacher's view of a domain or the student's
@@ -80,6 +81,12 @@ class StageContext:
     where: str = "setup"
     #: the teacher as the current round started (a live strategy trains it in the round)
     round_start_teacher: dict[str, torch.Tensor] | None = None
+    #: the round's heads adapting the teacher to the targets' labels (stage 2a)
+    target_heads: TargetHeads | None = None
+    #: the round's estimated class prior of each target (``train.label_shift``)
+    priors: dict[str, Any] = field(default_factory=dict)
+    #: the round's logit offset of the student on each target with an estimated prior
+    student_offsets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:

@@ -20,11 +20,13 @@ from cdkd_core.nets.assembly import build_network
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import read_layer
 from cdkd_core.nets.weight_init import init_from_teacher, same_view_spaces
+from cdkd_core.stages.adaptation import adapt_teacher, split_outputs
 from cdkd_core.stages.context import StageContext
 from cdkd_core.stages.evaluation import BaselineReference, evaluate_round
-from cdkd_core.stages.gating import gated_domains
+from cdkd_core.stages.gating import gate_decisions
 from cdkd_core.stages.keys import SavedRun, student_key
 from cdkd_core.stages.knowledge import encode_round
+from cdkd_core.stages.priors import estimate_priors, live_teacher_logits, student_offsets
 from cdkd_core.stages.token_knowledge import inject_teacher_tokens
 from cdkd_core.stages.training import domain_plans, train_stage
 
@@ -42,19 +44,24 @@ class LiveTeacherAdapter:
         views: dict[str, FeedbackDomain],
         device: torch.device,
         gated: frozenset[str] = frozenset(),
+        ctx: StageContext | None = None,
     ) -> None:
         self.strategy, self.teacher, self.views, self.device = strategy, teacher, views, device
         self.gated = gated
+        self.ctx = ctx
 
     def logits(self, plan: DomainPlan, batch: torch.Tensor) -> torch.Tensor | None:
         """The teacher's current logits on the batch (None where gated or unreadable)."""
         d = plan.domain
         if d.name in self.gated:
             return None
+        x = d.train.teacher_x[batch].to(self.device)
+        if self.ctx is not None:  # adapted to a target, moved onto its prior
+            return live_teacher_logits(self.ctx, d, x)
         if not (self.teacher.has_stem(d.space) and self.teacher.has_head(d.task)):
             return None
         with torch.no_grad():
-            return self.teacher(d.train.teacher_x[batch].to(self.device), d.space, d.task)
+            return self.teacher(x, d.space, d.task)
 
     def step(
         self,
@@ -146,6 +153,9 @@ class DistillationStage:
         self.predictions: dict[str, torch.Tensor] = {}
         self.outputs: dict[str, TeacherOutputs] = {}
         self.losses: Losses = []
+        self.adaptation: dict[str, dict] = {}
+        self.priors: dict[str, dict] = {}
+        self.gate: dict[str, dict] = {}
 
     def run(self, resume: SavedRun | None) -> None:
         """Encode, distil (continuing ``resume``'s loop state where given), evaluate."""
@@ -156,9 +166,13 @@ class DistillationStage:
         ctx.round_start_teacher = copy.deepcopy(ctx.teacher.state_dict())
         ctx.where = f"knowledge extraction (round {round_})"
         encoder, outputs = encode_round(ctx, round_)
+        ctx.where = f"teacher adaptation (round {round_})"
+        self.adaptation = adapt_teacher(ctx, outputs, round_)
+        self.priors = estimate_priors(ctx, outputs, round_)
         gated: frozenset[str] = frozenset()
         if ctx.config.train.teacher_gate == "val":
-            gated = gated_domains(ctx, self.baseline, round_)
+            self.gate = gate_decisions(ctx, self.baseline, round_)
+            gated = frozenset(k for k, v in self.gate.items() if not v["soft_labels"])
             outputs = {k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()}
         ctx.where = f"distillation (round {round_})"
         self.student = student = build_student(ctx, round_)
@@ -166,7 +180,21 @@ class DistillationStage:
         self.outputs = outputs
         self._distil(resume, gated)
         ctx.where = f"evaluation (round {round_})"
-        self.results, self.predictions = evaluate_round(ctx, student, self.reference)
+        ctx.student_offsets = student_offsets(ctx, student)
+        self._evaluate()
+
+    def _evaluate(self) -> None:
+        """Teacher, student and baseline on the test splits, with what the round adapted
+        and estimated on each target."""
+        assert self.student is not None
+        self.results, self.predictions = evaluate_round(self.ctx, self.student, self.reference)
+        for name, result in self.results.items():
+            result["adaptation"] = self.adaptation.get(name)
+            result["label_shift"] = self.priors.get(name)
+            result["gate"] = self.gate.get(name)
+            offset = self.ctx.student_offsets.get(name)
+            if result["label_shift"] is not None and offset is not None:
+                result["label_shift"]["student_offset"] = [round(float(v), 6) for v in offset]
 
     def _distil(self, resume: SavedRun | None, gated: frozenset[str]) -> None:
         """Train the student (beside a live teacher where the strategy has one)."""
@@ -174,7 +202,7 @@ class DistillationStage:
         live = None
         if feedback.live_teacher:
             feedback.begin_round(ctx.teacher, self.views)
-            live = LiveTeacherAdapter(feedback, ctx.teacher, self.views, ctx.device, gated)
+            live = LiveTeacherAdapter(feedback, ctx.teacher, self.views, ctx.device, gated, ctx)
         if resume is not None:  # the teacher (and a live strategy) as they were at the stop
             ctx.teacher.load_state_dict(resume.teacher)
             feedback.load_state_dict(resume.feedback)
@@ -203,8 +231,22 @@ class DistillationStage:
             ctx.config.student, ctx.trained, ctx.host, "student", ctx.student_seed
         )
         student.load_state_dict(state.student)
+        # the round's adaptation and prior estimates, fitted again (deterministic) from
+        # the teacher as the round started, as the run did before distilling
+        assert state.round_start_teacher is not None
+        ctx.teacher.load_state_dict(state.round_start_teacher)
+        outputs = {
+            d.name: split_outputs(ctx, d, "train")
+            for d in ctx.domains
+            if d.role == "target" and ctx.teacher.has_stem(d.space)
+        }
+        self.adaptation = adapt_teacher(ctx, outputs, self.round, log=False)
+        self.priors = estimate_priors(ctx, outputs, self.round, log=False)
+        if ctx.config.train.teacher_gate == "val":
+            self.gate = gate_decisions(ctx, self.baseline, self.round, log=False)
         ctx.teacher.load_state_dict(state.teacher)
         ctx.where = f"evaluation (round {self.round})"
         self.student = student
-        self.results, self.predictions = evaluate_round(ctx, student, self.reference)
+        ctx.student_offsets = student_offsets(ctx, student)
+        self._evaluate()
         torch.set_rng_state(state.torch_rng)

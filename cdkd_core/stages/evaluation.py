@@ -11,6 +11,7 @@ from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.inference import predict
 from cdkd_core.metrics import evaluate
 from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.stages.adaptation import teacher_logits
 from cdkd_core.stages.context import StageContext, View, view_x
 
 Metrics = dict[str, float]
@@ -20,7 +21,11 @@ def domain_logits(
     ctx: StageContext, model: MultiDomainNet, view: View, d: PreparedDomain, split: str = "test"
 ) -> torch.Tensor | None:
     """``model``'s logits on ``split`` of ``d`` through its ``view`` of the inputs; None
-    where it has no stem for the domain's input space or no head for its task."""
+    where it has no stem for the domain's input space or no head for its task. The run's
+    teacher answers through its adapted head on a target it was adapted to
+    (:func:`~cdkd_core.stages.adaptation.teacher_logits`)."""
+    if model is ctx.teacher and view == "teacher":
+        return teacher_logits(ctx, d, split)
     if not (model.has_stem(d.space) and model.has_head(d.task)):
         return None
     x = view_x(getattr(d, split), view)
@@ -38,11 +43,12 @@ def domain_metrics(
 def val_headline(ctx: StageContext, model: MultiDomainNet, view: View, d: PreparedDomain) -> float:
     """Headline metric on the domain's labelled val examples (NaN where undefined)."""
     mask = d.val_labelled
-    if not bool(mask.any()) or not (model.has_stem(d.space) and model.has_head(d.task)):
+    if not bool(mask.any()):
         return math.nan
-    x = view_x(d.val, view)[mask]
-    logits = predict(model, x, d.space, d.task, ctx.config.train.eval_batch_size, ctx.device)
-    return evaluate([d.headline], logits, d.val.y[mask])[d.headline]
+    logits = domain_logits(ctx, model, view, d, "val")
+    if logits is None:
+        return math.nan
+    return evaluate([d.headline], logits[mask], d.val.y[mask])[d.headline]
 
 
 class BaselineReference:
@@ -67,9 +73,13 @@ def evaluate_round(
     domain and the test logits (``predictions.safetensors``)."""
     results, predictions = {}, {}
     for d in ctx.domains:
+        student_logits = domain_logits(ctx, student, "student", d)
+        offset = ctx.student_offsets.get(d.name)
+        if student_logits is not None and offset is not None:  # its decision rule there
+            student_logits = student_logits + offset
         logits = {
             "teacher": domain_logits(ctx, ctx.teacher, "teacher", d),
-            "student": domain_logits(ctx, student, "student", d),
+            "student": student_logits,
             "baseline": baseline.logits[d.name],
         }
         predictions[f"{d.name}/labels"] = d.test.y

@@ -1,7 +1,7 @@
 """What every nlp domain shares: text clean-up, de-duplication, the split config, and
 turning texts and labels into a :class:`~cdkd_core.DomainData` with two views per example
 (teacher: cached MiniLM embedding; student: token ids of the teacher's own tokenizer, or
-hashed word n-grams)."""
+hashed word n-grams) and the raw texts of each split."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def build_domain_data(
     embedder: Embedder | None = None,
 ) -> DomainData:
     """Cap (stratified), split (stratified, by ``split_seed``), embed (with ``embedder``,
-    default MiniLM; cached) and tokenize.
+    default MiniLM; cached) and tokenize; the raw texts are kept too
+    (:attr:`DomainData.texts`, row by row with each split).
 
     ``texts`` must already be de-duplicated. Only the texts kept by the cap are embedded.
     """
@@ -123,6 +124,7 @@ def build_domain_data(
         name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
         for name, idx in index.items()
     }
+    split_texts = {name: [texts[int(i)] for i in idx] for name, idx in index.items()}
     test_y = labels[index["test"]]
     majority = float(np.bincount(test_y, minlength=len(classes)).max() / max(len(test_y), 1))
     return DomainData(
@@ -135,4 +137,5 @@ def build_domain_data(
         reference={"majority_rate": round(majority, 6)},
         teacher_view_params=embedder.params,
         student_vocabulary=tokenizer.id,
+        texts=split_texts,
     )
