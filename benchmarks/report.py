@@ -864,6 +864,11 @@ def render(results: dict, path: Path) -> None:
         from benchmarks.report_tables import tables_section
 
         lines += tables_section(json.loads(tables.read_text(encoding="utf-8")), 9)
+    few = Path(__file__).with_name("few_label.json")
+    if few.is_file() and not results.get("quick"):
+        from benchmarks.few_label import few_label_section
+
+        lines += few_label_section(json.loads(few.read_text(encoding="utf-8")), 10)
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from cdkd_core import load_config, run_pipeline
+from cdkd_core.artifacts.report import write_report
+from cdkd_core.artifacts.run_student import load_run_student
 from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.data.preparation import prepare_domains
 from cdkd_core.engine import probe
@@ -187,6 +189,21 @@ def test_an_unlabelled_targets_prior_is_the_estimate_from_the_teachers_posterior
     offsets = load_weights(result.run_dir / "student_offsets.safetensors")
     assert set(offsets) == {"testing.digits_b"}
     assert shift["student_offset"] == pytest.approx(offsets["testing.digits_b"].tolist(), abs=1e-5)
+    # the student rebuilt from the run directory (what cdkd export writes) carries the
+    # offset: on raw inputs it gives the run's test logits, and its mean prediction on the
+    # target's train rows is the estimated prior
+    module = load_run_student(result.run_dir, host).domain_module("testing.digits_b")
+    stats = load_weights(result.run_dir / "preprocessing.safetensors")
+    mean, std = (stats[f"testing.digits_b/student_x/{k}"] for k in ("mean", "std"))
+    predictions = load_weights(result.run_dir / "predictions.safetensors")
+    with torch.no_grad():
+        test_logits = module((target.test.student_x * std + mean).float())
+        train_probs = torch.softmax(
+            module((target.train.student_x * std + mean).float()).double(), 1
+        )
+    assert torch.allclose(test_logits, predictions["testing.digits_b/student"], atol=1e-4)
+    assert train_probs.mean(0).tolist() == pytest.approx(shift["prior"], abs=1e-4)
+    assert float(module.offset.abs().max()) > 0.01
 
 
 def test_a_stratified_targets_prior_is_its_labelled_share(host, tmp_path):
@@ -230,6 +247,10 @@ def test_resume_after_a_kill_inside_the_adaptation_gives_the_uninterrupted_summa
     assert strip(resumed.summary) == strip(reference.summary)
     target = resumed.summary["domains"]["testing.digits_b"]
     assert target["adaptation"] is not None and target["gate"] is not None
+    # the report shows what the round adapted, set and decided on the target
+    html = write_report(run_dir, host=host).read_text(encoding="utf-8")
+    assert '<section id="targets">' in html and "teacher scale" in html
+    assert ("kept: teacher" in html) or ("withheld: teacher" in html)
 
 
 def test_the_gate_interval_on_hand_cases():

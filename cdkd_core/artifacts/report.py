@@ -26,6 +26,7 @@ from cdkd_core.artifacts.summary_sections import (
     results_section,
     rounds_section,
     sizes_section,
+    targets_section,
 )
 from cdkd_core.errors import ReportError
 
@@ -61,6 +62,7 @@ def render_report(run: RunFiles, host: Any = None) -> str:
     sections = [
         ("results", "Test results", results_section(run)),
         *peer_sections(run),
+        *[("targets", "Targets", t) for t in [targets_section(run)] if t],
         ("curves", "Learning curves", curves_section(run)),
         ("knowledge", "Knowledge space", knowledge_section(run, host)),
         *graph_sections(run),

@@ -81,6 +81,65 @@ def _all_metrics(domains: dict[str, Any]) -> str:
     return f"<details><summary>every metric of every domain</summary>{table}</details>"
 
 
+def _shares(values: list[float] | None) -> str:
+    return "-" if not values else ", ".join(f"{v:.3f}" for v in values)
+
+
+def targets_section(run: RunFiles) -> str:
+    """The "Targets" section (empty without one): how the teacher adapted to each target's
+    labelled rows, the target's class prior, and the gate's decision, last round."""
+    rows = []
+    for name, d in run.summary["domains"].items():
+        adapt, shift, gate = d.get("adaptation"), d.get("label_shift"), d.get("gate")
+        if d.get("role") != "target" and gate is None:
+            continue
+        if adapt is None and shift is None and gate is None:
+            continue
+        head = "-"
+        if adapt is not None:
+            alpha = adapt.get("alpha")
+            chosen = "the teacher unchanged" if alpha is None else f"alpha {alpha}"
+            head = (
+                f"{chosen}, teacher scale {fmt_num(adapt.get('teacher_scale'))}; "
+                f"{adapt.get('labelled')} labelled train rows; chosen on "
+                f"{adapt.get('selection_rows')} rows (log loss "
+                f"{fmt_num(adapt.get('selection_loss'))}, {d.get('metric')} "
+                f"{fmt_num(adapt.get('selection_score'))})"
+            )
+        prior = "-"
+        if shift is not None:
+            prior = (
+                f"{shift.get('method')}: {_shares(shift.get('prior'))} (teacher's head: "
+                f"{_shares(shift.get('reference_prior'))}); student offset "
+                f"{_shares(shift.get('student_offset'))}"
+                + (f"; {shift['note']}" if shift.get("note") else "")
+            )
+        decision = "-"
+        if gate is not None:
+            low, high = gate.get("interval") or [None, None]
+            decision = (
+                f"{'kept' if gate.get('soft_labels') else 'withheld'}: teacher "
+                f"{fmt_num(gate.get('teacher_val'))} vs baseline "
+                f"{fmt_num(gate.get('baseline_val'))} on {gate.get('val_rows')} val rows, "
+                f"difference {fmt_num(gate.get('difference'))} [{fmt_num(low)}, {fmt_num(high)}]"
+            )
+        rows.append([td(name, True), td(head, True), td(prior, True), td(decision, True)])
+    if not rows:
+        return ""
+    return (
+        '<p class="note">The last round. <b>Adapted teacher</b>: the residual head fitted on '
+        "the target's labelled train rows (<code>teacher.adapt</code>); the target's teacher "
+        "result above is the adapted teacher's. <b>Class prior</b>: what the soft labels and "
+        "the student's decision rule were moved onto (<code>train.label_shift</code>). "
+        "<b>Soft labels</b>: the gate's decision (<code>train.teacher_gate: val</code>), "
+        "with the paired-bootstrap 95% interval of teacher - baseline on the labelled val "
+        "rows.</p>"
+        + html_table(
+            ["domain", "adapted teacher", "class prior", "soft labels"], rows, left=range(4)
+        )
+    )
+
+
 def rounds_section(run: RunFiles) -> str:
     """The "Feedback rounds" section: each round's results and what the feedback logged."""
     from cdkd_core.artifacts import plots as report_plots
