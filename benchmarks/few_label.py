@@ -576,7 +576,7 @@ def target_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def few_label_section(data: dict[str, Any], number: int) -> list[str]:
     """Section ``number`` of docs/results.md: the targets, then the study's tables (its
     markdown, headings shifted under the section) and its hand-written reading."""
-    from benchmarks.tabular_teacher import READING
+    from benchmarks.report_tables import study_lines
 
     lines = [
         f"## {number}. New domains from few labels",
@@ -591,12 +591,4 @@ def few_label_section(data: dict[str, Any], number: int) -> list[str]:
     ]
     for t in target_rows(data["summary"]):
         lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['figures']} |")
-    body = markdown(data).split("\n")
-    start = next(i for i, line in enumerate(body) if line.startswith("`python -m"))
-    lines += ["", *(("#" + line) if line.startswith("## ") else line for line in body[start:])]
-    reading = HERE.joinpath("few_label.md")
-    if reading.is_file():  # the hand-written reading kept below the generated tables
-        kept = reading.read_text(encoding="utf-8").partition(READING)[2].strip()
-        lines += [("#" + line) if line.startswith("## ") else line for line in kept.split("\n")]
-        lines.append("")
-    return lines
+    return lines + study_lines(markdown(data), "`python -m", HERE / "few_label.md")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from benchmarks.tabular_distill import HERE, TEACHERS, markdown, size_share
@@ -95,11 +96,17 @@ def tables_section(data: dict[str, Any], number: int) -> list[str]:
     ]
     for t in table_targets(data):
         lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['figures']} |")
-    body = markdown(data).split("\n")
-    start = next(i for i, line in enumerate(body) if line.startswith("Mean ± std"))
-    lines += ["", *(("#" + line) if line.startswith("## ") else line for line in body[start:])]
-    reading = HERE.joinpath("tabular_distill.md")
-    if reading.is_file():  # the hand-written reading kept below the generated tables
+    return lines + study_lines(markdown(data), "Mean ± std", HERE / "tabular_distill.md")
+
+
+def study_lines(text: str, start: str, reading: Path) -> list[str]:
+    """A study's markdown ``text`` from its first line starting with ``start``, headings
+    shifted one level down, then the hand-written reading kept in ``reading`` below the
+    generated tables (where there is one)."""
+    body = text.split("\n")
+    first = next(i for i, line in enumerate(body) if line.startswith(start))
+    lines = ["", *(("#" + line) if line.startswith("## ") else line for line in body[first:])]
+    if reading.is_file():
         kept = reading.read_text(encoding="utf-8").partition(READING)[2].strip()
         lines += [("#" + line) if line.startswith("## ") else line for line in kept.split("\n")]
         lines.append("")
