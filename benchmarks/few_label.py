@@ -132,15 +132,57 @@ def _peers(run_dir: Path, host: Any, seed: int, table: bool) -> tuple[dict, dict
     return probs, chosen, prior
 
 
+def record(run: Any, setting: str, seed: int, fraction: float, variant: str, host: Any) -> dict:
+    """What the study keeps of one finished run, with its target's test labels and the
+    test probabilities of its models and peers (``_labels``, ``_probs``: not in the JSON)."""
+    (name,) = [n for n, d in run.summary["domains"].items() if d["role"] == "target"]
+    d = run.summary["domains"][name]
+    peers, chosen, prior = (
+        _peers(run.run_dir, host, seed, setting in ("default", "fna"))
+        if fraction > 0
+        else ({}, {}, None)
+    )
+    if prior is None:
+        y = run.labels[name]
+        prior = np.bincount(y, minlength=run.probs[name]["student"].shape[1]) / len(y)
+    accuracy = {m: (d["metrics"][m] or {}).get("accuracy") for m in ("teacher", "student")}
+    return {
+        "setting": setting,
+        "seed": seed,
+        "fraction": fraction,
+        "variant": variant,
+        "domain": name,
+        "metric": d["metric"],
+        "labelled": d["sizes"]["labelled"],
+        "train": d["sizes"]["train"],
+        "test": d["sizes"]["test"],
+        "teacher": d["teacher"],
+        "student": d["student"],
+        "baseline": d["baseline"],
+        "accuracy": {**accuracy, "baseline": (d["metrics"]["baseline"] or {}).get("accuracy")},
+        "majority_rate": d["reference"].get("majority_rate"),
+        "adaptation": d.get("adaptation"),
+        "label_shift": d.get("label_shift"),
+        "test_prior": [round(float(p), 6) for p in prior],
+        "peer_C": chosen,
+        "params": run.summary["params"],
+        "run_dir": str(run.run_dir),
+        "_labels": run.labels[name],
+        "_probs": {**run.probs[name], **peers},
+    }
+
+
 def run_setting(job: tuple) -> list[dict[str, Any]]:
-    """Every run of one (setting, seed): the teacher trained once, then loaded."""
+    """The runs of one (setting, seed): the teacher trained by the first, then loaded (or
+    loaded from ``teacher`` throughout); ``only``: these (fraction, variant) runs alone."""
     from benchmarks.harness import Harness
 
-    setting, seed, quick, root = job
+    setting, seed, quick, root, only, teacher = job
     h = Harness(root / "runs")
-    teacher = None
     out = []
     for fraction, variant in plan(setting):
+        if only is not None and (fraction, variant) not in only:
+            continue
         config = config_of(setting, fraction, quick)
         if variant == "before":
             config["teacher"] = {**config["teacher"], "adapt": BEFORE["adapt"]}
@@ -150,49 +192,21 @@ def run_setting(job: tuple) -> list[dict[str, Any]]:
         run = h.run(config, tag, seed=seed, teacher=teacher)
         seconds = time.perf_counter() - start
         teacher = teacher or run.teacher_path
-        (name,) = [n for n, d in run.summary["domains"].items() if d["role"] == "target"]
-        d = run.summary["domains"][name]
-        peers, chosen, prior = (
-            _peers(run.run_dir, h.host, seed, setting in ("default", "fna"))
-            if fraction > 0
-            else ({}, {}, None)
-        )
-        if prior is None:
-            y = run.labels[name]
-            prior = np.bincount(y, minlength=run.probs[name]["student"].shape[1]) / len(y)
         out.append(
-            {
-                "setting": setting,
-                "seed": seed,
-                "fraction": fraction,
-                "variant": variant,
-                "domain": name,
-                "metric": d["metric"],
-                "labelled": d["sizes"]["labelled"],
-                "train": d["sizes"]["train"],
-                "test": d["sizes"]["test"],
-                "teacher": d["teacher"],
-                "student": d["student"],
-                "baseline": d["baseline"],
-                "accuracy": {
-                    m: (d["metrics"][m] or {}).get("accuracy") for m in ("teacher", "student")
-                }
-                | {"baseline": (d["metrics"]["baseline"] or {}).get("accuracy")},
-                "majority_rate": d["reference"].get("majority_rate"),
-                "adaptation": d.get("adaptation"),
-                "label_shift": d.get("label_shift"),
-                "test_prior": [round(float(p), 6) for p in prior],
-                "peer_C": chosen,
-                "params": run.summary["params"],
-                "seconds": round(seconds, 1),
-                "run_dir": str(run.run_dir),
-                # test-split arrays for the intervals (dropped from the JSON)
-                "_labels": run.labels[name],
-                "_probs": {**run.probs[name], **peers},
-            }
+            {**record(run, setting, seed, fraction, variant, h.host), "seconds": round(seconds, 1)}
         )
         print(f"{setting} seed {seed} {tag}: {seconds:.0f} s", flush=True)
     return out
+
+
+def reload(saved: dict) -> dict:
+    """A run of the JSON read back from its run directory, peers fitted again."""
+    from benchmarks.harness import Run
+    from cdkd_core.host.plugin_host import PluginHost
+
+    run = Run.load(Path(saved["run_dir"]))
+    keys = ("setting", "seed", "fraction", "variant")
+    return {**record(run, *(saved[k] for k in keys), PluginHost()), "seconds": saved["seconds"]}
 
 
 # -- summary -------------------------------------------------------------------------------------
@@ -466,7 +480,8 @@ def markdown(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run every (setting, seed), summarise, write."""
+    """Run every (setting, seed) -- or only ``--rerun``'s runs, the others read back from
+    their run directories -- then summarise and write."""
     from benchmarks.tabular_teacher import write_study
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -476,28 +491,55 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--out", type=Path, default=None, help="JSON path (markdown beside it)")
     p.add_argument("--root", type=Path, default=HERE / "runs" / "few_label")
+    p.add_argument(
+        "--rerun",
+        nargs="+",
+        metavar="SETTING:FRACTION:VARIANT",
+        help="run these again (each seed, the JSON's teacher); read the rest back",
+    )
     a = p.parse_args(argv)
+    path = a.out or HERE / ("few_label_quick.json" if a.quick else "few_label.json")
     start = time.perf_counter()
-    # the longest settings first, so the two processes end together
-    order = sorted(a.settings, key=lambda s: -len(plan(s)) * (1 if s in ("default", "fna") else 8))
-    jobs = [(s, seed, a.quick, a.root) for s in order for seed in a.seeds]
-    runs: list[dict] = []
-    with ProcessPoolExecutor(a.jobs, initializer=_init_worker) as pool:
-        for result in pool.map(run_setting, jobs):
-            runs += result
+    if a.rerun:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        wanted: dict[str, set[tuple[float, str]]] = {}
+        for item in a.rerun:
+            setting, fraction, variant = item.split(":")
+            wanted.setdefault(setting, set()).add((float(fraction), variant))
+        first = {}  # (setting, seed) -> the run that trained the teacher
+        for r in saved["runs"]:
+            first.setdefault((r["setting"], r["seed"]), r)
+        teachers = {k: Path(r["run_dir"]) / "teacher.safetensors" for k, r in first.items()}
+        jobs = [
+            (s, seed, saved["quick"], a.root, only, teachers[(s, seed)])
+            for s, only in wanted.items()
+            for seed in saved["seeds"]
+        ]
+        kept = [
+            r for r in saved["runs"]
+            if (r["fraction"], r["variant"]) not in wanted.get(r["setting"], set())
+        ]  # fmt: skip
+        with ProcessPoolExecutor(a.jobs, initializer=_init_worker) as pool:
+            runs = [r for result in pool.map(run_setting, jobs) for r in result]
+            runs += list(pool.map(reload, kept))
+        seeds, quick = saved["seeds"], saved["quick"]
+        wall = saved["wall_s"]
+    else:
+        # the longest settings first, so the processes end together
+        text = {"nyt", "amazon", "bbc"}
+        order = sorted(a.settings, key=lambda s: -len(plan(s)) * (8 if s in text else 1))
+        jobs = [(s, seed, a.quick, a.root, None, None) for s in order for seed in a.seeds]
+        with ProcessPoolExecutor(a.jobs, initializer=_init_worker) as pool:
+            runs = [r for result in pool.map(run_setting, jobs) for r in result]
+        seeds, quick, wall = a.seeds, a.quick, 0.0
     out = {
-        "quick": a.quick,
-        "seeds": a.seeds,
+        "quick": quick,
+        "seeds": seeds,
         "summary": summarise(runs),
         "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
-        "wall_s": round(time.perf_counter() - start, 1),
+        "wall_s": round(wall + time.perf_counter() - start, 1),
     }
-    path = a.out or HERE / ("few_label_quick.json" if a.quick else "few_label.json")
     write_study(path, json.loads(json.dumps(out, default=float)), markdown(out))
-
-
-if __name__ == "__main__":
-    main()
 
 
 # -- the section of docs/results.md --------------------------------------------------------------
@@ -583,8 +625,8 @@ def few_label_section(data: dict[str, Any], number: int) -> list[str]:
         "",
         "From `benchmarks/few_label.json` (`python -m benchmarks.few_label`). The teacher "
         "adapts to each target's labelled train rows (`teacher.adapt: probe`) and the "
-        "target's class prior is set (`train.label_shift`); section 2 was measured before "
-        "either existed (its runs are this section's *before*).",
+        "target's class prior is set (`train.label_shift`). Section 2 was measured before "
+        "either existed; here the *before* runs switch both off.",
         "",
         "| target | met | figures |",
         "|---|---|---|",
@@ -592,3 +634,7 @@ def few_label_section(data: dict[str, Any], number: int) -> list[str]:
     for t in target_rows(data["summary"]):
         lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['figures']} |")
     return lines + study_lines(markdown(data), "`python -m", HERE / "few_label.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,22 @@ class Run:
     probs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     labels: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def load(cls, run_dir: Path, summary: dict[str, Any] | None = None) -> Run:
+        """A finished run read back from its directory (``summary.json``, the test logits
+        of ``predictions.safetensors``)."""
+        run_dir = Path(run_dir)
+        if summary is None:
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        run = cls(run_dir, summary)
+        preds = load_weights(run_dir / "predictions.safetensors")
+        for name in summary["domains"]:
+            run.labels[name] = preds[f"{name}/labels"].numpy()
+            run.probs[name] = {
+                m: probabilities(preds[f"{name}/{m}"]) for m in MODELS if f"{name}/{m}" in preds
+            }
+        return run
+
     @property
     def teacher_path(self) -> Path:
         """The run's teacher weights."""
@@ -87,13 +103,7 @@ class Harness:
             cfg["teacher"] = {**cfg["teacher"], "checkpoint": str(teacher)}
         t0 = time.perf_counter()
         result = run_pipeline(load_config(cfg, host=self.host), output=self.root, host=self.host)
-        run = Run(result.run_dir, result.summary)
-        preds = load_weights(result.run_dir / "predictions.safetensors")
-        for name in result.summary["domains"]:
-            run.labels[name] = preds[f"{name}/labels"].numpy()
-            run.probs[name] = {
-                m: probabilities(preds[f"{name}/{m}"]) for m in MODELS if f"{name}/{m}" in preds
-            }
+        run = Run.load(result.run_dir, result.summary)
         print(
             f"  {cfg['name']}: {time.perf_counter() - t0:.1f} s  "
             + "  ".join(

@@ -130,9 +130,10 @@ def adapt_teacher(
 
 
 def teacher_logits(ctx: StageContext, d: PreparedDomain, split: str) -> torch.Tensor | None:
-    """The teacher's logits on ``split`` of ``d`` as the student learns from it: through the
-    domain's adapted head where it has one, else the teacher's own, moved onto the domain's
-    estimated class prior where the round has one (None where it cannot predict ``d``)."""
+    """The teacher's logits on ``split`` of ``d``: through the domain's adapted head where
+    it has one, else the teacher's own; its decision rule moved onto the domain's class
+    prior where the round set one (:mod:`cdkd_core.stages.priors`; the soft labels move
+    too only for a prior from labelled rows). None where it cannot predict ``d``."""
     heads = ctx.target_heads
     if heads is not None and d.name in heads:
         out = split_outputs(ctx, d, split)

@@ -9,8 +9,11 @@ balance differs, its posteriors carry that prior over. The target's prior is est
 the teacher's posteriors on the target's unlabelled train rows (black-box shift
 estimation, Lipton et al. 2018, from the held-out val rows the head can be checked on; or
 EM, Saerens et al. 2002) -- except on a target whose labelled rows are a stratified
-``label_fraction`` of its train split, whose class shares are the prior itself. The soft
-labels are corrected by Bayes' rule, and after distillation the
+``label_fraction`` of its train split, whose class shares are the prior itself. A prior
+from labelled rows corrects the soft labels by Bayes' rule. An estimate moves only the
+decision rules: on real domains, where more than the class balance shifts, it is off by
+several points, and soft labels moved by it trained worse students on the val split
+(benchmarks/few_label.md). After distillation the
 student gets a per-domain logit offset so that its mean prediction on the target's train
 rows matches the estimate (:func:`cdkd_core.engine.label_shift.prior_offsets`).
 """
@@ -35,10 +38,13 @@ from cdkd_core.stages.context import StageContext
 
 @dataclass(frozen=True)
 class TargetPrior:
-    """A target's estimated class prior and the prior of the teacher's head it corrects."""
+    """A target's class prior, the prior of the teacher's head it corrects, and whether the
+    soft labels were moved onto it (a prior from labelled rows; an estimate moves only the
+    decision rules)."""
 
     prior: torch.Tensor
     reference: torch.Tensor
+    soft_labels: bool = True
 
 
 def class_counts(y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -85,10 +91,11 @@ def _heldout(ctx: StageContext, d: PreparedDomain) -> tuple[torch.Tensor, torch.
 def estimate_priors(
     ctx: StageContext, outputs: dict[str, TeacherOutputs], round_: int, *, log: bool = True
 ) -> dict[str, dict[str, Any]]:
-    """Estimate each target's prior from the teacher's posteriors on its unlabelled train
-    rows and correct its soft labels in ``outputs``; the estimates (``ctx.priors``) and
-    what is recorded for each target (also logged as ``stage: label_shift`` unless ``log``
-    is False)."""
+    """Set each target's prior (its stratified labelled rows' class shares, else an
+    estimate from the teacher's posteriors on its unlabelled train rows) and, for a prior
+    from labelled rows, correct its soft labels in ``outputs``; the priors
+    (``ctx.priors``) and what is recorded for each target (also logged as ``stage:
+    label_shift`` unless ``log`` is False)."""
     method = ctx.config.train.label_shift
     ctx.priors = {}
     records: dict[str, dict[str, Any]] = {}
@@ -114,16 +121,20 @@ def estimate_priors(
                 estimate = bbse_prior(heldout[0], heldout[1], probs, reference)
         if estimate is None:  # em, or bbse without held-out rows
             estimate = em_prior(probs, reference)
-        ctx.priors[d.name] = TargetPrior(estimate.prior, reference)
-        outputs[d.name] = TeacherOutputs(
-            logits=shift_logits(logits, reference, estimate.prior),
-            features=out.features,
-            knowledge=out.knowledge,
-        )
+        # an estimate from unlabelled rows is uncertain: it moves decision rules only
+        known = estimate.method == "labelled"
+        ctx.priors[d.name] = TargetPrior(estimate.prior, reference, known)
+        if known:
+            outputs[d.name] = TeacherOutputs(
+                logits=shift_logits(logits, reference, estimate.prior),
+                features=out.features,
+                knowledge=out.knowledge,
+            )
         records[d.name] = {
             **estimate.to_dict(),
             "reference_prior": [round(float(p), 6) for p in reference],
             "rows": int(unlabelled.sum()),
+            "soft_labels_corrected": known,
         }
         if log:
             ctx.log.log(stage="label_shift", round=round_, domain=d.name, **records[d.name])
@@ -171,6 +182,6 @@ def live_teacher_logits(
     else:
         return None
     prior = ctx.priors.get(d.name)
-    if prior is not None:
+    if prior is not None and prior.soft_labels:
         logits = shift_logits(logits, prior.reference, prior.prior)
     return logits
