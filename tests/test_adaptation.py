@@ -221,14 +221,13 @@ class _Stop(KeyboardInterrupt):
     pass
 
 
-@pytest.mark.parametrize("where", ["adapt_teacher", "estimate_priors"])
 def test_resume_after_a_kill_inside_the_adaptation_gives_the_uninterrupted_summary(
-    host, tmp_path, monkeypatch, where
+    host, tmp_path, monkeypatch
 ):
     cfg = _config({"label_fraction": 0.2}, threads=1, teacher_gate="val")
     cfg["feedback"] = {"name": "hard_examples", "params": {"rounds": 2, "epochs": 1}}
     reference = _run(cfg, tmp_path / "ref", host)
-    real = getattr(distillation, where)
+    real = distillation.adapt_teacher
     calls = {"n": 0}
 
     def killed(*args, **kwargs):
@@ -237,10 +236,10 @@ def test_resume_after_a_kill_inside_the_adaptation_gives_the_uninterrupted_summa
             raise _Stop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(distillation, where, killed)
+    monkeypatch.setattr(distillation, "adapt_teacher", killed)
     with pytest.raises(RunInterrupted, match="cdkd run --resume"):
         _run(cfg, tmp_path / "stopped", host)
-    monkeypatch.setattr(distillation, where, real)
+    monkeypatch.setattr(distillation, "adapt_teacher", real)
     (run_dir,) = (tmp_path / "stopped").iterdir()
     resumed = resume_run(run_dir, host=host)
     strip = lambda s: {k: v for k, v in s.items() if k not in TIMING}  # noqa: E731

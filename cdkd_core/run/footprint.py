@@ -21,19 +21,24 @@ LATENCY_BATCH = 256
 
 
 def parameter_counts(
-    teacher: MultiDomainNet, student: MultiDomainNet, domains: list[PreparedDomain]
+    teacher: MultiDomainNet,
+    student: MultiDomainNet,
+    domains: list[PreparedDomain],
+    target_heads: nn.Module | None = None,
 ) -> dict[str, int]:
-    """Teacher (its network plus the frozen encoders behind its input views, each input
-    space counted once) and student parameter counts."""
+    """Teacher (its network, its heads for targets, and the frozen encoders behind its
+    input views, each input space counted once) and student parameter counts."""
     views: dict[str, int] = {}
     for d in domains:
         if teacher.has_stem(d.space):
             views[d.space] = max(views.get(d.space, 0), d.data.teacher_view_params)
     network = teacher_size(teacher)
+    heads = 0 if target_heads is None else count_parameters(target_heads)
     return {
-        "teacher": network + sum(views.values()),
+        "teacher": network + heads + sum(views.values()),
         "student": count_parameters(student),
         "teacher_network": network,
+        "teacher_target_heads": heads,
         "teacher_view_encoders": sum(views.values()),
         "teacher_bytes": size_in_bytes(teacher),
         "student_bytes": size_in_bytes(student),

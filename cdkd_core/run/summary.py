@@ -46,7 +46,7 @@ def build_summary(
     return {
         "domains": {name: {k: r.get(k) for k in DOMAIN_FIELDS} for name, r in final.items()},
         "round_results": round_results,
-        "params": parameter_counts(ctx.teacher, student, ctx.domains),
+        "params": parameter_counts(ctx.teacher, student, ctx.domains, ctx.target_heads),
         "latency_ms_per_sample": timed(LATENCY_BATCH),
         "latency_batch_size": LATENCY_BATCH,
         "latency_ms_per_sample_batch1": timed(1),
