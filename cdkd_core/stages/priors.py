@@ -1,6 +1,6 @@
-"""Label shift on target domains (``train.label_shift``): each target's class prior
-estimated from its unlabelled train rows, the teacher's soft labels and the student's
-decision rule moved onto it.
+"""Label shift on target domains (``train.label_shift``): each target's class prior (its
+labelled rows' class shares, or an estimate from its unlabelled train rows) and the
+decision rules of teacher and student on the target moved onto it.
 
 The teacher's head learned a prior of its own: the class frequencies of the rows it was
 fitted on (a target's labelled rows for an adapted head, :mod:`cdkd_core.stages.adaptation`;
@@ -15,7 +15,7 @@ decision rules: on real domains, where more than the class balance shifts, it is
 several points, and soft labels moved by it trained worse students on the val split
 (benchmarks/few_label.md). After distillation the
 student gets a per-domain logit offset so that its mean prediction on the target's train
-rows matches the estimate (:func:`cdkd_core.engine.label_shift.prior_offsets`).
+rows matches the prior (:func:`cdkd_core.engine.label_shift.prior_offsets`).
 """
 
 from __future__ import annotations
