@@ -147,7 +147,7 @@ def teacher_logits(ctx: StageContext, d: PreparedDomain, split: str) -> torch.Te
         logits = predict(ctx.teacher, x, d.space, d.task, batch_size, ctx.device)
     else:
         return None
-    prior = ctx.priors.get(d.name)  # the soft labels' prior (:mod:`cdkd_core.stages.priors`)
+    prior = ctx.priors.get(d.name)  # the decision rule's prior, whatever the soft labels'
     if prior is not None:
         logits = shift_logits(logits, prior.reference, prior.prior)
     return logits

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -38,17 +37,6 @@ def domain_metrics(
     """The domain's metrics of ``model`` on ``split`` (None where it cannot predict it)."""
     logits = domain_logits(ctx, model, view, d, split)
     return None if logits is None else evaluate(d.data.metrics, logits, getattr(d, split).y)
-
-
-def val_headline(ctx: StageContext, model: MultiDomainNet, view: View, d: PreparedDomain) -> float:
-    """Headline metric on the domain's labelled val examples (NaN where undefined)."""
-    mask = d.val_labelled
-    if not bool(mask.any()):
-        return math.nan
-    logits = domain_logits(ctx, model, view, d, "val")
-    if logits is None:
-        return math.nan
-    return evaluate([d.headline], logits[mask], d.val.y[mask])[d.headline]
 
 
 class BaselineReference:

@@ -110,17 +110,16 @@ def estimate_priors(
             continue  # every train label is known: nothing to estimate
         logits = torch.as_tensor(out.logits)
         reference = head_prior(ctx, d)
-        probs = torch.softmax(logits.double()[unlabelled], 1)
-        estimate: PriorEstimate | None = None
         if d.entry.label_fraction:  # a stratified labelled subset: its class shares are the prior
             counts = class_counts(d.train.y[d.labelled], d.num_classes)
             estimate = PriorEstimate(counts / counts.sum(), "labelled", 0, True)
-        elif method == "bbse":
-            heldout = _heldout(ctx, d)
+        else:
+            probs = torch.softmax(logits.double()[unlabelled], 1)
+            heldout = _heldout(ctx, d) if method == "bbse" else None
             if heldout is not None:
                 estimate = bbse_prior(heldout[0], heldout[1], probs, reference)
-        if estimate is None:  # em, or bbse without held-out rows
-            estimate = em_prior(probs, reference)
+            else:  # em, or bbse without held-out rows
+                estimate = em_prior(probs, reference)
         # an estimate from unlabelled rows is uncertain: it moves decision rules only
         known = estimate.method == "labelled"
         ctx.priors[d.name] = TargetPrior(estimate.prior, reference, known)
