@@ -29,6 +29,8 @@ _LAZY = {
     "PipelineConfig": "cdkd_core.config.models",
     "load_config": "cdkd_core.config.loading",
     "run_pipeline": "cdkd_core.run.runner",
+    "load_student": "cdkd_core.artifacts.predict",
+    "load_teacher": "cdkd_core.artifacts.predict",
     "PluginHost": "cdkd_core.host.plugin_host",
     "CdkdError": "cdkd_core.errors",
 }
@@ -52,10 +54,13 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_config",
+    "load_student",
+    "load_teacher",
     "run_pipeline",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cdkd_core.artifacts.predict import load_student, load_teacher
     from cdkd_core.components.architecture import Architecture
     from cdkd_core.components.base import Component, ComponentConfig
     from cdkd_core.components.domain import Domain, DomainData, Split

@@ -16,7 +16,26 @@ from typing import Any
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never torn."""
+    """Write ``data`` to ``path`` through a temporary file and a rename: never torn.
+
+    The temporary file (``.<name>.<random>.tmp`` beside ``path``) is synced before the
+    rename, so a process killed at any moment leaves the old file or the new one. Missing
+    parent directories are created.
+
+    Args:
+        path: The file to write (replaced if it exists).
+        data: Its new content.
+
+    Raises:
+        OSError: The file cannot be written (nothing is left behind).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import atomic_write_bytes
+        >>> atomic_write_bytes(Path("out/blob.bin"), b"\\x00\\x01")
+        >>> Path("out/blob.bin").read_bytes()
+        b'\\x00\\x01'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -50,12 +69,46 @@ def json_safe(obj: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Atomic UTF-8 text write."""
+    """Atomic UTF-8 text write.
+
+    Args:
+        path: The file to write (replaced if it exists).
+        text: Its new content.
+
+    Raises:
+        OSError: The file cannot be written.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import atomic_write_text
+        >>> atomic_write_text(Path("notes.txt"), "größer\\n")
+        >>> Path("notes.txt").read_text(encoding="utf-8")
+        'größer\\n'
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (indented, keys in insertion order)."""
+    """Atomic JSON write (indented, keys in insertion order).
+
+    Strict JSON: NaN and infinite floats are written as ``null``.
+
+    Args:
+        path: The file to write (replaced if it exists).
+        obj: What ``json.dumps`` can write (dicts, lists, str, numbers, bools, None).
+
+    Raises:
+        TypeError: ``obj`` holds something JSON cannot.
+        OSError: The file cannot be written.
+
+    Examples:
+        >>> import json
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import atomic_write_json
+        >>> atomic_write_json(Path("meta.json"), {"dim": 4, "scale": float("nan")})
+        >>> json.loads(Path("meta.json").read_text())
+        {'dim': 4, 'scale': None}
+    """
     atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
@@ -65,7 +118,26 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     block ends without an error its files are synced and it replaces ``path`` (an existing
     ``path`` is moved aside, then deleted), otherwise it is removed and ``path`` is left as
     it was. ``path`` is never seen half-written (a process killed between the two renames
-    leaves no ``path``, and the old one in ``.<name>.<random>.old/``)."""
+    leaves no ``path``, and the old one in ``.<name>.<random>.old/``).
+
+    Args:
+        path: The directory to write (replaced whole if it exists).
+
+    Yields:
+        The temporary directory to write the files into.
+
+    Raises:
+        OSError: The directory cannot be created or renamed.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import atomic_dir
+        >>> with atomic_dir(Path("model")) as staging:
+        ...     _ = (staging / "config.json").write_text("{}")
+        ...     _ = (staging / "weights.bin").write_bytes(b"")
+        >>> sorted(p.name for p in Path("model").iterdir())
+        ['config.json', 'weights.bin']
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -108,7 +180,26 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_weights(path: Path, state_dict: dict[str, Any]) -> None:
-    """Save a state dict as safetensors, atomically."""
+    """Save a state dict as safetensors, atomically.
+
+    Tensors are detached, made contiguous and moved to the CPU; never pickle.
+
+    Args:
+        path: The ``.safetensors`` file to write.
+        state_dict: Name -> tensor (e.g. ``module.state_dict()``; tensors must not share
+            memory).
+
+    Raises:
+        OSError: The file cannot be written.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from torch import nn
+        >>> from cdkd_core.plugin_api import load_weights, save_weights
+        >>> save_weights(Path("stem.safetensors"), nn.Linear(3, 2).state_dict())
+        >>> sorted(load_weights(Path("stem.safetensors")))
+        ['bias', 'weight']
+    """
     from safetensors.torch import save
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
@@ -116,7 +207,29 @@ def save_weights(path: Path, state_dict: dict[str, Any]) -> None:
 
 
 def load_weights(path: Path) -> dict[str, Any]:
-    """Load a safetensors state dict."""
+    """Load a safetensors state dict.
+
+    Args:
+        path: A ``.safetensors`` file (e.g. written by :func:`save_weights`).
+
+    Returns:
+        Name -> CPU tensor, for ``module.load_state_dict``.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> import torch
+        >>> from torch import nn
+        >>> from cdkd_core.plugin_api import load_weights, save_weights
+        >>> stem = nn.Linear(3, 2)
+        >>> save_weights(Path("stem.safetensors"), stem.state_dict())
+        >>> again = nn.Linear(3, 2)
+        >>> _ = again.load_state_dict(load_weights(Path("stem.safetensors")))
+        >>> torch.equal(again.weight, stem.weight)
+        True
+    """
     from safetensors.torch import load_file
 
     return load_file(str(path))

@@ -18,6 +18,9 @@ stays cheap when the host loads a plugin (heavy imports happen when a component 
   :data:`NA_VALUES`, :class:`TabularEncoder`; labels :func:`encode_labels`,
   :data:`ClassList`, :data:`CLASSES_HELP`; arrays :func:`open_npy`; the digest of a data
   path in default ids :func:`path_digest`
+- raw input for ``cdkd predict``: :class:`InputReader`, :class:`InputOptions`,
+  :class:`InputBatch`; readers :class:`TableReader`, :class:`TextReader`,
+  :class:`ImageReader`, :func:`csv_chunks`, :func:`numeric_columns`
 - fetching data once through the package registry: :func:`fetch_distribution`,
   :func:`read_member`, :func:`cache_dir`
 - errors: :class:`CdkdError`, :class:`ConfigError`, :class:`DataError`,
@@ -66,6 +69,14 @@ _SOURCES = {
     ),
     "cdkd_core.data.labels": ("CLASSES_HELP", "ClassList", "encode_labels"),
     "cdkd_core.data.scratch": ("open_npy",),
+    "cdkd_core.components.raw_input": ("InputBatch", "InputOptions", "InputReader"),
+    "cdkd_core.data.raw_input": (
+        "ImageReader",
+        "TableReader",
+        "TextReader",
+        "csv_chunks",
+        "numeric_columns",
+    ),
     "cdkd_core.data.path_id": ("path_digest",),
     "cdkd_core.data.fetch": ("cache_dir", "fetch_distribution", "read_member"),
     "cdkd_core.errors": ("CdkdError", "ConfigError", "DataError", "PluginError", "TrainingError"),
@@ -109,6 +120,10 @@ __all__ = [
     "FeedbackContext",
     "FeedbackDomain",
     "FeedbackStrategy",
+    "ImageReader",
+    "InputBatch",
+    "InputOptions",
+    "InputReader",
     "KnowledgeEncoder",
     "Loss",
     "NetworkSlot",
@@ -118,7 +133,9 @@ __all__ = [
     "SplitConfig",
     "StudentStep",
     "Table",
+    "TableReader",
     "TabularEncoder",
+    "TextReader",
     "TokenVocabulary",
     "TrainingError",
     "atomic_dir",
@@ -130,10 +147,12 @@ __all__ = [
     "check_architecture",
     "check_encoder",
     "check_loss",
+    "csv_chunks",
     "encode_labels",
     "fetch_distribution",
     "hookimpl",
     "load_weights",
+    "numeric_columns",
     "open_npy",
     "path_digest",
     "read_csv",
@@ -157,9 +176,17 @@ if TYPE_CHECKING:  # pragma: no cover
         StudentStep,
     )
     from cdkd_core.components.loss import BatchContext, Loss
+    from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
     from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
     from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels
     from cdkd_core.data.path_id import path_digest
+    from cdkd_core.data.raw_input import (
+        ImageReader,
+        TableReader,
+        TextReader,
+        csv_chunks,
+        numeric_columns,
+    )
     from cdkd_core.data.scratch import open_npy
     from cdkd_core.data.splits import (
         SplitConfig,

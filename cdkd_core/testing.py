@@ -39,22 +39,59 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.run.runner import RunResult
 
-#: A plugin for :func:`make_host`: a module with ``@hookimpl`` functions (named after the
-#: module), or a ``(name, module_or_object)`` pair.
 PluginSpec = ModuleType | tuple[str, object]
+"""A plugin for :func:`make_host`: a module with ``@hookimpl`` functions (named after the
+module), or a ``(name, module_or_object)`` pair.
 
-#: The domain of ``tiny_domain``: 178 wines, 13 features, 3 classes (scikit-learn's copy).
+Examples:
+    >>> import types
+    >>> from cdkd_core.testing import PluginSpec, make_host
+    >>> module = types.ModuleType("cdkd_empty")  # a plugin module that registers nothing
+    >>> plugins: list[PluginSpec] = [module, ("other", object())]
+    >>> host = make_host(*plugins)
+    >>> "cdkd_empty" in host.plugins and "other" in host.plugins
+    True
+"""
+
 TINY_DOMAIN: dict[str, Any] = {"name": "sklearn.wine", "role": "source"}
+"""The domain of ``tiny_domain``: 178 wines, 13 features, 3 classes (scikit-learn's copy).
 
-#: The second source domain of ``tiny_config``: the 569 breast-cancer FNA samples.
+Examples:
+    >>> from cdkd_core.testing import TINY_DOMAIN, tiny_pipeline_config
+    >>> TINY_DOMAIN
+    {'name': 'sklearn.wine', 'role': 'source'}
+    >>> tiny_pipeline_config()["domains"][0] == TINY_DOMAIN
+    True
+"""
+
 SECOND_DOMAIN: dict[str, Any] = {"name": "sklearn.breast_cancer", "role": "source"}
+"""The second source domain of ``tiny_config``: the 569 breast-cancer FNA samples.
+
+Examples:
+    >>> from cdkd_core.testing import SECOND_DOMAIN, tiny_pipeline_config
+    >>> tiny_pipeline_config()["domains"][1] == SECOND_DOMAIN
+    True
+"""
 
 
 def tiny_pipeline_config(domain: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A two-domain pipeline config that trains in a second or two on one CPU thread:
     ``domain`` (default :data:`TINY_DOMAIN`) and breast-cancer FNA (569 samples) as sources, an
     mlp teacher of width 32 and student of width 8, a 4-dimensional ``pca`` encoder,
-    ``ce`` + ``kd`` + ``hint`` losses, 2 epochs on the CPU. A new dict each call."""
+    ``ce`` + ``kd`` + ``hint`` losses, 2 epochs on the CPU. A new dict each call.
+
+    Args:
+        domain: The first domain's config entry (copied).
+
+    Returns:
+        The config as a dict (what a YAML config reads as), to change and run.
+
+    Examples:
+        >>> from cdkd_core.testing import tiny_pipeline_config
+        >>> config = tiny_pipeline_config({"name": "sklearn.iris", "role": "target"})
+        >>> [d["name"] for d in config["domains"]], config["train"]["epochs"]
+        (['sklearn.iris', 'sklearn.breast_cancer'], 2)
+    """
     return {
         "name": "tiny",
         "seed": 0,
@@ -74,7 +111,26 @@ def tiny_pipeline_config(domain: Mapping[str, Any] | None = None) -> dict[str, A
 def make_host(*plugins: PluginSpec, entry_points: bool = False) -> PluginHost:
     """A :class:`~cdkd_core.host.plugin_host.PluginHost` with the built-ins and ``plugins`` loaded
     in-process (installed plugins too with ``entry_points=True``); raises
-    :class:`~cdkd_core.errors.PluginError` naming each given plugin that failed."""
+    :class:`~cdkd_core.errors.PluginError` naming each given plugin that failed.
+
+    Args:
+        *plugins: The plugins to load besides the built-ins.
+        entry_points: Load the installed plugins (entry points of the group ``cdkd``) too.
+
+    Returns:
+        The host: ``components(kind)`` lists the registered components,
+        ``get(kind, name)`` returns a component class, ``plugins`` what each plugin
+        loaded.
+
+    Raises:
+        PluginError: A given plugin failed to load or register (all of them named).
+
+    Examples:
+        >>> from cdkd_core.testing import make_host
+        >>> host = make_host()
+        >>> "pca" in host.components("encoders"), host.get("losses", "kd").name
+        (True, 'kd')
+    """
     from cdkd_core.errors import PluginError
     from cdkd_core.host.plugin_host import PluginHost
 
@@ -98,6 +154,21 @@ def invoke_cli(
 
     The command builds its own plugin host from installed entry points, as ``cdkd`` does,
     so a plugin shows up here once it is installed (``pip install -e .``).
+
+    Args:
+        *args: The command's arguments (``"components", "losses", "--json"``).
+        env: Environment variables to set for the command.
+        input: Text for its standard input.
+
+    Returns:
+        Click's ``Result``.
+
+    Examples:
+        >>> import json
+        >>> from cdkd_core.testing import invoke_cli
+        >>> result = invoke_cli("components", "losses", "--json")
+        >>> result.exit_code, "kd" in [c["name"] for c in json.loads(result.stdout)["losses"]]
+        (0, True)
     """
     import torch
     from typer.testing import CliRunner
@@ -115,27 +186,87 @@ def invoke_cli(
 @pytest.fixture
 def cdkd_plugins() -> list[PluginSpec]:
     """The plugins ``cdkd_host`` loads besides the built-ins; override it in your conftest
-    to return your plugin, e.g. ``[("whiten", cdkd_whiten)]`` (default: none)."""
+    to return your plugin, e.g. ``[("whiten", cdkd_whiten)]`` (default: none).
+
+    Returns:
+        A list of :data:`PluginSpec`.
+
+    Examples:
+        In the tests' ``conftest.py``:
+
+        ```python
+        import pytest
+
+        import cdkd_whiten
+
+        pytest_plugins = ["cdkd_core.testing"]
+
+
+        @pytest.fixture
+        def cdkd_plugins():
+            return [("whiten", cdkd_whiten)]
+        ```
+    """
     return []
 
 
 @pytest.fixture
 def make_cdkd_host() -> Callable[..., PluginHost]:
-    """A factory: ``make_cdkd_host(*plugins, entry_points=False)`` is :func:`make_host`."""
+    """A factory: ``make_cdkd_host(*plugins, entry_points=False)`` is :func:`make_host`.
+
+    Returns:
+        :func:`make_host`.
+
+    Examples:
+        ```python
+        def test_the_built_ins_alone_lack_it(make_cdkd_host):
+            assert "whiten" not in make_cdkd_host().components("encoders")
+        ```
+    """
     return make_host
 
 
 @pytest.fixture
 def cdkd_host(cdkd_plugins: list[PluginSpec]) -> PluginHost:
     """A plugin host with the built-ins and ``cdkd_plugins`` loaded in-process (installed
-    plugins stay out, so the test sees exactly these); fails if one of them failed."""
+    plugins stay out, so the test sees exactly these); fails if one of them failed.
+
+    Args:
+        cdkd_plugins: The fixture: the plugins to load.
+
+    Returns:
+        The host (:func:`make_host`).
+
+    Raises:
+        PluginError: One of ``cdkd_plugins`` failed to load or register.
+
+    Examples:
+        ```python
+        def test_registered_by_the_plugin(cdkd_host):
+            info = cdkd_host.components("encoders")["whiten"]
+            assert info.plugin == "whiten"
+        ```
+    """
     return make_host(*cdkd_plugins)
 
 
 @pytest.fixture
 def tiny_domain() -> dict[str, Any]:
     """A small real domain as a config entry (``sklearn.wine`` as a source): append it to
-    ``domains`` or change its ``role``."""
+    ``domains`` or change its ``role``.
+
+    Returns:
+        A copy of :data:`TINY_DOMAIN`.
+
+    Examples:
+        Override it to make your domain the tiny run's first one:
+
+        ```python
+        @pytest.fixture
+        def tiny_domain():
+            return {"name": "whiten.blobs", "role": "source"}
+        ```
+    """
     return copy.deepcopy(TINY_DOMAIN)
 
 
@@ -143,7 +274,22 @@ def tiny_domain() -> dict[str, Any]:
 def tiny_config(tiny_domain: dict[str, Any]) -> dict[str, Any]:
     """A pipeline config dict that trains in seconds (:func:`tiny_pipeline_config` over
     ``tiny_domain``); change it in a test to put your component in, then
-    ``run_tiny_pipeline()``."""
+    ``run_tiny_pipeline()``.
+
+    Args:
+        tiny_domain: The fixture: the first domain's entry.
+
+    Returns:
+        A new config dict for each test.
+
+    Examples:
+        ```python
+        def test_trains_with_my_encoder(tiny_config, run_tiny_pipeline):
+            tiny_config["encoder"] = {"name": "whiten", "params": {"dim": 4}}
+            result = run_tiny_pipeline()
+            assert 0.0 <= result.summary["domains"]["sklearn.wine"]["student"] <= 1.0
+        ```
+    """
     return tiny_pipeline_config(tiny_domain)
 
 
@@ -153,7 +299,25 @@ def run_tiny_pipeline(
 ) -> Callable[..., RunResult]:
     """``run_tiny_pipeline(config=None, *, host=None)`` runs a pipeline (default: the
     test's ``tiny_config``, as changed so far) with ``cdkd_host`` into ``tmp_path/runs`` on
-    one torch thread and returns its :class:`~cdkd_core.run.runner.RunResult`."""
+    one torch thread and returns its :class:`~cdkd_core.run.runner.RunResult`.
+
+    Args:
+        cdkd_host: The fixture: the host the run uses unless ``host`` is given.
+        tiny_config: The fixture: the config run unless ``config`` is given.
+        tmp_path: pytest's fixture: where the run directory goes.
+
+    Returns:
+        ``run_tiny_pipeline(config=None, *, host=None)``: it returns the ``RunResult``
+        (``summary``: the run's ``summary.json`` as a dict; ``run_dir``).
+
+    Examples:
+        ```python
+        def test_runs_as_a_target(tiny_config, run_tiny_pipeline):
+            tiny_config["domains"].append({"name": "whiten.blobs", "role": "target"})
+            result = run_tiny_pipeline()
+            assert result.summary["domains"]["whiten.blobs"]["sizes"]["test"] > 0
+        ```
+    """
 
     def run(
         config: Mapping[str, Any] | None = None, *, host: PluginHost | None = None
@@ -173,7 +337,19 @@ def run_tiny_pipeline(
 def cdkd_cli() -> Callable[..., Result]:
     """``cdkd_cli("components", "encoders", env=None, input=None)`` runs the ``cdkd``
     command in-process (:func:`invoke_cli`) and returns Click's result (``exit_code``,
-    ``stdout``, ``stderr``, ``output``, ``exception``)."""
+    ``stdout``, ``stderr``, ``output``, ``exception``).
+
+    Returns:
+        :func:`invoke_cli`.
+
+    Examples:
+        ```python
+        def test_the_cdkd_command_lists_it(cdkd_cli):
+            result = cdkd_cli("components", "encoders", "--json")
+            assert result.exit_code == 0, result.output
+            assert "whiten" in [c["name"] for c in json.loads(result.stdout)["encoders"]]
+        ```
+    """
     return invoke_cli
 
 
@@ -206,7 +382,31 @@ def check_encoder(
     run checks: ``dim`` a positive int, ``state()`` tensors + JSON metadata (no pickle
     bytes), ``transform`` giving floating, finite ``[N, dim]`` per domain; then that the
     state saved and loaded into a new instance transforms the same (within ``atol``).
-    Returns each domain's vectors. Raises ``AssertionError`` naming what broke."""
+    Returns each domain's vectors. Raises ``AssertionError`` naming what broke.
+
+    Args:
+        encoder: A new (unfitted) encoder.
+        features: Domain name -> teacher features ``[N, F]``.
+        labels: Domain name -> class indices ``[N]``.
+        atol: How far the restored encoder's vectors may be from the original's.
+
+    Returns:
+        Domain name -> its knowledge vectors ``[N, dim]``.
+
+    Raises:
+        AssertionError: A contract is broken (the message a run would print).
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import check_encoder
+        >>> from cdkd_core.testing import make_host
+        >>> pca = make_host().get("encoders", "pca").from_params({"dim": 2})
+        >>> features = {"a": torch.randn(30, 6), "b": torch.randn(20, 6)}
+        >>> labels = {"a": torch.arange(30) % 3, "b": torch.arange(20) % 2}
+        >>> vectors = check_encoder(pca, features, labels)
+        >>> {domain: tuple(v.shape) for domain, v in vectors.items()}
+        {'a': (30, 2), 'b': (20, 2)}
+    """
     import tempfile
 
     import torch
@@ -253,7 +453,30 @@ def check_loss(
     default a random :class:`~cdkd_core.components.loss.BatchContext` with teacher logits, features
     and knowledge vectors, half the labels known) and check what a run checks: None or a
     floating scalar tensor, finite, with a gradient for the student's outputs when it
-    depends on them. Returns the value. Raises ``AssertionError`` naming what broke."""
+    depends on them. Returns the value. Raises ``AssertionError`` naming what broke.
+
+    Args:
+        loss: A new loss (``setup`` is called here).
+        ctx: The batch to call it on (default: a random one, as described).
+        student_features: Width of the student's features (``setup``'s first argument).
+        knowledge_dim: The encoder's ``dim`` (``None``: no knowledge vectors).
+        num_classes: Classes of the random batch.
+        batch: Rows of the random batch.
+
+    Returns:
+        The loss's value (``None`` or a scalar tensor), after ``backward()``.
+
+    Raises:
+        AssertionError: A contract is broken (the message a run would print).
+
+    Examples:
+        >>> from cdkd_core.plugin_api import check_loss
+        >>> from cdkd_core.testing import make_host
+        >>> kd = make_host().get("losses", "kd").from_params({"temperature": 2.0})
+        >>> value = check_loss(kd)
+        >>> value.shape, value.requires_grad
+        (torch.Size([]), True)
+    """
     import torch
 
     from cdkd_core.components import contracts
@@ -305,7 +528,25 @@ def check_architecture(
     them to ``[N, width]`` (the trunk's ``in_features`` when it is a trunk too, else
     ``stem_width``), a trunk declares ``in_features``/``out_features`` and maps
     ``[N, in_features]`` to ``[N, out_features]``, a head gives ``[N, num_classes]``.
-    Raises ``AssertionError`` naming what broke."""
+    Raises ``AssertionError`` naming what broke.
+
+    Args:
+        arch: An architecture (built with its params).
+        inputs: A batch for its stem (its first modality's), e.g. an image batch.
+        num_classes: Classes of the head checked.
+        stem_width: The stem's output width when ``arch`` provides no trunk.
+
+    Raises:
+        AssertionError: A contract is broken (the message a run would print).
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import check_architecture
+        >>> from cdkd_core.testing import make_host
+        >>> mlp = make_host().get("architectures", "mlp").from_params({"width": 16})
+        >>> check_architecture(mlp)  # a stem over 13 columns, the trunk, a head
+        >>> check_architecture(mlp, torch.randn(4, 7), num_classes=5)
+    """
     import torch
 
     from cdkd_core.components import contracts

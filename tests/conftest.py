@@ -1,13 +1,21 @@
-"""Shared fixtures: one thread, a plugin host without installed plugins, and the fixtures
-cdkd ships for plugin tests (:mod:`cdkd_core.testing`: ``tiny_config``, ``cdkd_host``,
-``run_tiny_pipeline``, ``cdkd_cli``, ...)."""
+"""Shared fixtures: one thread, only the project's own installed plugins (``CDKD_PLUGINS``),
+a plugin host without installed plugins, and the fixtures cdkd ships for plugin tests
+(:mod:`cdkd_core.testing`: ``tiny_config``, ``cdkd_host``, ``run_tiny_pipeline``,
+``cdkd_cli``, ...)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 import torch
+
+#: the installed plugins the core's tests see: the project's own, whatever else is installed
+#: (set here, at import, so subprocesses inherit it; a test that installs or injects another
+#: plugin extends it with ``monkeypatch.setenv``)
+PROJECT_PLUGINS = ("medical", "finance", "nlp")
+os.environ["CDKD_PLUGINS"] = ",".join(PROJECT_PLUGINS)
 
 # the shipped fixtures (a pytest plugin), with pytest's assertion messages in their checks
 pytest.register_assert_rewrite("cdkd_core.testing")

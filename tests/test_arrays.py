@@ -174,3 +174,18 @@ def test_a_run_on_arrays(tmp_path: Path, tiny_config: dict[str, Any], host) -> N
     assert arrays["sizes"] == {"train": 30, "labelled": 30, "test": 10}
     assert arrays["teacher"] > 0.5  # three well-separated classes
     assert not (result.run_dir / "cache").exists()
+    # the test inputs, given back as a .npy file, get the run's own test predictions
+    from cdkd_core import load_student
+    from cdkd_core.files import load_weights
+
+    predictions = load_student(result.run_dir, host=host).predict(
+        tmp_path / "d" / "test_x.npy", domain="arrays", chunk_size=3
+    )
+    logits = load_weights(result.run_dir / "predictions.safetensors")["arrays/student"]
+    np.testing.assert_allclose(
+        predictions.probabilities, torch.softmax(logits, dim=1).numpy(), atol=2e-6
+    )
+    assert predictions.ids == [str(i) for i in range(10)]
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(DataError, match=r"wrong.npy: examples of shape \(3,\)"):
+        load_student(result.run_dir, host=host).predict(tmp_path / "wrong.npy", domain="arrays")

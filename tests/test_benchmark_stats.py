@@ -120,6 +120,52 @@ def test_targets_are_judged_from_the_results() -> None:
     assert len(by_start) == 5  # three quality targets and two overhead targets
 
 
+def test_targets_report_the_shipped_text_student_where_section_8_has_it() -> None:
+    """On text domains the top table takes the text suite's default student (section 8),
+    not section 1's hashed one, and names where each row comes from."""
+    from benchmarks.report import targets_table
+
+    def domain(teacher: float, pca: float) -> dict:
+        lat = {"teacher_b256": 1.0, "student_b256": 0.5}
+        return {"teacher": _stat(teacher), "pca": _stat(pca), "latency_ms": lat}
+
+    hashed = {"student": {"stems": {"text": {"name": "embedding_bag"}}}}
+    results = {
+        "quality": {
+            "tables": {
+                "params": {"teacher": 1000, "student": 50},
+                "domains": {"t": domain(0.9, 0.89)},
+            },
+            "nlp": {
+                "params": {"teacher": 1000, "student": 500},  # the hashed student: 50%
+                "domains": {"a": domain(0.9, 0.7), "b": domain(0.9, 0.7)},
+                "config": hashed,
+                "text_view_latency_ms": {"teacher_b256": 9.0, "student_b256": 0.5},
+            },
+        },
+        "text": {
+            "indomain": {
+                "params": {"teacher": 1000, "student": 80},
+                "domains": {
+                    "a": {"teacher": _stat(0.92), "student": _stat(0.91)},
+                    "b": {"teacher": _stat(0.92), "student": _stat(0.80)},
+                },
+            },
+            "peers": {"throughput": {"sentences_per_s": {"pytorch": 2000.0, "teacher": 10.0}}},
+        },
+    }
+    by_start = {t["target"]: t for t in targets(results)}
+    quality = next(t for t in by_start.values() if "within 3%" in t["target"])
+    assert quality["detail"] == "2/3 domains; missed: b 0.800 vs 0.920"
+    assert quality["source"] == "§1 KD+pca (tables); §8 default text student (nlp)"
+    size = next(t for t in by_start.values() if "10%" in t["target"])
+    assert size["met"] and size["source"] == "§1 (tables); §8 (nlp)"
+    speed = next(t for t in by_start.values() if "5x" in t["target"])
+    assert not speed["met"] and speed["detail"] == "2/3 domains; missed: t 2.0x"
+    assert speed["source"] == "§1 latencies (tables); §8 raw-text throughput (nlp: 200x)"
+    assert targets_table(list(by_start.values()))[0] == "| target | met | figures | from |"
+
+
 def test_memory_growth_target_and_section(tmp_path) -> None:
     from benchmarks.report import memory_growth, render
 

@@ -89,6 +89,47 @@ def test_run_without_config_is_the_quickstart(tmp_path):
     assert run_dir.name.startswith("quickstart-")
 
 
+def test_validate_without_config_checks_the_quickstart_run_would_run():
+    from cdkd_core.config.quickstart import quickstart_config
+    from cdkd_core.host.plugin_host import PluginHost
+
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("built-in quickstart (cdkd run without CONFIG): valid")
+    names = [d["name"] for d in quickstart_config(PluginHost())["domains"]]
+    assert f"domains: {', '.join(f'{n} (source)' for n in names)};" in result.output
+    # the overrides apply to it, as to `cdkd run --set ...`
+    result = runner.invoke(app, ["validate", "--set", "train.epochs=0"])
+    assert result.exit_code == 2
+    assert "invalid config (built-in quickstart)" in result.output
+    assert "train.epochs" in result.output
+
+
+def test_size_line_shows_the_student_against_the_teachers_trainable_part():
+    from types import SimpleNamespace
+
+    from cdkd_core.artifacts.summary_sections import sizes_section
+    from cdkd_core.cli.app import size_line
+
+    params = {
+        "teacher": 23_123_386,
+        "student": 982_840,
+        "teacher_network": 400_000,
+        "teacher_target_heads": 10_170,
+        "teacher_view_encoders": 22_713_216,
+        "teacher_trainable": 410_170,
+    }
+    assert size_line(params) == (
+        "parameters: teacher 23,123,386 (410,170 trainable + 22,713,216 in frozen encoders of "
+        "its input views), student 982,840 (4.3% of the whole teacher, 239.6% of its "
+        "trainable part)"
+    )
+    html = sizes_section(SimpleNamespace(summary={"params": params}))
+    assert "trainable part" in html and "<td>410,170</td>" in html and "239.6%" in html
+    plain = {"teacher": 1000, "student": 20, "teacher_view_encoders": 0}
+    assert size_line(plain) == "parameters: teacher 1,000, student 20 (2.0% of the teacher)"
+
+
 def test_validate_ok(tiny_config, tmp_path):
     result = runner.invoke(app, ["validate", str(write(tmp_path, tiny_config))])
     assert result.exit_code == 0 and "valid" in result.output
@@ -364,6 +405,31 @@ def test_init_writes_a_valid_config(tmp_path):
     again = runner.invoke(app, ["init", str(path)])
     assert again.exit_code == 1 and "--force" in again.output
     assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
+
+
+def test_init_writes_the_teacher_the_docs_recommend(tmp_path):
+    """The starter's teacher is the default teacher (a config without ``teacher:``), which
+    docs/configuration.md's "Teachers for tables" recommends, with the settings it was
+    chosen with."""
+    from pathlib import Path
+
+    from cdkd_core.config.loading import load_config
+    from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
+
+    path = tmp_path / "starter.yaml"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    starter = load_config(path)
+    default = PipelineConfig.model_fields["teacher"].get_default(call_default_factory=True)
+    assert starter.teacher.trunk == default.trunk
+    assert starter.teacher.stems["tabular"] == default.stems["tabular"]
+    assert {k: getattr(starter.train, k) for k in DEFAULT_TEACHER_TRAIN} == DEFAULT_TEACHER_TRAIN
+    docs = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = docs.split("### Teachers for tables", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```yaml\n(.*?)^```", section, re.S | re.M)
+    recommended = yaml.safe_load(block)
+    assert recommended["teacher"]["trunk"] == default.trunk.model_dump()
+    assert recommended["teacher"]["stems"]["tabular"] == default.stems["tabular"].model_dump()
+    assert recommended["train"] == DEFAULT_TEACHER_TRAIN
 
 
 def test_warnings_during_a_command_print_as_one_warning_line() -> None:

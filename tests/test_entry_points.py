@@ -1,5 +1,6 @@
 """Installed plugins: real distributions with `cdkd` entry points, installed with pip into a
-temporary target and used through the `cdkd` command in a subprocess."""
+temporary target and used through the `cdkd` command in a subprocess (``CDKD_PLUGINS``,
+which tests/conftest.py sets to the project's own plugins, is extended by these three)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 PACKAGES = Path(__file__).parent / "plugin_packages"
+TEST_PLUGINS = ("broken", "clash", "example")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,9 @@ def plugin_site(tmp_path_factory) -> Path:
 
 def cdkd(args: list[str], site: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "CDKD_DISABLE_PLUGINS"}
-    environ.update(PYTHONPATH=str(site), **env)
+    allowed = [p for p in environ.get("CDKD_PLUGINS", "").split(",") if p]
+    environ.update(PYTHONPATH=str(site), CDKD_PLUGINS=",".join([*allowed, *TEST_PLUGINS]))
+    environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "cdkd_core", *args],
         capture_output=True,
@@ -60,10 +64,12 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     broken = plugins["broken"]
     assert not broken["ok"] and "not installed" in broken["errors"][0]
     clash = plugins["clash"]
-    assert not clash["ok"]
-    assert "'pca' is registered by plugin 'cdkd.encoders'" in clash["errors"][0]
-    assert "'cdkd.encoders:pca' or 'clash:pca'" in clash["errors"][0]
-    # both pca stay (qualified), and so does everything else the later plugin registers
+    # its pca does not take the built-in's name: not a failure, a note on how to select it
+    assert clash["ok"] and clash["errors"] == []
+    assert clash["distribution"] == "cdkd-clash-plugin"
+    (note,) = clash["notes"]
+    assert "a bare 'pca' means the built-in one ('cdkd.encoders:pca')" in note
+    assert "write 'clash:pca' to select this plugin's" in note
     assert clash["components"] == {"encoders": ["pca"], "losses": ["zero"]}
     # every built-in component is listed
     builtin = {
@@ -79,26 +85,22 @@ def test_plugins_list_reports_each_plugin(plugin_site, tmp_path):
     assert {"sklearn.wine", "tabular"} <= set(builtin["domains"])
 
 
-def test_a_clashing_name_is_refused_at_use_and_plugin_name_selects_one(plugin_site, tmp_path):
+def test_a_builtin_name_stays_the_builtin_and_plugin_name_selects_the_other(plugin_site, tmp_path):
     from tests.conftest import TINY
 
     listed = cdkd(["components", "encoders", "--json"], plugin_site, tmp_path)
     assert listed.returncode == 0, listed.stderr
     encoders = {c["name"]: c for c in json.loads(listed.stdout)["encoders"]}
-    assert "pca" not in encoders
+    assert encoders["pca"]["plugin"] == "cdkd.encoders" and not encoders["pca"]["clash"]
     assert encoders["clash:pca"]["plugin"] == "clash" and encoders["clash:pca"]["clash"]
-    assert encoders["cdkd.encoders:pca"]["plugin"] == "cdkd.encoders"
+    assert "a bare 'pca' means the built-in one" in encoders["clash:pca"]["note"]
+    assert "cdkd.encoders:pca" not in encoders
     path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(TINY))  # encoder: pca
-    refused = cdkd(["validate", str(path)], plugin_site, tmp_path)
-    assert refused.returncode == 2
-    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
-    assert "encoder.name: encoder 'pca' is registered by 2 plugins" in line
-    assert "'cdkd.encoders'" in line and "'clash' 0.3.1" in line
-    assert "write 'cdkd.encoders:pca' or 'clash:pca'" in line
-    path.write_text(yaml.safe_dump({**TINY, "encoder": {"name": "cdkd.encoders:pca"}}))
-    chosen = cdkd(["validate", str(path)], plugin_site, tmp_path)
-    assert chosen.returncode == 0, chosen.stderr
+    for encoder in ("pca", "cdkd.encoders:pca", "clash:pca"):
+        path.write_text(yaml.safe_dump({**TINY, "encoder": {"name": encoder}}))
+        valid = cdkd(["validate", str(path)], plugin_site, tmp_path)
+        assert valid.returncode == 0, (encoder, valid.stderr)
+        assert "'clash'" not in valid.stderr  # no warning about it either
 
 
 def test_disable_plugins_env(plugin_site, tmp_path):
@@ -107,6 +109,18 @@ def test_disable_plugins_env(plugin_site, tmp_path):
     )
     names = {p["name"] for p in json.loads(result.stdout)}
     assert "example" in names and "broken" not in names and "clash" not in names
+
+
+def test_cdkd_plugins_env_names_the_installed_plugins_that_load(plugin_site, tmp_path):
+    result = cdkd(
+        ["plugins", "list", "--json"], plugin_site, tmp_path, CDKD_PLUGINS="cdkd-example-plugin"
+    )
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p["source"] for p in json.loads(result.stdout)}
+    assert {n for n, source in plugins.items() if source == "entry point"} == {"example"}
+    assert {n for n, source in plugins.items() if source == "builtin"} == {
+        "cdkd.domains", "cdkd.architectures", "cdkd.encoders", "cdkd.losses", "cdkd.feedback"
+    }  # fmt: skip
 
 
 def test_run_with_a_plugin_component_despite_a_broken_plugin(plugin_site, tmp_path):

@@ -119,8 +119,10 @@ def test_manifest_describes_each_file(run):
     assert digits["input"]["shape"] == ["batch", 1, 8, 8]
     assert digits["classes"] == [str(i) for i in range(10)]
     assert digits["modality"] == "image" and digits["plugin"] == "cdkd.domains"
-    # no stem here reads raw text: nothing shipped beside the graphs, no text_input
+    # no stem here reads raw text: nothing shipped beside the graphs, no text_input; no
+    # graph holds weights large enough to share
     assert not [d for d in manifest["domains"].values() if "text_input" in d]
+    assert manifest["shared_files"] == {}
     files = {f for d in manifest["domains"].values() for f in d["files"].values()}
     assert {p.name for p in (run_dir / "export").iterdir()} == files | {"manifest.json"}
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging left
@@ -150,6 +152,63 @@ def test_text_files_are_shipped_once_and_never_clash(tmp_path):
         "nlp.other": {"tokenizer.json": "nlp.other/tokenizer.json"},
         "nlp.odd": {"manifest.json": "nlp.odd/manifest.json"},
     }
+
+
+def test_onnx_graphs_share_the_weights_they_hold_alike(tmp_path):
+    """A large initializer two graphs hold byte for byte is written once into the shared
+    file, which both then read (from any folder they are copied to with it); a small one,
+    or one with other bytes, stays inside its graph."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from cdkd_core.artifacts.onnx_sharing import SHARED_WEIGHTS, share_initializers
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((200, 100)).astype(np.float32)  # 80,000 bytes
+    bias = rng.standard_normal(100).astype(np.float32)  # small: stays inside
+
+    def write(name: str, weight: np.ndarray):
+        graph = helper.make_graph(
+            [
+                helper.make_node("MatMul", ["x", "w"], ["h"]),
+                helper.make_node("Add", ["h", "b"], ["y"]),
+            ],
+            name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 200])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 100])],
+            [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp_path / name))
+        return tmp_path / name
+
+    paths = [write("a.onnx", table), write("b.onnx", table), write("c.onnx", table + 1)]
+    x = rng.standard_normal((3, 200)).astype(np.float32)
+
+    def outputs(folder) -> dict[str, np.ndarray]:
+        return {
+            p.name: onnxruntime.InferenceSession(
+                str(folder / p.name), providers=["CPUExecutionProvider"]
+            ).run(None, {"x": x})[0]
+            for p in paths
+        }
+
+    before = outputs(tmp_path)
+    sizes = {p.name: p.stat().st_size for p in paths}
+    shared = share_initializers(paths, tmp_path / SHARED_WEIGHTS)
+    assert shared == {"bytes": table.nbytes, "tensors": 1, "graphs": ["a.onnx", "b.onnx"]}
+    assert (tmp_path / SHARED_WEIGHTS).read_bytes() == table.tobytes()
+    for name in ("a.onnx", "b.onnx"):
+        assert (tmp_path / name).stat().st_size < sizes[name] - table.nbytes + 1000
+    assert (tmp_path / "c.onnx").stat().st_size == sizes["c.onnx"]
+    elsewhere = shutil.copytree(tmp_path, tmp_path.parent / f"{tmp_path.name}-moved")
+    for name, got in outputs(elsewhere).items():
+        np.testing.assert_array_equal(got, before[name])
+    assert share_initializers(paths[2:], tmp_path / "none.onnx_data") is None
+    assert not (tmp_path / "none.onnx_data").exists()
 
 
 def test_a_domain_the_student_cannot_predict_is_skipped(run, builtins, tmp_path):

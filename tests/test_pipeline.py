@@ -299,6 +299,29 @@ def test_frozen_view_encoders_count_once_per_input_space(tmp_path):
     params = _run(cfg, tmp_path, host).summary["params"]
     assert params["teacher_view_encoders"] == 1000
     assert params["teacher"] == params["teacher_network"] + 1000
+    assert params["teacher_trainable"] == params["teacher"] - 1000
+
+
+def test_deterministic_algorithms_hold_for_the_run_only(tiny_config, tmp_path, host):
+    """``train.deterministic`` switches torch's deterministic algorithms on while the run
+    trains (the quickstart sets it) and leaves the flag as it found it."""
+    seen = []
+    import cdkd_core.run.driver as driver
+
+    original = driver.Runner.run
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(self, *args, **kwargs)
+
+    tiny_config["train"]["deterministic"] = True
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver.Runner, "run", spy)
+        _run(tiny_config, tmp_path, host)
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+    from cdkd_core.config.quickstart import CORE_QUICKSTART
+
+    assert CORE_QUICKSTART["train"]["deterministic"] is True
 
 
 def test_predictions_hold_the_test_logits_behind_the_summary(tiny_config, tmp_path, host):

@@ -3,7 +3,15 @@ registered component keeps."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import re
+import shutil
+import sys
 import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -17,7 +25,13 @@ from cdkd_core.components.feedback import FeedbackStrategy
 from cdkd_core.components.loss import Loss
 from cdkd_core.errors import ConfigError
 from cdkd_core.host.hookspecs import hookimpl
-from cdkd_core.host.plugin_host import KINDS, NAME_PATTERN, PluginHost, base_class
+from cdkd_core.host.plugin_host import (
+    BUILTIN_PLUGINS,
+    KINDS,
+    NAME_PATTERN,
+    PluginHost,
+    base_class,
+)
 
 torch.set_num_threads(1)
 
@@ -152,16 +166,27 @@ def test_a_qualified_name_of_an_unknown_plugin_or_component_is_refused() -> None
         host.get("encoders", "alpha:pca")
 
 
-def test_a_clash_with_a_builtin_name_keeps_both() -> None:
-    fake_pca = _encoder("pca")
-    host = _host(("clash", _plugin(encoders=fake_pca)))
-    with pytest.raises(ConfigError, match=r"'cdkd\.encoders:pca' or 'clash:pca'"):
-        host.get("encoders", "pca")
+def test_a_builtin_name_means_the_builtin_and_the_plugin_s_is_qualified() -> None:
+    fake_pca, other_pca = _encoder("pca"), _encoder("pca")
+    host = _host(("clash", _plugin(encoders=fake_pca)), ("again", _plugin(encoders=other_pca)))
+    builtin = host.get("encoders", "pca")  # the bare name: the built-in, not refused
+    assert builtin is host.get("encoders", "cdkd.encoders:pca")
+    assert builtin not in (fake_pca, other_pca)
+    assert host.provider("encoders", builtin).plugin == "cdkd.encoders"
     assert host.get("encoders", "clash:pca") is fake_pca
-    builtin = host.get("encoders", "cdkd.encoders:pca")
-    assert builtin is not fake_pca and host.provider("encoders", builtin).plugin == "cdkd.encoders"
-    assert "'cdkd.encoders'" in host.plugins["clash"].errors[0]
-    assert "'clash:pca'" in host.plugins["clash"].errors[0]
+    assert host.get("encoders", "again:pca") is other_pca
+    # neither plugin failed: each carries a note saying how to select its pca
+    for name in ("clash", "again"):
+        plugin = host.plugins[name]
+        assert plugin.ok and plugin.errors == [] and len(plugin.notes) == 1
+        assert "a bare 'pca' means the built-in one ('cdkd.encoders:pca')" in plugin.notes[0]
+        assert f"write '{name}:pca' to select this plugin's" in plugin.notes[0]
+        assert plugin.as_dict()["notes"] == plugin.notes and plugin.as_dict()["ok"]
+    assert host.failed_plugins() == []
+    listing = host.components("encoders")
+    assert listing["pca"].cls is builtin and listing["pca"].note is None
+    assert listing["clash:pca"].cls is fake_pca and listing["clash:pca"].note
+    assert "cdkd.encoders:pca" not in listing
 
 
 def test_duplicate_within_one_plugin_drops_its_registrations() -> None:
@@ -543,3 +568,172 @@ def test_a_run_with_qualified_names_uses_the_chosen_plugins(tmp_path):
     providers = json.loads((result.run_dir / "providers.json").read_text())
     assert providers["encoders"]["cdkd.encoders:pca"]["plugin"] == "cdkd.encoders"
     assert providers["domains"]["cdkd.domains:sklearn.wine"]["plugin"] == "cdkd.domains"
+
+
+# --------------------------------------------------------------------------- installed plugins
+# Fake distributions (a ``*.dist-info`` with a ``cdkd`` entry point, and its module) on a
+# temporary ``sys.path`` entry: found by ``importlib.metadata`` as pip-installed ones are,
+# and let through ``CDKD_PLUGINS`` explicitly (tests/conftest.py lets only the project's own).
+
+PACKAGES = Path(__file__).parent / "plugin_packages"
+
+
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``install(dist, plugin, module, source)``: a fake installed distribution ``dist``
+    whose entry point ``plugin`` is ``module`` (Python source, or a package directory to
+    copy); ``CDKD_PLUGINS`` is set to the plugins installed so far."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    plugins: list[str] = []
+    modules: list[str] = []
+
+    def _install(dist: str, plugin: str, module: str, source: str | Path) -> None:
+        if isinstance(source, Path):
+            shutil.copytree(source, site / module, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (site / f"{module}.py").write_text(source)
+        meta = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+        meta.mkdir()
+        (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+        (meta / "entry_points.txt").write_text(f"[cdkd]\n{plugin} = {module}\n")
+        importlib.invalidate_caches()
+        plugins.append(plugin)
+        modules.append(module)
+        monkeypatch.setenv("CDKD_PLUGINS", ",".join(plugins))
+
+    yield _install
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+BROKEN = "raise ImportError(\"No module named 'sklearn_ica'\")\n"
+
+
+def test_an_installed_pca_leaves_the_default_encoder_builtin(install) -> None:
+    from cdkd_core import load_config
+    from cdkd_core.builtins.encoders import PCAEncoder
+    from cdkd_core.testing import invoke_cli
+    from tests.conftest import TINY
+
+    package = PACKAGES / "cdkd-clash-plugin" / "cdkd_clash_plugin"  # the real test plugin
+    install("cdkd-clash-plugin", "clash", "cdkd_clash_plugin", package)
+    host = PluginHost()
+    assert host.plugins["clash"].source == "entry point"
+    # a config with the default encoder (pca) validates and gets the built-in
+    config = load_config({k: v for k, v in TINY.items() if k != "encoder"}, host=host)
+    assert config.encoder.name == "pca"
+    assert host.get("encoders", config.encoder.name) is PCAEncoder
+    plugin_pca = host.get("encoders", "clash:pca")
+    assert plugin_pca is not PCAEncoder and plugin_pca.__module__ == "cdkd_clash_plugin"
+    load_config({**TINY, "encoder": {"name": "clash:pca", "params": {"dim": 4}}}, host=host)
+    # listed OK, with a note saying what the bare name means and how to select its pca
+    listed = invoke_cli("plugins", "list")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("clash "))
+    assert lines[start].endswith("[entry point] ok")
+    block = lines[start + 1 : start + 4]
+    assert "    encoders: pca" in block and "    losses: zero" in block
+    (note,) = [line for line in block if line.startswith("    note: ")]
+    assert "a bare 'pca' means the built-in one ('cdkd.encoders:pca')" in note
+    assert "write 'clash:pca' to select this plugin's" in note
+    assert "FAILED" not in listed.stdout and "warning" not in listed.stderr
+    plugins = {p["name"]: p for p in json.loads(invoke_cli("plugins", "list", "--json").stdout)}
+    assert plugins["clash"]["ok"] and plugins["clash"]["errors"] == []
+    assert plugins["clash"]["notes"] == [note.removeprefix("    note: ")]
+    components = json.loads(invoke_cli("components", "encoders", "--json").stdout)["encoders"]
+    encoders = {c["name"]: c for c in components}
+    assert encoders["pca"]["plugin"] == "cdkd.encoders" and encoders["pca"]["note"] is None
+    assert (
+        encoders["clash:pca"]["plugin"] == "clash" and "built-in" in encoders["clash:pca"]["note"]
+    )
+    text = invoke_cli("components", "encoders").stdout
+    assert "(bare 'pca' is the built-in; this one is 'clash:pca')" in text
+    assert plugins["clash"]["distribution"] == "cdkd-clash-plugin"
+
+
+def test_a_component_of_a_plugin_that_failed_to_load_is_named_as_such(install, tmp_path) -> None:
+    from cdkd_core import load_config
+    from cdkd_core.testing import invoke_cli
+    from tests.conftest import TINY
+
+    install("cdkd-ica", "ica", "cdkd_ica", BROKEN)
+    host = PluginHost()
+    assert not host.plugins["ica"].ok
+    expected = (
+        "encoder 'ica' is not available: plugin 'ica' (cdkd-ica 0.1.0) failed to load "
+        "(ImportError: No module named 'sklearn_ica')"
+    )
+    with pytest.raises(ConfigError) as info:
+        host.get("encoders", "ica", where="encoder.name")
+    assert str(info.value) == f"encoder.name: {expected}"
+    # a domain named after the plugin, and the plugin's qualified name, likewise
+    with pytest.raises(ConfigError, match=r"^domain 'ica\.signals' is not available: plugin"):
+        host.get("domains", "ica.signals")
+    with pytest.raises(ConfigError, match=r"^loss 'ica:whiten' is not available: plugin 'ica'"):
+        host.get("losses", "ica:whiten")
+    # the command line says so in its one error line
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(json.dumps({**TINY, "encoder": {"name": "ica"}}))
+    result = invoke_cli("validate", path)
+    assert result.exit_code == 2
+    assert f"error: encoder.name: {expected}" in result.stderr
+    assert "did you mean" not in result.stderr
+    # a name the failed plugin does not plausibly provide stays unknown, with a hint only
+    with pytest.raises(ConfigError) as info:
+        load_config({**TINY, "encoder": {"name": "whiten"}}, host=host)
+    message = str(info.value)
+    assert "unknown encoder 'whiten'" in message and "is not available" not in message
+    assert "plugin 'ica' (cdkd-ica 0.1.0) failed to load (ImportError:" in message
+    assert "if the encoder comes from it, fix that first" in message
+
+
+def test_a_failed_plugin_is_found_by_its_distribution_name(install) -> None:
+    install("cdkd-ica", "independent", "cdkd_ica", BROKEN)
+    install("cdkd-other", "other", "cdkd_other", 'raise RuntimeError("bad")\n')
+    host = PluginHost()
+    with pytest.raises(ConfigError) as info:
+        host.get("encoders", "ica")
+    assert str(info.value) == (
+        "encoder 'ica' is not available: plugin 'independent' (cdkd-ica 0.1.0) failed to load "
+        "(ImportError: No module named 'sklearn_ica')"
+    )
+    with pytest.raises(ConfigError) as info:  # two failed, neither plausible: no claim
+        host.get("encoders", "whiten")
+    assert "plugins 'independent', 'other' failed (see `cdkd plugins list`)" in str(info.value)
+
+
+def test_cdkd_plugins_env_loads_only_the_named_entry_points(install, monkeypatch) -> None:
+    module = "from cdkd_core import hookimpl\n"
+    install("cdkd-alpha", "alpha", "cdkd_alpha", module)
+    install("cdkd-beta", "beta", "cdkd_beta", module)
+    builtins = set(BUILTIN_PLUGINS)
+    assert set(PluginHost().plugins) == builtins | {"alpha", "beta"}
+    for allowed, loaded in [
+        ("alpha", {"alpha"}),
+        ("cdkd-beta", {"beta"}),  # a distribution name does too
+        ("alpha beta", {"alpha", "beta"}),
+        ("", set()),  # set but empty: no installed plugin
+    ]:
+        monkeypatch.setenv("CDKD_PLUGINS", allowed)
+        host = PluginHost()
+        assert set(host.plugins) == builtins | loaded, allowed
+        assert host.skipped & {"alpha", "beta"} == {"alpha", "beta"} - loaded
+    # an explicit ``only`` replaces the environment variable; disabling still applies
+    assert set(PluginHost(only=["beta"]).plugins) == builtins | {"beta"}
+    monkeypatch.setenv("CDKD_DISABLE_PLUGINS", "beta")
+    assert set(PluginHost(only=["alpha", "beta"]).plugins) == builtins | {"alpha"}
+
+
+def test_the_core_tests_see_only_the_project_s_plugins() -> None:
+    from tests.conftest import PROJECT_PLUGINS
+
+    assert os.environ["CDKD_PLUGINS"] == "medical,finance,nlp"
+    assert PluginHost(entry_points=False).only == set(PROJECT_PLUGINS)
+    entry = re.compile(r"^\[project\.entry-points\.cdkd\]\n(\w+) = ", re.MULTILINE)
+    assert set(PROJECT_PLUGINS) == {
+        entry.search(path.read_text()).group(1)  # type: ignore[union-attr]
+        for path in (Path(__file__).parents[1] / "plugins").glob("*/pyproject.toml")
+    }

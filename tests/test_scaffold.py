@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cdkd_core import hookimpl
@@ -33,9 +34,13 @@ runner = CliRunner()
 
 
 def _env(site: Path) -> dict[str, str]:
-    """This environment plus the temporary install target, every plugin enabled."""
+    """This environment plus the temporary install target, every plugin enabled (the
+    scaffolded ones added to ``CDKD_PLUGINS``, which tests/conftest.py sets)."""
     env = {k: v for k, v in os.environ.items() if k != "CDKD_DISABLE_PLUGINS"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    allowed = [p for p in env.get("CDKD_PLUGINS", "").split(",") if p]
+    allowed += [plugin_names(f"cdkd-new-{kind}", kind).plugin for kind in KINDS]
+    env["CDKD_PLUGINS"] = ",".join(allowed)
     return env
 
 
@@ -142,6 +147,39 @@ def test_generated_packages_import_only_the_plugin_api(tmp_path):
         used = set(re.findall(r"^\s*from (cdkd_core[\w.]*) import", text, re.MULTILINE))
         used |= set(re.findall(r"^\s*import (cdkd_core[\w.]*)", text, re.MULTILINE))
         assert used <= allowed, (path.relative_to(tmp_path), sorted(used - allowed))
+
+
+def test_the_domain_scaffold_one_hot_encodes_categorical_columns(tmp_path, monkeypatch):
+    """The generated domain reads a CSV through the plugin API's table helpers: a column of
+    words is one-hot encoded with the train split's categories, a missing number imputed,
+    the labels matched by the core's rule."""
+    import importlib
+
+    target = scaffold_plugin("cdkd-hues", "domain", tmp_path / "packages")
+    table = tmp_path / "shades.csv"
+    colours = ["red", "green", "blue"]
+    rows = [
+        f"{i % 5}.25,{colours[i % 3]},{'NA' if i == 7 else i % 4},{'Yes' if i % 2 else 'no'}"
+        for i in range(36)
+    ]
+    table.write_text("size,colour,count,outcome\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(target))
+    try:
+        module = importlib.import_module("cdkd_hues.domain")
+        domain = module.HuesDomain.from_params(
+            {"path": str(table), "label": "outcome", "classes": ["no", "yes"]}
+        )
+        data = domain.load(seed=0)
+    finally:
+        for name in [m for m in sys.modules if m == "cdkd_hues" or m.startswith("cdkd_hues.")]:
+            del sys.modules[name]
+    assert data.classes == ["no", "yes"]
+    assert domain.feature_names == ["size", "colour=blue", "colour=green", "colour=red", "count"]
+    x = torch.cat([split.student_x for split in data.splits.values()])
+    y = torch.cat([split.y for split in data.splits.values()])
+    assert x.shape == (36, 5) and bool(torch.isfinite(x).all())
+    assert torch.equal(x[:, 1:4].sum(1), torch.ones(36))  # one colour per row, one-hot
+    assert sorted(torch.bincount(y).tolist()) == [18, 18]  # "Yes" matched to the class "yes"
 
 
 def test_class_names_never_shadow_what_the_templates_use():

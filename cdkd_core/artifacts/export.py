@@ -10,6 +10,10 @@ A domain whose student stem can name the files that turn raw text into its ids (
 with ``inference_files()``, such as the nlp plugin's ``static_embedding``) also gets those
 files copied into ``export/`` and a ``text_input`` entry in the manifest saying how to use
 them; its graphs take a batch padded only to its longest text (the token axis is dynamic).
+
+The ONNX graphs hold their weights themselves, except those two or more of them hold alike
+(e.g. the token table of a text stem several domains share): these are written once, into
+``shared.onnx_data`` (:mod:`cdkd_core.artifacts.onnx_sharing`), which the manifest lists.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from cdkd_core.artifacts.export_formats import (
     verify_graph,
     write_graph,
 )
+from cdkd_core.artifacts.onnx_sharing import SHARED_WEIGHTS, share_initializers
 from cdkd_core.artifacts.run_student import (
     RunStudent,
     check_run_dir,
@@ -61,9 +66,9 @@ def export_run(
     """Export the student of the finished run in ``run_dir`` to ``run_dir/export/``: for each
     domain it predicts, one file per format (``onnx``: ``<domain>.onnx``; ``torchscript``:
     ``<domain>.pt``; ``export``: ``<domain>.pt2``, a ``torch.export`` program), plus
-    ``manifest.json``. An existing ``export/`` is replaced as a whole, and only once every
-    file is written and checked. ``on_file`` is called with each file's final path. Returns
-    the manifest."""
+    ``manifest.json`` and, where ONNX graphs hold weights alike, ``shared.onnx_data``. An
+    existing ``export/`` is replaced as a whole, and only once every file is written and
+    checked. ``on_file`` is called with each file's final path. Returns the manifest."""
     from cdkd_core import __version__
     from cdkd_core.files import atomic_dir, atomic_write_json
     from cdkd_core.host.plugin_host import PluginHost
@@ -76,7 +81,8 @@ def export_run(
     domains, skipped = _exportable_domains(student)
     stems = file_stems(list(domains))
     texts = {name: text_input(student, name) for name in domains}
-    taken = {MANIFEST, *(s.lower() + FORMATS[f] for s in stems.values() for f in formats)}
+    taken = {MANIFEST, SHARED_WEIGHTS}
+    taken |= {s.lower() + FORMATS[f] for s in stems.values() for f in formats}
     shipped = place_files({k: v for k, v in texts.items() if v is not None}, taken)
     manifest: dict[str, Any] = {
         "formats": formats,
@@ -85,6 +91,7 @@ def export_run(
         "torch_version": torch.__version__,
         "domains": {},
         "skipped": skipped,
+        "shared_files": {},
     }
     written = []
     final = run_dir / EXPORT_DIR
@@ -97,6 +104,8 @@ def export_run(
             if text is not None:
                 entry = text_entry(entry, text, shipped[text.space])
             manifest["domains"][name] = entry
+        if "onnx" in formats:
+            written += [final / f for f in _share_onnx_weights(student, texts, manifest, staging)]
         written += [final / target for target in _copy_text_files(texts, shipped, staging)]
         atomic_write_json(staging / MANIFEST, manifest)
     if on_file is not None:
@@ -139,10 +148,9 @@ def _export_domain(
     module = student.domain_module(name)
     if text is None:
         example = example_input(student, name, TRACE_BATCH)
-        check = example_input(student, name, CHECK_BATCH, seed=1)
-    else:  # real ids, rows of several lengths; checked at another token length
+    else:  # real ids, rows of several lengths
         example = example_ids(TRACE_BATCH, text.max_tokens, text.id_limit)
-        check = example_ids(CHECK_BATCH, text.max_tokens // 2 + 1, text.id_limit, 1)
+    check = _check_input(student, name, text)
     files = {}
     for fmt in formats:
         filename = stem + FORMATS[fmt]
@@ -150,6 +158,45 @@ def _export_domain(
         verify_graph(fmt, module, check, staging / filename, name)
         files[fmt] = filename
     return files
+
+
+def _check_input(student: RunStudent, name: str, text: TextInput | None) -> torch.Tensor:
+    """The batch a domain's graphs are checked on: another batch size than the capture's,
+    and for token ids another token length."""
+    if text is None:
+        return example_input(student, name, CHECK_BATCH, seed=1)
+    return example_ids(CHECK_BATCH, text.max_tokens // 2 + 1, text.id_limit, 1)
+
+
+def _share_onnx_weights(
+    student: RunStudent,
+    texts: dict[str, TextInput | None],
+    manifest: dict[str, Any],
+    staging: Path,
+) -> list[str]:
+    """Write the weights that two or more ONNX graphs in ``staging`` hold alike once, into
+    :data:`SHARED_WEIGHTS`; check each graph that now reads it against the student again
+    and record the file in the manifest. Returns the files written (none when no weights
+    are shared)."""
+    graphs = {entry["files"]["onnx"]: name for name, entry in manifest["domains"].items()}
+    shared = share_initializers([staging / g for g in graphs], staging / SHARED_WEIGHTS)
+    if shared is None:
+        return []
+    for graph in shared["graphs"]:
+        name = graphs[graph]
+        check = _check_input(student, name, texts[name])
+        verify_graph("onnx", student.domain_module(name), check, staging / graph, name)
+        manifest["domains"][name]["external_data"] = {"onnx": SHARED_WEIGHTS}
+    manifest["shared_files"][SHARED_WEIGHTS] = {
+        "format": "onnx",
+        "bytes": shared["bytes"],
+        "tensors": shared["tensors"],
+        "used_by": shared["graphs"],
+        "note": "ONNX external data: the weights these graphs hold alike (e.g. a text "
+        "stem's token table), stored once; keep it beside them (onnxruntime finds it by "
+        "the graph's folder).",
+    }
+    return [SHARED_WEIGHTS]
 
 
 def _copy_text_files(

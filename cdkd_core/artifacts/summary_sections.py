@@ -220,13 +220,15 @@ def sizes_section(run: RunFiles) -> str:
             ratio(params.get("student"), params.get("teacher"), ".1%"),
         ]
     ]
-    if params.get("teacher_view_encoders"):
+    frozen = params.get("teacher_view_encoders")
+    if frozen:
+        trainable = params.get("teacher_trainable", params.get("teacher", 0) - frozen)
         rows.append(
             [
-                '<td class="l sub">the teacher network alone</td>',
-                td(params.get("teacher_network")),
+                '<td class="l sub">its trainable part (without the frozen encoders)</td>',
+                td(trainable),
                 td(params.get("student")),
-                ratio(params.get("student"), params.get("teacher_network"), ".1%"),
+                ratio(params.get("student"), trainable, ".1%"),
             ]
         )
         rows.append(

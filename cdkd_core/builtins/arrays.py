@@ -7,6 +7,7 @@ disk as batches need it. Only the labels (one integer per example) are read whol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.components.domain import SPLITS, Domain, DomainData, Split
+from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
 from cdkd_core.data.path_id import path_digest
 from cdkd_core.data.scratch import open_npy
 from cdkd_core.errors import DataError
@@ -71,6 +73,42 @@ def _open_input(path: Path) -> torch.Tensor:
     return open_npy(path)
 
 
+class NpyReader(InputReader):
+    """Rows of a ``.npy`` file (memory-mapped, read ``chunk_size`` rows at a time) of the
+    training files' example shape and dtype; the teacher view is the same array where the
+    domain has one view."""
+
+    accepts = "a .npy file of examples shaped as the training inputs"
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, same_view: bool) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.same_view = same_view
+
+    def batches(self, source: Path, options: InputOptions, chunk_size: int) -> Iterator[InputBatch]:
+        """The rows of ``source``, ``chunk_size`` at a time."""
+        x = _open_input(Path(source))
+        if tuple(x.shape[1:]) != self.shape:
+            raise DataError(
+                f"{source}: examples of shape {tuple(x.shape[1:])}, the training inputs have "
+                f"{self.shape}"
+            )
+        if x.is_floating_point() != self.dtype.is_floating_point:
+            raise DataError(f"{source}: dtype {x.dtype}, the training inputs are {self.dtype}")
+        for start in range(0, len(x), chunk_size):
+            chunk = x[start : start + chunk_size].to(self.dtype)
+            teacher = chunk if options.teacher and self.same_view else None
+            ids = [str(i) for i in range(start, start + len(chunk))]
+            yield InputBatch(ids, chunk, teacher)
+
+    def count(self, source: Path, options: InputOptions) -> int | None:
+        """The number of rows of the array."""
+        try:
+            return len(np.load(source, mmap_mode="r", allow_pickle=False))
+        except (ValueError, OSError):
+            return None
+
+
 def _read_labels(path: Path) -> np.ndarray:
     """A label array read whole, as int64; :class:`DataError` naming the file."""
     if not path.is_file():
@@ -100,6 +138,16 @@ class ArraysDomain(Domain):
 
     name = "arrays"
     Config = ArraysConfig
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New examples as one ``.npy`` file of the domain's input view (``x``; the
+        student's ``student_x`` where the domain has two views), memory-mapped and read in
+        chunks; row ids are the row indices."""
+        cfg: ArraysConfig = self.config  # type: ignore[assignment]
+        root = Path(cfg.path)
+        two_views = any((root / f"{s}_student_x.npy").is_file() for s in SPLITS)
+        reference = _open_input(root / ("train_student_x.npy" if two_views else "train_x.npy"))
+        return NpyReader(tuple(reference.shape[1:]), reference.dtype, same_view=not two_views)
 
     def load(self, seed: int) -> DomainData:
         """Map the files, check their shapes, dtypes and labels, and return the splits."""

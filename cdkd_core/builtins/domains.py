@@ -11,10 +11,11 @@ from pydantic import Field, model_validator
 
 from cdkd_core.builtins.arrays import ArraysDomain
 from cdkd_core.components.domain import Domain, DomainData, Split
+from cdkd_core.components.raw_input import InputReader
 from cdkd_core.data.labels import CLASSES_HELP, ClassList
 from cdkd_core.data.path_id import path_digest
 from cdkd_core.data.splits import SplitConfig, cap_examples, stratified_split_indices
-from cdkd_core.data.tabular import NA_VALUES, Delimiter
+from cdkd_core.data.tabular import NA_VALUES, Delimiter, Table, TabularEncoder
 from cdkd_core.errors import DataError
 from cdkd_core.host.hookspecs import Register, hookimpl
 
@@ -41,6 +42,17 @@ class _SklearnDomain(Domain):
 
         bunch = getattr(sklearn.datasets, self.loader)()
         return bunch.data, bunch.target, [str(c) for c in bunch.target_names]
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New rows as a CSV with the dataset's feature columns (scikit-learn's
+        ``feature_names``), every cell a number."""
+        import sklearn.datasets
+
+        from cdkd_core.data.raw_input import TableReader, numeric_columns
+
+        columns = [str(c) for c in getattr(sklearn.datasets, self.loader)().feature_names]
+        shape = self._arrays()[0].shape[1:]
+        return TableReader(columns, lambda table: numeric_columns(table, columns, shape))
 
     def load(self, seed: int) -> DomainData:
         """Stratified splits of the bundled dataset (the split is fixed by ``split_seed``)."""
@@ -147,9 +159,38 @@ class TabularCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
+        cfg: TabularConfig = self.config  # type: ignore[assignment]
+        table, encoder, index, codes, names = self._fitted()
+        x = torch.as_tensor(encoder.transform(table))
+        y = torch.as_tensor(codes, dtype=torch.long)
+        # two different files with one name must not share a stem or head by accident
+        digest = path_digest(cfg.path)
+        default_id = f"tabular.{Path(cfg.path).stem}.{digest}"
+        return DomainData(
+            modality="tabular",
+            task=cfg.task or f"{default_id}.{cfg.label}",
+            classes=list(names),
+            splits={k: Split.single_view(x[v], y[v]) for k, v in index.items()},
+            metrics=list(cfg.metrics),
+            input_space=cfg.input_space or default_id,
+        )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New rows with the CSV's feature columns, encoded with the types, medians and
+        categories :meth:`load` fitted on the train split (the training CSV is read again to
+        refit them)."""
+        from cdkd_core.data.raw_input import TableReader
+
+        cfg: TabularConfig = self.config  # type: ignore[assignment]
+        _, encoder, _, _, _ = self._fitted()
+        return TableReader(encoder.columns, encoder.encode, delimiter=cfg.delimiter)
+
+    def _fitted(self) -> tuple[Table, TabularEncoder, dict[str, np.ndarray], np.ndarray, list[str]]:
+        """The CSV, its encoder fitted on the train split, the split indices, the label
+        codes and the class names."""
         from cdkd_core.data.labels import encode_labels
         from cdkd_core.data.problems import Problems
-        from cdkd_core.data.tabular import TabularEncoder, read_csv
+        from cdkd_core.data.tabular import read_csv
 
         cfg: TabularConfig = self.config  # type: ignore[assignment]
         table = read_csv(cfg.path, cfg.delimiter)
@@ -200,19 +241,7 @@ class TabularCSV(Domain):
             codes = np.asarray([remap.get(int(c), -1) for c in codes])
             names = [names[c] for c in train_classes]
         encoder.fit(table, index["train"])
-        x = torch.as_tensor(encoder.transform(table))
-        y = torch.as_tensor(codes, dtype=torch.long)
-        # two different files with one name must not share a stem or head by accident
-        digest = path_digest(cfg.path)
-        default_id = f"tabular.{Path(cfg.path).stem}.{digest}"
-        return DomainData(
-            modality="tabular",
-            task=cfg.task or f"{default_id}.{cfg.label}",
-            classes=list(names),
-            splits={k: Split.single_view(x[v], y[v]) for k, v in index.items()},
-            metrics=list(cfg.metrics),
-            input_space=cfg.input_space or default_id,
-        )
+        return table, encoder, index, codes, list(names)
 
 
 @hookimpl

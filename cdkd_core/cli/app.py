@@ -21,6 +21,7 @@ from cdkd_core.cli.common import (
 from cdkd_core.cli.data import data_app
 from cdkd_core.cli.graph import graph
 from cdkd_core.cli.plugins import plugins_app
+from cdkd_core.cli.predict import predict
 from cdkd_core.cli.report import report
 
 app = typer.Typer(
@@ -75,6 +76,23 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}"
 
 
+def size_line(params: dict[str, Any]) -> str:
+    """The ``parameters:`` line: teacher and student, and where the teacher's count includes
+    frozen encoders of its input views (e.g. MiniLM), the student against both the whole
+    teacher and its trainable part."""
+    teacher, student = params["teacher"], params["student"]
+    frozen = params.get("teacher_view_encoders", 0)
+    if not frozen:
+        share = f"{student / teacher:.1%} of the teacher"
+        return f"parameters: teacher {teacher:,}, student {student:,} ({share})"
+    trainable = params.get("teacher_trainable", teacher - frozen)
+    return (
+        f"parameters: teacher {teacher:,} ({trainable:,} trainable + {frozen:,} in frozen "
+        f"encoders of its input views), student {student:,} ({student / teacher:.1%} of the "
+        f"whole teacher, {student / max(trainable, 1):.1%} of its trainable part)"
+    )
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     """The per-domain table of teacher, student and baseline, then sizes and timings."""
     from rich.console import Console
@@ -105,13 +123,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     for line in summary.get("warnings") or []:
         console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     params, latency = summary["params"], summary["latency_ms_per_sample"]
-    frozen = params.get("teacher_view_encoders", 0)
-    console.print(
-        f"parameters: teacher {params['teacher']:,}"
-        + (f" (of which {frozen:,} in frozen encoders of its input views)" if frozen else "")
-        + f", student {params['student']:,} ({params['student'] / params['teacher']:.1%} of "
-        "the teacher)"
-    )
+    console.print(size_line(params))
     console.print(
         f"latency (ms/sample at batch {summary.get('latency_batch_size', 256)}, "
         f"{summary.get('device', 'cpu')}): teacher {latency['teacher']:.4f}, "
@@ -198,19 +210,25 @@ def run(
 @app.command()
 @user_errors
 def validate(
-    config: Annotated[Path, typer.Argument(help="Pipeline YAML to check.")],
+    config: ConfigArg = None,
     overrides: SetOpt = None,
 ) -> None:
-    """Check a config (schema and every component's params) without training.
+    """Check a config (schema and every component's params) without training; with no
+    CONFIG, the built-in quickstart that `cdkd run` runs without one.
 
-    Example: cdkd validate pipeline.yaml
+    Examples:
+
+    \b
+      cdkd validate pipeline.yaml
+      cdkd validate --set train.epochs=5     # the quickstart, as cdkd run would run it
     """
     from cdkd_core.config.loading import load_config
 
-    cfg = load_config(config, overrides or [], host=make_host())
+    cfg = load_config(config, overrides or [], host=make_host())  # as cdkd run loads it
     roles = ", ".join(f"{d.key} ({d.role})" for d in cfg.domains)
+    source = "built-in quickstart (cdkd run without CONFIG)" if config is None else config
     typer.echo(
-        f"{config}: valid — domains: {roles}; encoder {cfg.encoder.name}; "
+        f"{source}: valid — domains: {roles}; encoder {cfg.encoder.name}; "
         f"losses {', '.join(loss.name for loss in cfg.losses)}; "
         f"feedback {cfg.feedback.name}"
     )
@@ -277,7 +295,8 @@ def components(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List registered components, with their plugin and summary. A name two plugins
-    register is listed once per plugin as <plugin>:<name> (what a config must write).
+    register is listed once per plugin as <plugin>:<name> (what a config must write),
+    except that a bare name a built-in has stays the built-in's.
 
     Example: cdkd components encoders
     """
@@ -297,6 +316,7 @@ def components(
                             "summary": plain_text(c.summary),
                             "params": _params(c.cls),
                             "clash": key != c.name,
+                            "note": c.note,
                         }
                         for key, c in v.items()
                     ]
@@ -310,6 +330,8 @@ def components(
         typer.echo(f"{k}:")
         for key, c in comps.items():
             clash = "  (name clash: write the plugin:name)" if key != c.name else ""
+            if c.note:
+                clash = f"  (bare {c.name!r} is the built-in; this one is {key!r})"
             typer.echo(f"  {key:<24} {c.plugin:<22} {plain_text(c.summary)}{clash}")
 
 
@@ -362,10 +384,13 @@ domains:                         # `cdkd components domains` lists what is insta
   # - {{name: tabular, alias: my_loans, role: target, label_fraction: 0.1,
   #    params: {{path: loans.csv, label: default}}}}
   # (or shots: 5 instead of label_fraction: 5 labelled examples per class)
-teacher:
-  trunk: {{name: mlp, params: {{width: 256, depth: 3}}}}
+teacher:                         # the default (docs/configuration.md#teachers-for-tables)
+  trunk: {teacher_trunk}
+  stems:                         # modalities not listed: their default stem
+    tabular: {teacher_tabular}
+    image: {{name: cnn, params: {{channels: 32}}}}
+  # ensemble: 5                  # five of it, their probabilities averaged: a stronger teacher
   # maml: {{algorithm: reptile}}   # meta-learn the trunk over the sources first
-  stems: {{image: {{name: cnn, params: {{channels: 32}}}}}}   # other modalities: defaults
 student:
   trunk: {{name: mlp, params: {{width: 32, depth: 1}}}}
   stems: {{image: {{name: cnn, params: {{channels: 8}}}}}}
@@ -377,8 +402,28 @@ losses:                          # the student's objective: a weighted sum
   - {{name: kd, weight: 1.0, params: {{temperature: 4.0}}}}
   - {{name: hint, weight: 0.5}}
 feedback: {{name: none}}           # none | mutual | hard_examples | meta (params: {{rounds: 2}})
-train: {{epochs: 30, batch_size: 64, lr: 0.003, device: auto}}
+train: {{epochs: 30, batch_size: 64, lr: 0.003, device: auto,
+        {teacher_train}}}   # the default teacher's recipe
 """
+
+
+def starter_config(path: Path) -> str:
+    """The text ``cdkd init`` writes: :data:`STARTER` with the default teacher (what a config
+    without ``teacher:`` gets) and the training settings it was chosen with."""
+    import yaml
+
+    from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000).strip()
+
+    teacher = PipelineConfig.model_fields["teacher"].get_default(call_default_factory=True)
+    return STARTER.format(
+        path=path,
+        teacher_trunk=flow(teacher.trunk.model_dump(exclude_defaults=True)),
+        teacher_tabular=flow(teacher.stems["tabular"].model_dump(exclude_defaults=True)),
+        teacher_train=flow(DEFAULT_TEACHER_TRAIN)[1:-1],
+    )
 
 
 @app.command()
@@ -396,9 +441,10 @@ def init(
 
     if path.exists() and not force:
         raise CdkdError(f"{path} exists; use --force to overwrite it")
-    atomic_write_text(path, STARTER.format(path=path))
+    atomic_write_text(path, starter_config(path))
     typer.echo(f"wrote {path}")
 
 
 app.command("report")(report)  # defined in cdkd_core.cli.report
 app.command("graph")(graph)  # defined in cdkd_core.cli.graph
+app.command("predict")(predict)  # defined in cdkd_core.cli.predict

@@ -23,7 +23,8 @@ plugins_app = typer.Typer(
 def list_plugins(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Plugins that are loaded (built-ins included), their components and any errors.
+    """Plugins that are loaded (built-ins included), their components, any errors, and
+    notes (a name of theirs that a built-in keeps).
 
     Example: cdkd plugins list --json
     """
@@ -40,6 +41,8 @@ def list_plugins(
             typer.echo(f"    {kind}: {', '.join(names)}")
         for error in p.errors:
             typer.echo(f"    error: {error}")
+        for note in p.notes:
+            typer.echo(f"    note: {note}")
 
 
 @plugins_app.command("available")
@@ -47,7 +50,8 @@ def list_plugins(
 def available(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Plugins known to registry.yaml, and whether each is installed.
+    """Plugins known to registry.yaml, and whether each is installed (and, if so, whether
+    CDKD_PLUGINS or CDKD_DISABLE_PLUGINS skips it).
 
     Example: cdkd plugins available
     """
@@ -55,12 +59,19 @@ def available(
     from cdkd_core.host.plugin_host import PluginHost
 
     host = PluginHost()
-    rows = [{**entry, "installed": entry["name"] in host.plugins} for entry in catalog()]
+    rows = [
+        {
+            **entry,
+            "installed": entry["name"] in host.plugins or entry["name"] in host.skipped,
+            "skipped": entry["name"] in host.skipped,
+        }
+        for entry in catalog()
+    ]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        mark = "installed" if row["installed"] else "not installed"
+        mark = "skipped" if row["skipped"] else "installed" if row["installed"] else "not installed"
         summary = plain_text(row.get("summary", ""))
         typer.echo(f"{row['name']:<10} {row['package']:<14} {mark:<14} {summary}")
 

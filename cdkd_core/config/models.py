@@ -467,6 +467,15 @@ class TrainConfig(_Strict):
             "machine's CPUs (os.cpu_count()) is refused before the run starts."
         ),
     )
+    deterministic: bool = Field(
+        False,
+        description=(
+            "Use torch's deterministic algorithms during the run "
+            "(torch.use_deterministic_algorithms; on CUDA also a fixed cuBLAS workspace), so "
+            "a seed gives the same numbers on machines of one kind with the same threads; "
+            "the quickstart sets it. Slower for some GPU kernels."
+        ),
+    )
     out_of_core: Literal["auto", "memory", "disk"] = Field(
         "auto",
         description=(
@@ -520,6 +529,11 @@ def _default_teacher() -> TeacherSpec:
         trunk=ComponentRef(name="mlp", params={"width": 128, "depth": 0}),
         stems={"tabular": ComponentRef(name="mlp", params={"dropout": 0.3})},
     )
+
+
+#: The training settings the default teacher was chosen with (benchmarks/tabular_teacher.md;
+#: docs/configuration.md#teachers-for-tables recommends them, ``cdkd init`` writes them).
+DEFAULT_TEACHER_TRAIN: dict[str, Any] = {"teacher_lr": 0.003, "teacher_epochs": 60, "patience": 15}
 
 
 def _default_student() -> StudentSpec:

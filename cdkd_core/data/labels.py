@@ -97,16 +97,35 @@ def _numbers_as_strings(value: object) -> object:
     return value
 
 
-#: The type of a domain's ``classes`` param (``list[str] | None``, numbers accepted).
 ClassList = Annotated[
     list[str] | None, BeforeValidator(_numbers_as_strings), AfterValidator(check_classes)
 ]
+"""The type of a domain's ``classes`` param (``list[str] | None``, numbers accepted).
 
-#: The description of a domain's ``classes`` param.
+At least two names, stripped, non-empty and distinct (also as numbers: ``1`` and ``1.0``
+are one class); YAML numbers (``classes: [0, 1]``) become strings. Pair it with
+:data:`CLASSES_HELP` and pass the value to :func:`encode_labels`.
+
+Examples:
+    >>> from pydantic import Field
+    >>> from cdkd_core.plugin_api import CLASSES_HELP, ClassList, ComponentConfig
+    >>> class Config(ComponentConfig):
+    ...     classes: ClassList = Field(None, description=CLASSES_HELP)
+    >>> Config(classes=[0, 1]).classes, Config().classes
+    (['0', '1'], None)
+"""
+
 CLASSES_HELP = (
     "Class names in order (class i is classes[i]); labels match exactly, as numbers, or "
     "ignoring case. Default: the distinct labels, sorted."
 )
+"""The description of a domain's ``classes`` param (what ``cdkd components`` shows).
+
+Examples:
+    >>> from cdkd_core.plugin_api import CLASSES_HELP
+    >>> CLASSES_HELP.startswith("Class names in order")
+    True
+"""
 
 
 @dataclass
@@ -172,6 +191,43 @@ def encode_labels(
     ``classes``, labels differing only in case) are added to ``problems`` when given (the
     caller raises them with its own), else raised here as one :class:`DataError`. A single
     class without ``classes`` is a :class:`DataError` too.
+
+    The rule: without ``classes``, labels equal as numbers (``1``, ``1.0``) are one class,
+    labels differing only in case or separators (``Yes``/``yes``) are refused, and the
+    classes are sorted (by value when all are numbers). With ``classes``, their order is
+    the class order and a label matches one exactly, else as a number, else ignoring case.
+
+    Args:
+        values: One label per example (e.g. ``Table.labels(...)``).
+        path: The file, for messages.
+        column: The label column, for messages.
+        lines: Each label's line in the file, for messages.
+        classes: The class names in order (a domain's ``classes`` param), or ``None``.
+        missing: Tokens read as a missing label, matched ignoring case.
+        problems: Where the core collects a file's problems; leave it ``None``.
+
+    Returns:
+        ``Labels``: ``classes`` (the class names) and ``codes`` (an int64 array, one class
+        index per value).
+
+    Raises:
+        DataError: A label is missing or matches no class, labels differ only in case, or
+            one class only (without ``classes``); every problem in one message.
+
+    Examples:
+        >>> from cdkd_core.plugin_api import encode_labels
+        >>> labels = encode_labels(["1", "0", "1.0", "2"], path="t.csv", column="label")
+        >>> labels.classes, labels.codes.tolist()
+        (['0', '1', '2'], [1, 0, 1, 2])
+        >>> labels = encode_labels(["yes", "No", "no"], path="t.csv", column="label",
+        ...                        classes=["no", "yes"])
+        >>> labels.codes.tolist()
+        [1, 0, 0]
+        >>> encode_labels(["yes", "maybe"], path="t.csv", column="label", lines=[2, 3],
+        ...               classes=["no", "yes"])
+        Traceback (most recent call last):
+        ...
+        cdkd_core.errors.DataError: t.csv, line 3, column 'label': label 'maybe' is not one...
     """
     own = problems is None
     problems = Problems(path) if problems is None else problems

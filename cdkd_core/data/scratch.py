@@ -61,7 +61,30 @@ def is_memory_mapped(tensor: torch.Tensor) -> bool:
 def open_npy(path: Path) -> torch.Tensor:
     """A ``.npy`` file as a tensor, memory-mapped copy-on-write: nothing is read until
     used, and the file is never written. Raises ``ValueError`` for a file numpy cannot
-    map (not ``.npy``, pickled objects, empty)."""
+    map (not ``.npy``, pickled objects, empty).
+
+    What the ``arrays`` domain reads: a domain whose data is larger than memory gives such
+    tensors as its views, and the run keeps what it derives from them on disk too.
+
+    Args:
+        path: A ``.npy`` file.
+
+    Returns:
+        A CPU tensor backed by the file (writes to it stay in memory).
+
+    Raises:
+        ValueError: numpy cannot map the file.
+        FileNotFoundError: There is no such file.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from cdkd_core.plugin_api import open_npy
+        >>> np.save("x.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+        >>> x = open_npy(Path("x.npy"))
+        >>> x.shape, x.dtype, x[1].tolist()
+        (torch.Size([3, 2]), torch.float32, [2.0, 3.0])
+    """
     array = np.load(path, mmap_mode="c", allow_pickle=False)
     if not isinstance(array, np.memmap):  # numpy maps every array with data
         raise ValueError("the array holds no data")

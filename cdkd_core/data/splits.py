@@ -17,6 +17,24 @@ def stratified_split_indices(
     Every class with enough examples appears in each split; the proportions follow
     ``val_fraction`` and ``test_fraction`` per class (rounded, at least one example in val
     and test for classes with three or more examples).
+
+    Args:
+        labels: ``[N]`` class labels (any values numpy can compare).
+        val_fraction: Fraction of each class for val.
+        test_fraction: Fraction of each class for test.
+        seed: The split's seed (a domain's ``split_seed``, so it never moves between runs).
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``: sorted int index arrays into
+        ``labels``, disjoint and together every index.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cdkd_core.plugin_api import stratified_split_indices
+        >>> labels = np.array([0] * 6 + [1] * 4)
+        >>> index = stratified_split_indices(labels, 0.2, 0.2, seed=0)
+        >>> {split: labels[i].tolist() for split, i in index.items()}
+        {'train': [0, 0, 0, 0, 1, 1], 'val': [0, 1], 'test': [0, 1]}
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -40,7 +58,24 @@ def stratified_split_indices(
 
 def stratified_subset_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     """A boolean mask over ``labels`` keeping ``fraction`` of each class (at least one per class
-    when ``fraction > 0``; none when it is 0), deterministic in ``seed``."""
+    when ``fraction > 0``; none when it is 0), deterministic in ``seed``.
+
+    Args:
+        labels: ``[N]`` class indices.
+        fraction: Fraction of each class to keep, in ``[0, 1]``.
+        seed: The draw's seed.
+
+    Returns:
+        ``[N]`` bool tensor.
+
+    Examples:
+        >>> import torch
+        >>> from cdkd_core.plugin_api import stratified_subset_mask
+        >>> labels = torch.tensor([0] * 6 + [1] * 4)
+        >>> mask = stratified_subset_mask(labels, 0.5, seed=0)
+        >>> torch.bincount(labels[mask]).tolist()
+        [3, 2]
+    """
     mask = torch.zeros(len(labels), dtype=torch.bool)
     if fraction <= 0:
         return mask
@@ -77,7 +112,28 @@ def shots_mask(labels: torch.Tensor, shots: int, seed: int) -> tuple[torch.Tenso
 
 def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.ndarray:
     """Indices of at most ``max_examples`` examples, stratified (per-class counts by largest
-    remainder, at least one per class while the cap allows), in their original order."""
+    remainder, at least one per class while the cap allows), in their original order.
+
+    Args:
+        labels: ``[N]`` class labels.
+        max_examples: The cap (``None``: keep every example).
+        seed: The draw's seed.
+
+    Returns:
+        Sorted int indices into ``labels`` (every index when the cap is ``None`` or not
+        below ``N``).
+
+    Raises:
+        ValueError: ``max_examples`` is below the number of classes.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cdkd_core.plugin_api import cap_examples
+        >>> labels = np.array([0] * 6 + [1] * 4)
+        >>> keep = cap_examples(labels, 5, seed=0)
+        >>> len(keep), np.bincount(labels[keep]).tolist()
+        (5, [3, 2])
+    """
     labels = np.asarray(labels)
     if max_examples is None or max_examples >= len(labels):
         return np.arange(len(labels))
@@ -106,7 +162,27 @@ def cap_examples(labels: np.ndarray, max_examples: int | None, seed: int) -> np.
 
 
 class SplitConfig(ComponentConfig):
-    """Split sizes and caps shared by the built-in domains."""
+    """Split sizes and caps shared by the built-in domains.
+
+    A domain's ``Config`` extends it to take the same params as the built-ins; ``load``
+    passes them to :func:`cap_examples` and :func:`stratified_split_indices`.
+
+    Attributes:
+        val_fraction: Fraction held out for val (0 < f < 0.5, default 0.2).
+        test_fraction: Fraction held out for test (0 < f < 0.5, default 0.2).
+        split_seed: Seed of the split, fixed across the run's seeds (default 0).
+        max_examples: Stratified cap on examples before splitting (at least 10; default
+            ``None``, no cap).
+
+    Examples:
+        >>> from pydantic import Field
+        >>> from cdkd_core.plugin_api import SplitConfig
+        >>> class Config(SplitConfig):
+        ...     path: str = Field(description="The CSV to read.")
+        >>> config = Config(path="table.csv", test_fraction=0.3)
+        >>> config.val_fraction, config.test_fraction, config.max_examples
+        (0.2, 0.3, None)
+    """
 
     val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for val.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")

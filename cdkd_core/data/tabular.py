@@ -31,11 +31,22 @@ from cdkd_core.data.labels import parse_number
 from cdkd_core.data.problems import Problems
 from cdkd_core.errors import DataError
 
-#: The default missing-value tokens of the ``tabular`` domain, matched ignoring case after
-#: stripping (so ``na``, ``nan``, ``NULL``, ``none`` and ``n/a`` are missing too).
 NA_VALUES = ("", "NA", "N/A", "NaN", "null", "None", "?")
-#: :data:`NA_VALUES` case-folded: a cell ``c`` is missing when ``c.casefold() in MISSING``.
+"""The default missing-value tokens of the ``tabular`` domain, matched ignoring case after
+stripping (so ``na``, ``nan``, ``NULL``, ``none`` and ``n/a`` are missing too).
+
+Examples:
+    >>> from cdkd_core.plugin_api import NA_VALUES, TabularEncoder
+    >>> encoder = TabularEncoder(["age"], na_values=[*NA_VALUES, "-"])  # "-" means missing too
+"""
 MISSING = frozenset(v.casefold() for v in NA_VALUES)
+""":data:`NA_VALUES` case-folded: a cell ``c`` is missing when ``c.casefold() in MISSING``.
+
+Examples:
+    >>> from cdkd_core.plugin_api import MISSING
+    >>> [cell for cell in ["3.5", "N/A", "nan", " ", "red"] if cell.strip().casefold() in MISSING]
+    ['N/A', 'nan', ' ']
+"""
 #: The share of a column's non-missing cells that may be stray non-numbers (or one cell)
 #: before the column counts as categorical.
 STRAY_SHARE = 0.05
@@ -50,8 +61,23 @@ def check_delimiter(value: str | None) -> str | None:
     return value
 
 
-#: The type of a ``delimiter`` param of a domain reading a CSV (validated by ``cdkd validate``).
 Delimiter = Annotated[str | None, AfterValidator(check_delimiter)]
+"""The type of a ``delimiter`` param of a domain reading a CSV: one character, or ``None``
+to sniff it (validated by ``cdkd validate``).
+
+Examples:
+    >>> from pydantic import Field, ValidationError
+    >>> from cdkd_core.plugin_api import ComponentConfig, Delimiter
+    >>> class Config(ComponentConfig):
+    ...     delimiter: Delimiter = Field(None, description="The CSV's delimiter.")
+    >>> Config(delimiter=";").delimiter
+    ';'
+    >>> try:
+    ...     Config(delimiter="::")
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    Value error, the delimiter must be one character, got '::'
+"""
 
 
 def missing_tokens(na_values: Iterable[str] | None) -> frozenset[str]:
@@ -63,7 +89,24 @@ def missing_tokens(na_values: Iterable[str] | None) -> frozenset[str]:
 
 @dataclass
 class Table:
-    """A CSV as rows of strings, with the file it came from and each row's line number."""
+    """A CSV as rows of strings, with the file it came from and each row's line number.
+
+    What :func:`read_csv` returns; cells are stripped, blank rows dropped.
+
+    Args:
+        path: The file (named in every error).
+        header: The column names.
+        rows: One list of cells per data row, as long as the header.
+        lines: Each row's line number in the file (for messages).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import read_csv
+        >>> _ = Path("table.csv").write_text("age,colour,label\\n30,red,yes\\n41,blue,no\\n")
+        >>> table = read_csv(Path("table.csv"))
+        >>> table.header, table.lines, table.column("colour")
+        (['age', 'colour', 'label'], [2, 3], ['red', 'blue'])
+    """
 
     path: Path
     header: list[str]
@@ -71,19 +114,48 @@ class Table:
     lines: list[int]
 
     def column(self, name: str) -> list[str]:
-        """The values of one column."""
+        """The values of one column.
+
+        Args:
+            name: A column of the header.
+
+        Returns:
+            Its cells, one per row.
+
+        Raises:
+            ValueError: ``name`` is not in the header (:meth:`require` words it for users).
+        """
         j = self.header.index(name)
         return [row[j] for row in self.rows]
 
     def require(self, columns: list[str], what: str = "column") -> None:
-        """A :class:`DataError` naming the file unless every one of ``columns`` exists."""
+        """A :class:`DataError` naming the file unless every one of ``columns`` exists.
+
+        Args:
+            columns: The column names the caller needs.
+            what: What they are, for the message (``"feature column"``).
+
+        Raises:
+            DataError: Some are not in the header (all of them are named).
+        """
         unknown = [c for c in columns if c not in self.header]
         if unknown:
             raise DataError(f"{self.path}: {what}(s) {unknown} not in the header {self.header}")
 
     def labels(self, name: str, na_values: Iterable[str] | None = None) -> list[str]:
         """The label column's values; a :class:`DataError` naming the file (and the lines)
-        when the column is absent or labels are missing (one of ``na_values``)."""
+        when the column is absent or labels are missing (one of ``na_values``).
+
+        Args:
+            name: The label column.
+            na_values: Missing-value tokens (default :data:`NA_VALUES`).
+
+        Returns:
+            The labels, one per row (turn them into codes with :func:`encode_labels`).
+
+        Raises:
+            DataError: No such column, or a label is missing.
+        """
         if name not in self.header:
             raise DataError(f"{self.path}: no label column {name!r}; columns are {self.header}")
         tokens = missing_tokens(na_values)
@@ -120,6 +192,29 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
 
     Every row with another number of fields than the header is reported (up to
     :data:`~cdkd_core.data.problems.MAX_LISTED`) in one :class:`DataError`.
+
+    The file is UTF-8 (a byte-order mark allowed) or UTF-16 with its byte-order mark;
+    cells are stripped and blank rows skipped.
+
+    Args:
+        path: The CSV file.
+        delimiter: One character; ``None`` sniffs it among ``,`` ``;`` tab and ``|``.
+
+    Returns:
+        The rows as strings, with their line numbers.
+
+    Raises:
+        DataError: The file is missing, a directory, empty, not UTF-8/UTF-16, has no data
+            rows, duplicate column names, or rows whose number of fields differs from the
+            header's.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from cdkd_core.plugin_api import read_csv
+        >>> _ = Path("table.csv").write_text("age;colour\\n30;red\\n\\n41;blue\\n")
+        >>> table = read_csv(Path("table.csv"))
+        >>> table.header, table.rows, table.lines
+        (['age', 'colour'], [['30', 'red'], ['41', 'blue']], [2, 4])
     """
     path = Path(path)
     if path.is_dir():
@@ -175,6 +270,32 @@ class TabularEncoder:
     Column types are decided on every row of the table (:meth:`decide_types`); imputation
     and categories are fitted on the train rows only (:meth:`fit`); categories first seen
     outside train encode as all-zero.
+
+    The rule: a column is numeric when every non-missing cell parses as a number, and
+    categorical when more than a few cells are not numbers; a column of numbers with a few
+    stray non-numbers (at most 5% of its cells, or one) is an error listing them.
+
+    Args:
+        columns: The feature columns, in the order of the encoded features.
+        na_values: Missing-value tokens, matched ignoring case (default
+            :data:`NA_VALUES`).
+        numeric: Columns declared numeric (a non-number cell is an error).
+        categorical: Columns declared categorical (numbers become categories).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from cdkd_core.plugin_api import TabularEncoder, read_csv
+        >>> _ = Path("table.csv").write_text(
+        ...     "age,colour,label\\n30,red,yes\\n41,blue,no\\nNA,red,yes\\n52,green,no\\n")
+        >>> table = read_csv(Path("table.csv"))
+        >>> encoder = TabularEncoder(["age", "colour"]).fit(table, rows=np.array([0, 1, 2]))
+        >>> encoder.types
+        {'age': 'numeric', 'colour': 'categorical'}
+        >>> encoder.feature_names
+        ['age', 'colour=blue', 'colour=red']
+        >>> encoder.transform(table).tolist()  # NA: the train median; green: unseen
+        [[30.0, 0.0, 1.0], [41.0, 1.0, 0.0], [35.5, 0.0, 1.0], [52.0, 0.0, 0.0]]
     """
 
     def __init__(
@@ -196,7 +317,19 @@ class TabularEncoder:
     def decide_types(self, table: Table, problems: Problems | None = None) -> TabularEncoder:
         """Type every column by the module's rule on all rows of ``table``; every bad cell
         (a stray non-number, an infinite or float32-overflowing number) is added to
-        ``problems`` when given, else raised as one :class:`DataError`."""
+        ``problems`` when given, else raised as one :class:`DataError`.
+
+        Args:
+            table: The whole file (every split).
+            problems: Where the core collects a file's problems; leave it ``None``.
+
+        Returns:
+            The encoder itself, its ``types`` set (column -> ``"numeric"`` or
+            ``"categorical"``).
+
+        Raises:
+            DataError: Bad cells (each named with its line and column).
+        """
         own = problems is None
         problems = Problems(table.path) if problems is None else problems
         for name in self.columns:
@@ -255,7 +388,19 @@ class TabularEncoder:
 
     def fit(self, table: Table, rows: np.ndarray) -> TabularEncoder:
         """Decide column types (all rows, unless done) and fit imputation and categories on
-        ``rows``."""
+        ``rows``.
+
+        Args:
+            table: The whole file.
+            rows: Indices of the train rows (e.g. ``stratified_split_indices(...)["train"]``).
+
+        Returns:
+            The encoder itself, fitted: medians of numeric columns, sorted categories (a
+            missing cell is the category ``<missing>``).
+
+        Raises:
+            DataError: Bad cells (see :meth:`decide_types`).
+        """
         if not self.types:
             self.decide_types(table)
         for name in self.columns:
@@ -283,9 +428,80 @@ class TabularEncoder:
                 names.extend(f"{name}={c}" for c in self.categories[name])
         return names
 
+    def encode(self, table: Table, problems: Problems | None = None) -> np.ndarray:
+        """New rows (``table``: another file with the fitted columns, e.g. raw input to
+        predict on) encoded with the fitted types, medians and categories, as float32.
+
+        A numeric column's cell that is neither a number nor missing, and a number beyond
+        float32, is reported with its line and column (added to ``problems`` when given,
+        else raised as one :class:`DataError`); categories never seen in training encode as
+        all-zero. Columns other than the fitted ones (a label column) are ignored.
+
+        Args:
+            table: The new rows (e.g. a chunk of :func:`csv_chunks`).
+            problems: Where the core collects a file's problems; leave it ``None``.
+
+        Returns:
+            ``[len(table.rows), len(feature_names)]`` float32.
+
+        Raises:
+            DataError: a fitted column is absent from ``table``, or a cell is bad.
+            RuntimeError: The encoder is not fitted.
+        """
+        if not self.categories and not self.numeric:
+            raise RuntimeError("TabularEncoder.encode needs a fitted encoder (call fit first)")
+        table.require(self.columns, "feature column")
+        own = problems is None
+        problems = Problems(table.path) if problems is None else problems
+        blocks = []
+        for name in self.columns:
+            values = table.column(name)
+            if name in self.numeric:
+                column = np.full(len(values), self.numeric[name], dtype=np.float64)
+                for i, value in enumerate(values):
+                    if value.casefold() in self.missing:
+                        continue
+                    number = parse_number(value)
+                    if number is None:
+                        problems.add(
+                            f"{value!r} is not a number (the column was numeric in training; "
+                            "missing cells may be empty or one of the na_values)",
+                            table.lines[i],
+                            name,
+                        )
+                    elif not abs(number) <= FLOAT32_MAX:
+                        problems.add(f"{value!r} is not finite in float32", table.lines[i], name)
+                    else:
+                        column[i] = number
+                blocks.append(column[:, None])
+            else:
+                cats = {c: j for j, c in enumerate(self.categories[name])}
+                block = np.zeros((len(values), len(cats)))
+                for i, v in enumerate(values):
+                    j = cats.get(self._category(v))
+                    if j is not None:
+                        block[i, j] = 1.0
+                blocks.append(block)
+        if own:
+            problems.raise_if_any()
+        if not blocks:
+            return np.zeros((len(table.rows), 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
     def transform(self, table: Table) -> np.ndarray:
         """All rows as a float32 matrix (checked finite: a :class:`DataError` names the
-        line and column otherwise)."""
+        line and column otherwise).
+
+        Args:
+            table: The table :meth:`fit` was given.
+
+        Returns:
+            ``[len(table.rows), len(feature_names)]`` float32: numeric columns with
+            missing cells imputed, categorical ones one-hot.
+
+        Raises:
+            DataError: A value is not finite in float32.
+        """
         blocks = []
         for name in self.columns:
             if name in self.numeric:

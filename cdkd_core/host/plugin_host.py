@@ -5,10 +5,22 @@ plugins (entry-point group ``cdkd``). Each plugin's hook implementation is calle
 own: one that fails to import or raises is recorded with its error and the others still
 register.
 
-Name clashes: when two plugins register one name within a kind, both components stay
-registered under their qualified names ``<plugin>:<name>`` (e.g. ``cdkd.encoders:pca``,
-the plugin being its entry-point name) and the bare name is refused at use, naming both
-plugins; the clash is recorded against the later plugin, whose other components stay.
+Names and clashes: every component is reachable by its qualified name ``<plugin>:<name>``
+(e.g. ``cdkd.encoders:pca``, the plugin being its entry-point name). A bare name that a
+built-in component has always means the built-in, so the defaults keep working whatever is
+installed: an installed plugin's component of that name is reachable only qualified, and
+the plugin carries a note saying so (it has not failed). When two installed plugins
+register one name that no built-in has, the bare name is refused at use, naming both
+plugins, and the clash is recorded against the later plugin, whose other components stay.
+
+A component of a plugin that failed to load (or whose hook for the kind raised) is named as
+such: ``encoder 'ica' is not available: plugin 'ica' (cdkd-ica 0.1.0) failed to load
+(ImportError: ...)`` when that plugin is its plausible provider (by entry-point name,
+distribution name, ``<plugin>.`` prefix, or ``registry.yaml``).
+
+Which installed plugins load: all entry points of group ``cdkd``, less those named in
+``CDKD_DISABLE_PLUGINS``; when ``CDKD_PLUGINS`` is set, only the entry points it names
+(by entry-point or distribution name; empty: none). Built-ins always load.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from cdkd_core.host.builtins import builtin_plugins, kind_plugin
 
 ENTRY_POINT_GROUP = "cdkd"
 DISABLE_ENV = "CDKD_DISABLE_PLUGINS"
+#: When set, only the installed plugins it names load (built-ins always load).
+ONLY_ENV = "CDKD_PLUGINS"
 #: The core's own plugins (plugin name -> module), registered like any other plugin.
 BUILTIN_PLUGINS = builtin_plugins(KINDS)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -61,6 +75,8 @@ class ComponentInfo:
     name: str
     cls: type
     plugin: str
+    #: set when the bare name means another (built-in) component: how to select this one
+    note: str | None = None
 
     @property
     def qualified(self) -> str:
@@ -82,10 +98,13 @@ class PluginInfo:
     source: str
     version: str | None = None
     module: str | None = None
+    distribution: str | None = None
     hooks: list[str] = field(default_factory=list)
     components: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     error_details: list[str] = field(default_factory=list)
+    #: things a user should know that are not failures (a name the built-ins keep)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,10 +118,12 @@ class PluginInfo:
             "version": self.version,
             "source": self.source,
             "module": self.module,
+            "distribution": self.distribution,
             "hooks": self.hooks,
             "components": self.components,
             "ok": self.ok,
             "errors": self.errors,
+            "notes": self.notes,
         }
 
 
@@ -110,9 +131,25 @@ class ComponentValidationError(Exception):
     """Raised by ``register`` for a component class that breaks the contract."""
 
 
+def _names(value: str) -> set[str]:
+    return {p for p in re.split(r"[,\s]+", value) if p}
+
+
 def disabled_from_env() -> set[str]:
     """Plugin names listed (comma- or space-separated) in ``CDKD_DISABLE_PLUGINS``."""
-    return {p for p in re.split(r"[,\s]+", os.environ.get(DISABLE_ENV, "")) if p}
+    return _names(os.environ.get(DISABLE_ENV, ""))
+
+
+def only_from_env() -> set[str] | None:
+    """The installed plugins ``CDKD_PLUGINS`` allows (comma- or space-separated entry-point
+    or distribution names; empty: none), or None when it is unset (all of them)."""
+    value = os.environ.get(ONLY_ENV)
+    return None if value is None else _names(value)
+
+
+def _normal(name: str) -> str:
+    """A plugin, distribution or component name compared loosely (PEP 503 style)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class PluginHost:
@@ -120,6 +157,8 @@ class PluginHost:
 
     ``entry_points=False`` skips installed plugins (only built-ins and ``plugins``);
     ``disabled`` names plugins to skip (default: ``CDKD_DISABLE_PLUGINS``);
+    ``only``, when not None, names the installed plugins to load, by entry-point or
+    distribution name (default: ``CDKD_PLUGINS`` where set, else all);
     ``plugins`` are extra in-process ``(name, module_or_object)`` pairs.
     """
 
@@ -128,12 +167,19 @@ class PluginHost:
         *,
         entry_points: bool = True,
         disabled: Iterable[str] | None = None,
+        only: Iterable[str] | None = None,
         plugins: Iterable[tuple[str, object]] = (),
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled) if disabled is not None else disabled_from_env()
+        self.only = set(only) if only is not None else only_from_env()
         self.plugins: dict[str, PluginInfo] = {}
+        #: installed plugins found but not loaded (``disabled``, or not in ``only``)
+        self.skipped: set[str] = set()
+        # plugin -> what failed: "load" (its import) or a kind (its hook for that kind) ->
+        # "ExcType: message"
+        self._failures: dict[str, dict[str, str]] = {}
         # kind -> name -> the components of that name, in registration order (several
         # only when plugins clash)
         self._registry: dict[str, dict[str, list[ComponentInfo]]] = {kind: {} for kind in KINDS}
@@ -147,10 +193,18 @@ class PluginHost:
 
     # -- loading -------------------------------------------------------------------------
     def _load_entry_points(self) -> None:
+        only = {_normal(name) for name in self.only} if self.only is not None else None
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else None
-            self._add(ep.name, "entry point", ep.load, version=version, module=ep.value)
+            dist_name = _dist_name(dist)
+            allowed = {_normal(ep.name)} | ({_normal(dist_name)} if dist_name else set())
+            if only is not None and not allowed & only:
+                self.skipped.add(ep.name)
+                continue
+            self._add(
+                ep.name, "entry point", ep.load, version=version, module=ep.value, dist=dist_name
+            )
 
     def _add(
         self,
@@ -159,8 +213,11 @@ class PluginHost:
         load: Any,
         version: str | None = None,
         module: str | None = None,
+        dist: str | None = None,
     ) -> None:
         if name in self.disabled:
+            if source != "builtin":
+                self.skipped.add(name)
             return
         if source == "builtin":
             from cdkd_core import __version__
@@ -171,13 +228,16 @@ class PluginHost:
             info.errors.append(f"a plugin named {name!r} is already loaded; this one is skipped")
             self.plugins[info.name] = info
             return
-        info = PluginInfo(name=name, source=source, version=version, module=module)
+        info = PluginInfo(
+            name=name, source=source, version=version, module=module, distribution=dist
+        )
         self.plugins[name] = info
         try:
             obj = load()
             self.pm.register(obj, name=name)
         except Exception as exc:  # a broken plugin must not break the rest
             self._fail(info, f"failed to load: {type(exc).__name__}: {exc}")
+            self._failures.setdefault(name, {})["load"] = f"{type(exc).__name__}: {exc}"
             return
         info.hooks = sorted(
             caller.name for caller in self.pm.get_hookcallers(obj) or [] if caller.name
@@ -196,10 +256,17 @@ class PluginHost:
         info.error_details.append(traceback.format_exc())
 
     # -- registration --------------------------------------------------------------------
+    def _is_builtin(self, plugin: str) -> bool:
+        return plugin in self.plugins and self.plugins[plugin].source == "builtin"
+
     def _collect(self) -> None:
         for kind in KINDS:
             caller = getattr(self.pm.hook, f"register_{kind}")
-            for impl in caller.get_hookimpls():  # in registration order
+            # the built-ins first (a bare name they have is theirs), then in registration order
+            impls = sorted(
+                caller.get_hookimpls(), key=lambda impl: not self._is_builtin(impl.plugin_name)
+            )
+            for impl in impls:
                 info = self.plugins[impl.plugin_name]
                 pending: dict[str, ComponentInfo] = {}
 
@@ -211,9 +278,20 @@ class PluginHost:
                     impl.function(register=register)
                 except Exception as exc:
                     self._fail(info, f"register_{kind} failed: {type(exc).__name__}: {exc}")
+                    self._failures.setdefault(info.name, {})[kind] = f"{type(exc).__name__}: {exc}"
                     continue
                 for name, component in pending.items():
                     others = self._registry[kind].setdefault(name, [])
+                    builtin = next((o for o in others if self._is_builtin(o.plugin)), None)
+                    if builtin is not None and not self._is_builtin(info.name):
+                        component.note = (
+                            f"{kind_label(kind)} {name!r} is also built in: a bare {name!r} "
+                            f"means the built-in one ({builtin.qualified!r}); write "
+                            f"{component.qualified!r} to select this plugin's"
+                        )
+                        info.notes.append(component.note)
+                        others.append(component)
+                        continue
                     for other in others:
                         info.errors.append(
                             f"{kind_label(kind)} name {name!r} is registered by plugin "
@@ -254,26 +332,34 @@ class PluginHost:
     # -- lookup ---------------------------------------------------------------------------
     def components(self, kind: str) -> dict[str, ComponentInfo]:
         """Registered components of ``kind`` by the name a config uses: the bare name, or
-        ``<plugin>:<name>`` for each of the components whose name plugins clash on."""
+        ``<plugin>:<name>`` for each component whose bare name means another one (the
+        built-in of that name) or is refused (two installed plugins clash on it)."""
         if kind not in self._registry:
             raise ConfigError(f"unknown component kind {kind!r}; choose one of {list(KINDS)}")
         listing: dict[str, ComponentInfo] = {}
-        for name, infos in self._registry[kind].items():
-            if len(infos) == 1:
-                listing[name] = infos[0]
-            else:
-                listing.update((info.qualified, info) for info in infos)
+        for infos in self._registry[kind].values():
+            bare = self._bare(infos)
+            for info in infos:
+                listing[info.name if info is bare else info.qualified] = info
         return listing
 
+    def _bare(self, infos: list[ComponentInfo]) -> ComponentInfo | None:
+        """The component a bare name means among ``infos`` (one name's components): the
+        only one, else the built-in; None when the name is refused."""
+        if len(infos) == 1:
+            return infos[0]
+        return next((info for info in infos if self._is_builtin(info.plugin)), None)
+
     def clashes(self, kind: str) -> dict[str, list[ComponentInfo]]:
-        """Names of ``kind`` that several plugins register, with their components."""
+        """Names of ``kind`` that several plugins register, with their components (the
+        built-in first where one has the name: the bare name means it)."""
         return {name: list(infos) for name, infos in self._registry[kind].items() if len(infos) > 1}
 
     def info(self, kind: str, name: str, where: str | None = None) -> ComponentInfo:
         """The registered component ``name`` (or ``<plugin>:<name>``) of ``kind``; a
-        :class:`ConfigError` when it is unknown (with suggestions and, from
-        ``registry.yaml``, the package to install) or when several plugins register the
-        bare name (naming them)."""
+        :class:`ConfigError` when it is unknown (see :meth:`unknown_message`) or when
+        several installed plugins, and no built-in, register the bare name (naming them).
+        A bare name a built-in has means the built-in."""
         plugin, _, bare = name.rpartition(":")
         infos = self._registry[kind].get(bare, [])
         if plugin:
@@ -281,8 +367,9 @@ class PluginHost:
             if found:
                 return found[0]
             raise ConfigError(self.unknown_message(kind, name, where))
-        if len(infos) == 1:
-            return infos[0]
+        chosen = self._bare(infos) if infos else None
+        if chosen is not None:
+            return chosen
         if infos:
             place = f"{where}: " if where else ""
             plugins = " and ".join(self.describe(info.plugin) for info in infos)
@@ -317,13 +404,21 @@ class PluginHost:
         return f"{plugin!r}" + (f" {version}" if version else "")
 
     def unknown_message(self, kind: str, name: str, where: str | None = None) -> str:
-        """The message for an unknown component name."""
+        """The message for an unregistered component name: that it is not available
+        because a plugin failed, where a failed plugin is its plausible provider; else
+        suggestions, the package to install (from ``registry.yaml``) and what is there."""
         from cdkd_core.host.catalog import provider_of
 
-        known = sorted(self.components(kind))
         label = kind_label(kind)
         place = f"{where}: " if where else ""
         plugin, _, bare = name.rpartition(":")
+        entry = provider_of(kind, bare)
+        failed = self._failed_providers(kind, plugin, bare, entry)
+        if failed:
+            reasons = [self._failure_text(kind, p) for p in failed]
+            reason = reasons[0] if len(reasons) == 1 else "it may come from " + " or ".join(reasons)
+            return f"{place}{label} {name!r} is not available: {reason}"
+        known = sorted(self.components(kind))
         parts = [f"{place}unknown {label} {name!r}"]
         if plugin and plugin not in self.plugins:
             parts.append(f"no plugin named {plugin!r} is loaded")
@@ -332,21 +427,67 @@ class PluginHost:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
             parts.append(f"did you mean {', '.join(repr(c) for c in close)}")
-        entry = provider_of(kind, bare)
-        if entry is not None:
-            failed = self.plugins.get(entry["name"])
-            if failed is not None and not failed.ok:
-                parts.append(
-                    f"it comes from plugin {entry['name']!r}, which failed: "
-                    + "; ".join(failed.errors)
-                )
-            else:
-                parts.append(
-                    f"it is provided by {entry['package']!r}: "
-                    f"install it with `cdkd plugins install {entry['name']}`"
-                )
+        if entry is not None and entry["name"] in self.plugins:
+            parts.append(
+                f"plugin {self.describe(entry['name'])} is installed but registers no "
+                f"{label} {bare!r} (another version of {entry['package']!r} may)"
+            )
+        elif entry is not None:
+            parts.append(
+                f"it is provided by {entry['package']!r}: "
+                f"install it with `cdkd plugins install {entry['name']}`"
+            )
+        others = [p for p, what in self._failures.items() if "load" in what or kind in what]
+        if plugin:
+            others = []  # the plugin named is loaded: another's failure is beside the point
+        if len(others) == 1:
+            parts.append(
+                f"{self._failure_text(kind, others[0])}; if the {label} comes from it, "
+                "fix that first"
+            )
+        elif others:
+            names = ", ".join(repr(p) for p in others)
+            parts.append(f"plugins {names} failed (see `cdkd plugins list`)")
         parts.append(f"available: {', '.join(known) if known else '(none)'}")
         return "; ".join(parts)
+
+    def _failed_providers(
+        self, kind: str, plugin: str, bare: str, entry: dict[str, Any] | None
+    ) -> list[str]:
+        """The plugins that failed to load (or to register ``kind``) and plausibly provide
+        ``[plugin:]bare``: the named plugin itself, else those whose entry-point or
+        distribution name (``cdkd-`` prefix dropped) is the name or its ``<plugin>.``
+        prefix, or that ``registry.yaml`` says provides it."""
+        failed = [p for p, what in self._failures.items() if "load" in what or kind in what]
+        if plugin:
+            return [plugin] if plugin in failed else []
+        wanted = {_normal(bare), _normal(bare.split(".", 1)[0])}
+        found = []
+        for name in failed:
+            info = self.plugins[name]
+            names = {_normal(name)}
+            if info.distribution:
+                dist = _normal(info.distribution)
+                names |= {dist, dist.removeprefix("cdkd-")}
+            catalogued = entry is not None and (
+                entry.get("name") == name
+                or (info.distribution and _normal(entry.get("package", "")) in names)
+            )
+            if names & wanted or catalogued:
+                found.append(name)
+        return found
+
+    def _failure_text(self, kind: str, plugin: str) -> str:
+        """``plugin 'ica' (cdkd-ica 0.1.0) failed to load (ImportError: ...)``."""
+        info = self.plugins[plugin]
+        who = f"plugin {self.describe(plugin)}"
+        if info.distribution and _normal(info.distribution) != _normal(plugin):
+            version = f" {info.version}" if info.version else ""
+            who = f"plugin {plugin!r} ({info.distribution}{version})"
+        what = self._failures[plugin]
+        if "load" in what:
+            return f"{who} failed to load ({what['load']})"
+        return f"{who} failed to register its {kind} ({what[kind]})"
 
     def blame(self, exc: BaseException) -> tuple[PluginInfo, ComponentInfo | None] | None:
         """The plugin (not a built-in) whose code raised ``exc``, found from the innermost
@@ -386,3 +527,16 @@ class PluginHost:
     def failed_plugins(self) -> list[PluginInfo]:
         """Plugins with errors."""
         return [p for p in self.plugins.values() if not p.ok]
+
+
+def _dist_name(dist: Any) -> str | None:
+    """The name of an entry point's distribution (None when unknown)."""
+    if dist is None:
+        return None
+    name = getattr(dist, "name", None)
+    if not name:
+        try:
+            name = dist.metadata["Name"]
+        except Exception:
+            return None
+    return str(name) if name else None

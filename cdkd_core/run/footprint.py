@@ -27,7 +27,8 @@ def parameter_counts(
     target_heads: nn.Module | None = None,
 ) -> dict[str, int]:
     """Teacher (its network, its heads for targets, and the frozen encoders behind its
-    input views, each input space counted once) and student parameter counts."""
+    input views, each input space counted once) and student parameter counts;
+    ``teacher_trainable`` is the teacher without those frozen encoders."""
     views: dict[str, int] = {}
     for d in domains:
         if teacher.has_stem(d.space):
@@ -40,6 +41,7 @@ def parameter_counts(
         "teacher_network": network,
         "teacher_target_heads": heads,
         "teacher_view_encoders": sum(views.values()),
+        "teacher_trainable": network + heads,
         "teacher_bytes": size_in_bytes(teacher),
         "student_bytes": size_in_bytes(student),
     }

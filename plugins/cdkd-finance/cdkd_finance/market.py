@@ -22,6 +22,7 @@ one window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from cdkd_core import ComponentConfig, Domain, DomainData, Split
-from cdkd_core.plugin_api import DataError
+from cdkd_core.plugin_api import DataError, InputReader
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -171,7 +172,7 @@ def direction_task(prices: dict[str, np.ndarray], config: WindowConfig) -> Direc
     close = prices["close"]
     # windows end on days d with all window days valid (d - window + 1 >= back) and a
     # next day to predict (d + 1 <= days - 1)
-    end = np.arange(back + window - 1, days - 1)
+    end = prediction_ends(days, config)[:-1]
     if len(end) > 0 and config.max_examples is not None:
         end = end[-config.max_examples :]
     gap = window + back
@@ -182,11 +183,26 @@ def direction_task(prices: dict[str, np.ndarray], config: WindowConfig) -> Direc
             f"{back} needs at least {minimum} examples ({minimum + window + back} days)"
         )
     index = chronological_index(len(end), config.val_fraction, config.test_fraction, gap)
-    windows = np.lib.stride_tricks.sliding_window_view(feats, window, axis=0)  # [D-T+1, F, T]
-    x = windows[end - window + 1].transpose(0, 2, 1).astype(np.float32)
+    x = window_inputs(feats, end, window)
     y = (close[end + 1] > close[end]).astype(np.int64)
     first = end - window + 1 - back
     return DirectionTask(x, y, end, first, end + 1, index, gap)
+
+
+def window_inputs(feats: np.ndarray, end: np.ndarray, window: int) -> np.ndarray:
+    """The ``[len(end), window, F]`` float32 inputs of the windows of daily features
+    ``feats`` ``[D, F]`` that end on the days ``end``: what the training examples are, and
+    what a price file given to ``cdkd predict`` becomes."""
+    windows = np.lib.stride_tricks.sliding_window_view(feats, window, axis=0)  # [D-T+1, F, T]
+    return windows[np.asarray(end) - window + 1].transpose(0, 2, 1).astype(np.float32)
+
+
+def prediction_ends(days: int, config: WindowConfig) -> np.ndarray:
+    """The days of a ``days``-long series that end a full window (all its features have
+    their look-back): the training examples' end days, plus the last day, which has no
+    next day to label but is the one whose next day a prediction is for."""
+    back = lookback(list(config.features), config.vol_window)
+    return np.arange(back + config.window - 1, days)
 
 
 def direction_data(task: DirectionTask, config: WindowConfig) -> DomainData:
@@ -260,3 +276,15 @@ class SP500(Domain):
         cfg: SP500Config = self.config  # type: ignore[assignment]
         _, prices = sp500_prices(cfg.source)
         return direction_data(direction_task(prices, cfg), cfg)
+
+    def input_reader(self, seed: int) -> InputReader:
+        """A CSV of daily index prices, oldest first, with the columns ``date`` (ISO 8601),
+        ``close`` and -- for the features that read them -- ``high``, ``low`` and
+        ``volume``: one prediction per day that ends a full window (the direction of the
+        day after it). The windows are made as :meth:`load` makes them from the index's
+        series; nothing is fitted on it."""
+        from cdkd_finance.price_csv import PriceCSVConfig, PriceWindowReader
+
+        cfg: SP500Config = self.config  # type: ignore[assignment]
+        window = cfg.model_dump(include={"window", "vol_window", "features"})
+        return PriceWindowReader(PriceCSVConfig(path=Path("prices.csv"), **window))

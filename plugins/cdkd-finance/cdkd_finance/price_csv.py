@@ -5,14 +5,34 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from cdkd_core import Domain, DomainData
-from cdkd_core.plugin_api import DataError, Delimiter
-from cdkd_finance.market import NEEDS, WindowConfig, direction_data, direction_task
+from cdkd_core.plugin_api import (
+    DataError,
+    Delimiter,
+    InputBatch,
+    InputOptions,
+    InputReader,
+)
+from cdkd_finance.market import (
+    NEEDS,
+    WindowConfig,
+    daily_features,
+    direction_data,
+    direction_task,
+    lookback,
+    prediction_ends,
+    window_inputs,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cdkd_core.plugin_api import Table
 
 
 class PriceCSVConfig(WindowConfig):
@@ -73,12 +93,28 @@ class PriceCSV(Domain):
             raise DataError(f"{cfg.path}: too few rows: {exc}") from None
         return direction_data(task, cfg)
 
+    def input_reader(self, seed: int) -> InputReader:
+        """A price CSV like the training one (same columns, date format; oldest first):
+        one prediction per day that ends a full window -- the direction of the day after
+        it, the last row's included. Nothing is fitted on the training file."""
+        return PriceWindowReader(self.config)  # type: ignore[arg-type]
+
 
 def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.ndarray]]:
     """Dates and price columns of the CSV, checked row by row (errors name file and line)."""
-    from cdkd_core.plugin_api import MISSING, read_csv
+    from cdkd_core.plugin_api import read_csv
 
-    table = read_csv(cfg.path, cfg.delimiter)
+    return table_prices(read_csv(cfg.path, cfg.delimiter), cfg)
+
+
+def table_prices(
+    table: Table, cfg: PriceCSVConfig
+) -> tuple[list[dt.datetime], dict[str, np.ndarray]]:
+    """Dates and price columns of a price table (``cfg`` names its columns), checked row by
+    row (errors name the table's file and line)."""
+    from cdkd_core.plugin_api import MISSING
+
+    path = table.path
     columns = {"close": cfg.close_column}
     for feature in cfg.features:
         for need in NEEDS[feature]:
@@ -87,9 +123,7 @@ def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.nd
         column = cfg.date_column if key == "date" else columns[key]
         if column not in table.header:
             why = "" if key in ("date", "close") else f" (needed by the features {cfg.features})"
-            raise DataError(
-                f"{cfg.path}: no {key} column {column!r}{why}; columns are {table.header}"
-            )
+            raise DataError(f"{path}: no {key} column {column!r}{why}; columns are {table.header}")
     dates: list[dt.datetime] = []
     for value, line in zip(table.column(cfg.date_column), table.lines, strict=True):
         try:
@@ -97,18 +131,18 @@ def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.nd
         except ValueError:
             expected = cfg.date_format or "ISO 8601 (YYYY-MM-DD)"
             raise DataError(
-                f"{cfg.path}, line {line}: cannot parse date {value!r} in column "
+                f"{path}, line {line}: cannot parse date {value!r} in column "
                 f"{cfg.date_column!r} (expected {expected}; set date_format)"
             ) from None
         if dates:
             prev = dates[-1]
             if date == prev:
-                raise DataError(f"{cfg.path}, line {line}: duplicate date {value!r}")
+                raise DataError(f"{path}, line {line}: duplicate date {value!r}")
             if (date.tzinfo is None) != (prev.tzinfo is None):
-                raise DataError(f"{cfg.path}, line {line}: mixes dates with and without zone")
+                raise DataError(f"{path}, line {line}: mixes dates with and without zone")
             if date < prev:
                 raise DataError(
-                    f"{cfg.path}, line {line}: date {value!r} is before the previous row's; "
+                    f"{path}, line {line}: date {value!r} is before the previous row's; "
                     "dates must be strictly increasing (sort the file oldest first)"
                 )
         dates.append(date)
@@ -117,7 +151,7 @@ def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.nd
         values = np.empty(len(table.rows))
         for i, (raw, line) in enumerate(zip(table.column(column), table.lines, strict=True)):
             if raw.lower() in MISSING:
-                raise DataError(f"{cfg.path}, line {line}: {key} column {column!r} is missing")
+                raise DataError(f"{path}, line {line}: {key} column {column!r} is missing")
             try:
                 number = float(raw)
             except ValueError:
@@ -126,13 +160,57 @@ def read_prices(cfg: PriceCSVConfig) -> tuple[list[dt.datetime], dict[str, np.nd
             if not valid:
                 kind = "a number >= 0" if key == "volume" else "a positive number"
                 raise DataError(
-                    f"{cfg.path}, line {line}: {key} column {column!r} holds {raw!r}, "
-                    f"expected {kind}"
+                    f"{path}, line {line}: {key} column {column!r} holds {raw!r}, expected {kind}"
                 )
             values[i] = number
         prices[key] = values
     if "high" in prices:
         bad = np.flatnonzero(prices["high"] < prices["low"])
         if len(bad):
-            raise DataError(f"{cfg.path}, line {table.lines[bad[0]]}: high is below low")
+            raise DataError(f"{path}, line {table.lines[bad[0]]}: high is below low")
     return dates, prices
+
+
+class PriceWindowReader(InputReader):
+    """A daily price CSV as the windows a direction domain predicts on: the file's days
+    become the features :func:`~cdkd_finance.market.daily_features` computes and one window
+    ends on every day with a full window and look-back (:func:`prediction_ends`), each
+    predicting the direction of the day after it -- exactly the inputs of the training
+    examples, which end on the same days of the training file. The whole file is read at
+    once (a window reads the days before it); ids are the window's last date (or its
+    ``--id-column`` value).
+
+    Args:
+        config: the domain's window config, with the columns and date format of a
+            :class:`PriceCSVConfig`.
+    """
+
+    accepts = "a CSV of daily prices, oldest first (a date and a close column)"
+
+    def __init__(self, config: PriceCSVConfig) -> None:
+        self.config = config
+
+    def batches(self, source: Path, options: InputOptions, chunk_size: int) -> Iterator[InputBatch]:
+        """The windows of ``source``, ``chunk_size`` at a time, in date order."""
+        import torch
+
+        from cdkd_core.plugin_api import read_csv
+
+        cfg = self.config
+        table = read_csv(Path(source), options.delimiter or cfg.delimiter)
+        _, prices = table_prices(table, cfg)
+        ends = prediction_ends(len(table.rows), cfg)
+        if not len(ends):
+            back = lookback(list(cfg.features), cfg.vol_window)
+            raise DataError(
+                f"{source}: {len(table.rows)} days of prices; a window of {cfg.window} days "
+                f"with {back} days of look-back needs at least {cfg.window + back}"
+            )
+        id_column = options.id_column or cfg.date_column
+        table.require([id_column], "id column")
+        ids = table.column(id_column)
+        feats = daily_features(prices, list(cfg.features), cfg.vol_window)
+        for start in range(0, len(ends), chunk_size):
+            chunk = ends[start : start + chunk_size]
+            x = torch.as_tensor(window_inputs(feats, chunk, cfg.window))
+            yield InputBatch([ids[d] for d in chunk], x, x if options.teacher else None)

@@ -8,7 +8,7 @@ imports its file reader (PIL, pydicom, nibabel, tifffile) inside ``load``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,9 @@ from cdkd_core.plugin_api import (
     ComponentConfig,
     DataError,
     DomainData,
+    InputBatch,
+    InputOptions,
+    InputReader,
     Split,
     cap_examples,
     encode_labels,
@@ -249,3 +252,74 @@ def to_unit_range(x: np.ndarray, low: float, high: float) -> np.ndarray:
     if not np.isfinite(low) or not np.isfinite(high) or high <= low:
         return np.zeros_like(x, dtype=np.float32)
     return ((np.clip(x, low, high) - low) / (high - low)).astype(np.float32)
+
+
+class MultiImageReader(InputReader):
+    """Raw input files each giving one image or several (a DICOM file's frames, a NIfTI
+    volume's slices, an image's patches): one file, or a folder searched recursively (hidden
+    entries skipped, files in sorted path order). Row ids are the file's path relative to
+    the folder (its name, for one file) plus the suffix ``images`` gives each image.
+
+    Args:
+        accept: which files of a folder are read (a file given directly must pass too).
+        images: a file -> ``(id suffix, [C, H, W] float32 image)`` of each of its images,
+            made exactly as the domain's ``load`` makes its training images.
+        size: the domain's ``size`` (``None``: images must share one shape).
+        accepts: what the reader reads, for messages.
+    """
+
+    def __init__(
+        self,
+        accept: Callable[[Path], bool],
+        images: Callable[[Path], Iterable[tuple[str, torch.Tensor]]],
+        size: int | None,
+        accepts: str,
+    ) -> None:
+        self.accept = accept
+        self.images = images
+        self.size = size
+        self.accepts = accepts
+
+    def files(self, source: Path) -> tuple[Path, list[Path]]:
+        """The folder ids are relative to, and the files of ``source`` read."""
+        source = Path(source).expanduser()
+        if source.is_file():
+            if not self.accept(source):
+                raise DataError(f"{source}: not {self.accepts}")
+            return source.parent, [source]
+        if not source.is_dir():
+            raise DataError(f"input not found: {source}")
+        files = sorted(
+            p
+            for p in source.rglob("*")
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(source).parts)
+            and self.accept(p)
+        )
+        if not files:
+            raise DataError(f"{source}: no files of {self.accepts} in the folder")
+        return source, files
+
+    def batches(self, source: Path, options: InputOptions, chunk_size: int) -> Iterator[InputBatch]:
+        """The images of the files of ``source``, ``chunk_size`` at a time."""
+        if options.column is not None or options.id_column is not None:
+            raise DataError("--column and --id-column read tables and texts, not images")
+        root, files = self.files(source)
+        ids: list[str] = []
+        images: list[torch.Tensor] = []
+        for path in files:
+            name = path.relative_to(root).as_posix()
+            for suffix, image in self.images(path):
+                ids.append(name + suffix)
+                images.append(image)
+                if len(images) == chunk_size:
+                    yield self._batch(ids, images, root, options.teacher)
+                    ids, images = [], []
+        if images:
+            yield self._batch(ids, images, root, options.teacher)
+
+    def _batch(
+        self, ids: list[str], images: list[torch.Tensor], root: Path, teacher: bool
+    ) -> InputBatch:
+        x = stack_images(images, [str(root / i) for i in ids], self.size)
+        return InputBatch(ids, x, x if teacher else None)

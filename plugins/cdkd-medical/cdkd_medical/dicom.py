@@ -24,6 +24,7 @@ sit in train and test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +32,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
 from cdkd_medical._common import (
     ClassFoldersConfig,
+    MultiImageReader,
     assign_classes,
     build_domain_data,
     cap_splits,
@@ -192,6 +194,35 @@ class Dicom(Domain):
             center, width = cfg.window
         return to_unit_range(values, center - width / 2, center + width / 2)
 
+    def _frame_ids(self, ds) -> list[int]:
+        """The frames of a file that are examples: all, or the middle one."""
+        cfg: DicomConfig = self.config  # type: ignore[assignment]
+        count = int(ds.get("NumberOfFrames", 1) or 1)
+        return list(range(count)) if cfg.frames == "all" else [count // 2]
+
+    def _image(self, frames: np.ndarray, k: int, path: Path) -> torch.Tensor:
+        """Frame ``k`` of a file's decoded ``frames``, resized: one example's image."""
+        cfg: DicomConfig = self.config  # type: ignore[assignment]
+        if k >= len(frames):
+            raise DataError(f"{path}: NumberOfFrames says more frames than the pixel data has")
+        return resize(torch.from_numpy(frames[k])[None], cfg.size)[0]
+
+    def input_reader(self, seed: int) -> InputReader:
+        """A DICOM image file, or a folder of them (searched recursively; any file name,
+        ``DICOMDIR`` and hidden files skipped; every other file must be a DICOM image):
+        each kept frame (``frames``) is rescaled, windowed, inverted, converted and resized
+        as :meth:`load` does. Ids are the file's path (``#frame<k>`` for a multi-frame
+        file)."""
+        cfg: DicomConfig = self.config  # type: ignore[assignment]
+
+        def images(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+            chosen = self._frame_ids(self._read(path, pixels=False))
+            frames = self._pixels(path)
+            for k in chosen:
+                yield (f"#frame{k}" if len(frames) > 1 else ""), self._image(frames, k, path)
+
+        return MultiImageReader(_is_candidate, images, cfg.size, "a DICOM image file")
+
     def load(self, seed: int) -> DomainData:
         """Read headers, split by group, cap, then decode only the files kept."""
         cfg: DicomConfig = self.config  # type: ignore[assignment]
@@ -202,8 +233,7 @@ class Dicom(Domain):
         for label, (_, paths) in enumerate(folders):
             for path in paths:
                 ds = self._read(path, pixels=False)
-                count = int(ds.get("NumberOfFrames", 1) or 1)
-                chosen = range(count) if cfg.frames == "all" else [count // 2]
+                chosen = self._frame_ids(ds)
                 tag = GROUP_TAGS.get(cfg.group_by)
                 key = str(ds.get(tag, "") or "").strip() if tag else ""
                 group = f"{cfg.group_by}:{key}" if key else f"file:{path}"
@@ -229,10 +259,7 @@ class Dicom(Domain):
             if path not in decoded:
                 decoded[path] = self._pixels(path)
             frames = decoded[path]
-            if frame_ids[i] >= len(frames):
-                raise DataError(f"{path}: NumberOfFrames says more frames than the pixel data has")
-            frame = torch.from_numpy(frames[frame_ids[i]])
-            images.append(resize(frame[None], cfg.size)[0])
+            images.append(self._image(frames, frame_ids[i], path))
             multi = len(frames) > 1
             sources.append(f"{path}" + (f"#frame{frame_ids[i]}" if multi else ""))
         x_used = stack_images(images, sources, cfg.size)

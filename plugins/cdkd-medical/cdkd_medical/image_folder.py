@@ -29,6 +29,7 @@ from cdkd_core.plugin_api import (
     DataError,
     Domain,
     DomainData,
+    InputReader,
     cap_examples,
     stratified_split_indices,
 )
@@ -100,8 +101,7 @@ class ImageFolder(Domain):
             labels, cfg.val_fraction, cfg.test_fraction, cfg.split_seed
         )
         check_splits(index, str(cfg.path), "images", "each class needs at least 3 images")
-        images = [resize(read_image(f, cfg.mode)[None], cfg.size)[0] for f in files]
-        x = stack_images(images, [str(f) for f in files], cfg.size)
+        x = self._images(files)
         root = cfg.path.expanduser()
         self.provenance = {
             s: [str(files[i].relative_to(root)) for i in idx] for s, idx in index.items()
@@ -117,3 +117,21 @@ class ImageFolder(Domain):
             input_space=cfg.input_space or f"{ident}.{cfg.mode}",
             metrics=cfg.metrics,
         )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """A PNG/JPEG image, or a folder of them (searched recursively; ids are the paths
+        relative to it), read as :meth:`load` reads the training images: upright by EXIF,
+        converted to ``mode``, scaled to [0, 1] and resized to ``size``."""
+        from cdkd_core.plugin_api import ImageReader
+
+        def views(paths: list[Path], teacher: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            x = self._images(paths)
+            return x, x if teacher else None
+
+        return ImageReader(views, EXTENSIONS)
+
+    def _images(self, files: list[Path]) -> torch.Tensor:
+        """``[N, C, size, size]`` float32 of image files (training or new)."""
+        cfg: ImageFolderConfig = self.config  # type: ignore[assignment]
+        images = [resize(read_image(f, cfg.mode)[None], cfg.size)[0] for f in files]
+        return stack_images(images, [str(f) for f in files], cfg.size)

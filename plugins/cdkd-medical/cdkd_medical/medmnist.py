@@ -11,11 +11,19 @@ are class indices. Multi-label files (``[N, L]`` labels, e.g. ChestMNIST) are re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from pydantic import Field
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData, stratified_split_indices
+from cdkd_core.plugin_api import (
+    DataError,
+    Domain,
+    DomainData,
+    InputReader,
+    stratified_split_indices,
+)
 from cdkd_medical._common import (
     UserFilesConfig,
     build_domain_data,
@@ -25,6 +33,8 @@ from cdkd_medical._common import (
 )
 
 SPLIT_NAMES = ("train", "val", "test")
+#: what ``cdkd predict`` reads: one image per file
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 
 
 class MedMNISTConfig(UserFilesConfig):
@@ -109,8 +119,8 @@ class MedMNIST(Domain):
             raise DataError(f"{where}: negative label {int(labels.min())}")
         return labels
 
-    def load(self, seed: int) -> DomainData:
-        """Read the file's splits (``seed`` is not used)."""
+    def _arrays(self) -> tuple[Path, dict[str, np.ndarray]]:
+        """The file's path and arrays, read as they are."""
         cfg: MedMNISTConfig = self.config  # type: ignore[assignment]
         path = cfg.path.expanduser()
         if not path.is_file():
@@ -122,6 +132,12 @@ class MedMNIST(Domain):
             raise DataError(
                 f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})"
             ) from exc
+        return path, arrays
+
+    def load(self, seed: int) -> DomainData:
+        """Read the file's splits (``seed`` is not used)."""
+        cfg: MedMNISTConfig = self.config  # type: ignore[assignment]
+        path, arrays = self._arrays()
         required = ["train_images", "train_labels", "test_images", "test_labels"]
         missing = [k for k in required if k not in arrays]
         has_val = "val_images" in arrays or "val_labels" in arrays
@@ -185,3 +201,55 @@ class MedMNIST(Domain):
             input_space=cfg.input_space or ident,
             metrics=cfg.metrics,
         )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New images: PNG files or ``.npy`` arrays of one image each (grey ``[H, W]`` or
+        ``[H, W, C]``), or a folder of them (searched recursively), scaled as :meth:`load`
+        scales the file's images (uint8 / 255, uint16 / 65535, floats as they are) and
+        resized to ``size``. A PNG is converted to the training images' channels (grey or
+        RGB); a ``.npy`` must have them. The training file is read to learn its channels."""
+        from cdkd_core.plugin_api import ImageReader
+
+        cfg: MedMNISTConfig = self.config  # type: ignore[assignment]
+        path, arrays = self._arrays()
+        if "train_images" not in arrays:
+            raise DataError(f"{path}: no train_images array")
+        channels = int(_images(arrays["train_images"][:1], f"{path}[train_images]").shape[1])
+
+        def views(paths: list[Path], teacher: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            images = []
+            for file in paths:
+                x = _images(_raw_image(file, channels)[None], str(file))
+                if x.shape[1] != channels:
+                    raise DataError(
+                        f"{file}: {x.shape[1]} channel(s); the training images have {channels}"
+                    )
+                images.append(resize(x, cfg.size))
+            x = torch.cat(images)
+            return x, x if teacher else None
+
+        return ImageReader(views, INPUT_SUFFIXES)
+
+
+def _raw_image(path: Path, channels: int) -> np.ndarray:
+    """One image file as its array, unscaled: ``.npy`` as stored, PNG/JPEG as decoded (grey
+    or RGB as the training images, unless 16-bit grey)."""
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as exc:  # ValueError (pickled), OSError, ...
+            what = f"{type(exc).__name__}: {exc}"
+            raise DataError(f"{path}: not a readable .npy array ({what})") from exc
+        if array.ndim not in (2, 3):
+            shape = list(array.shape)
+            raise DataError(f"{path}: expected one image [H, W] or [H, W, C], got {shape}")
+        return array
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.mode.startswith("I;16") and channels == 1:
+                return np.asarray(img)
+            return np.asarray(img.convert("L" if channels == 1 else "RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable PNG/JPEG image ({exc})") from exc

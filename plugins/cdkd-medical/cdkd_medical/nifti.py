@@ -20,6 +20,7 @@ volumes), so neighbouring, nearly identical slices never sit in train and test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,9 +28,10 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
 from cdkd_medical._common import (
     ClassFoldersConfig,
+    MultiImageReader,
     assign_classes,
     build_domain_data,
     cap_splits,
@@ -142,6 +144,36 @@ class Nifti(Domain):
         ids = np.round(np.linspace(margin, count - 1 - margin, min(cfg.slices, count)))
         return np.unique(ids.astype(np.int64))
 
+    def _slices(self, path: Path) -> tuple[np.ndarray, torch.Tensor]:
+        """The slice indices a volume contributes and the slices ``[S, 1, size, size]``."""
+        cfg: NiftiConfig = self.config  # type: ignore[assignment]
+        volume = self._volume(path)
+        ids = self._slice_ids(volume.shape[cfg.axis], path)
+        stack = np.moveaxis(np.take(volume, ids, axis=cfg.axis), cfg.axis, 0)
+        if cfg.drop_blank:
+            spread = np.ptp(stack.reshape(len(stack), -1), axis=1)
+            ids, stack = ids[spread > 1e-6], stack[spread > 1e-6]
+        if len(stack) == 0:
+            raise DataError(
+                f"{path}: every selected slice along axis {cfg.axis} is blank "
+                "(constant); choose other slices or set drop_blank: false"
+            )
+        return ids, resize(torch.from_numpy(np.ascontiguousarray(stack))[:, None], cfg.size)
+
+    def input_reader(self, seed: int) -> InputReader:
+        """A NIfTI volume (``.nii``/``.nii.gz``), or a folder of them (searched
+        recursively): each volume gives the slices :meth:`load` takes from a training
+        volume (``axis``, ``slices``, ``span``, ``volume``, reorientation, its own intensity
+        window, blank slices dropped, resized), ids ``<file>#axis<a>:<k>``."""
+        cfg: NiftiConfig = self.config  # type: ignore[assignment]
+
+        def images(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+            ids, tensor = self._slices(path)
+            for k, image in zip(ids, tensor, strict=True):
+                yield f"#axis{cfg.axis}:{int(k)}", image
+
+        return MultiImageReader(_is_nifti, images, cfg.size, "a NIfTI volume (.nii, .nii.gz)")
+
     def load(self, seed: int) -> DomainData:
         """Slice every volume, split by volume, cap (``seed`` is not used)."""
         cfg: NiftiConfig = self.config  # type: ignore[assignment]
@@ -151,18 +183,7 @@ class Nifti(Domain):
         images, sources, labels, groups = [], [], [], []
         for label, (_, paths) in enumerate(folders):
             for path in paths:
-                volume = self._volume(path)
-                ids = self._slice_ids(volume.shape[cfg.axis], path)
-                stack = np.moveaxis(np.take(volume, ids, axis=cfg.axis), cfg.axis, 0)
-                if cfg.drop_blank:
-                    spread = np.ptp(stack.reshape(len(stack), -1), axis=1)
-                    ids, stack = ids[spread > 1e-6], stack[spread > 1e-6]
-                if len(stack) == 0:
-                    raise DataError(
-                        f"{path}: every selected slice along axis {cfg.axis} is blank "
-                        "(constant); choose other slices or set drop_blank: false"
-                    )
-                tensor = resize(torch.from_numpy(np.ascontiguousarray(stack))[:, None], cfg.size)
+                ids, tensor = self._slices(path)
                 relative = str(path.relative_to(root))
                 for k, image in zip(ids, tensor, strict=True):
                     images.append(image)

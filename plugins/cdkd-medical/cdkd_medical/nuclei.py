@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData, Split, cap_examples
-from cdkd_medical._common import SplitFractions, to_unit_range
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader, Split, cap_examples
+from cdkd_medical._common import MultiImageReader, SplitFractions, to_unit_range
 
 STARDIST = "stardist==0.9.2"
 IMAGE_MEMBER = "stardist/data/images/img2d.tif"
@@ -44,6 +45,8 @@ MASK_MEMBER = "stardist/data/images/mask2d.tif"
 IMAGE_SHA256 = "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750"
 MASK_SHA256 = "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f"
 SPLIT_NAMES = ("train", "val", "test")
+#: image files ``cdkd predict`` reads (TIFF by tifffile, the others by Pillow)
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 CLASSES = ["background", "nucleus"]
 
 
@@ -249,10 +252,34 @@ class NucleiPatches(Domain):
         return best
 
     # -- load ---------------------------------------------------------------------------------
+    def input_reader(self, seed: int) -> InputReader:
+        """A whole 2D image (TIFF or PNG, grey or RGB, channels as the training image), or a
+        folder of them: each image is scaled to [0, 1] by its own 1st-99.8th percentiles
+        per channel, as :meth:`load` scales the training image (so a lone patch would be
+        scaled differently: give the image it comes from), and cut into ``patch`` x
+        ``patch`` patches centred on the whole ``stride`` lattice of the training image,
+        blocks and guard bands aside (every training patch centre is on it). Ids are
+        ``<file>#<row>,<col>``, the patch centre."""
+        cfg: NucleiConfig = self.config  # type: ignore[assignment]
+
+        def images(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+            image = _image_channels(_read_array(path), str(path))
+            rows, cols = lattice(image.shape[1:], cfg.patch, cfg.stride)
+            if not len(rows) or not len(cols):
+                raise DataError(
+                    f"{path}: image {list(image.shape[1:])} is smaller than a "
+                    f"{cfg.patch}-pixel patch"
+                )
+            for r in rows:
+                centre = np.stack([np.full(len(cols), r), cols], axis=1)
+                patches = patches_at(image, centre, cfg.patch)
+                for (rr, cc), patch in zip(centre, patches, strict=True):
+                    yield f"#{rr},{cc}", torch.from_numpy(patch)
+
+        return MultiImageReader(_is_image, images, None, "a TIFF/PNG image")
+
     def load(self, seed: int) -> DomainData:
         """Extract the patches and split them by block (deterministic in ``split_seed``)."""
-        from numpy.lib.stride_tricks import sliding_window_view
-
         cfg: NucleiConfig = self.config  # type: ignore[assignment]
         image, mask, where = self._arrays()
         if min(mask.shape) < cfg.grid * (cfg.patch + (cfg.guard or cfg.patch)):
@@ -287,10 +314,7 @@ class NucleiPatches(Domain):
         keep = cap_examples(split * 2 + y, cfg.max_examples, cfg.split_seed)  # per split+class
         centre, y, block, split = centre[keep], y[keep], block[keep], split[keep]
 
-        half = cfg.patch // 2
-        windows = sliding_window_view(image, (cfg.patch, cfg.patch), axis=(1, 2))
-        patches = windows[:, centre[:, 0] - half, centre[:, 1] - half]  # [C, N, P, P]
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(patches, 1, 0)))
+        x = torch.from_numpy(patches_at(image, centre, cfg.patch))
         yt = torch.from_numpy(y)
 
         self.centres, self.blocks = {}, {}
@@ -314,3 +338,30 @@ class NucleiPatches(Domain):
             metrics=["accuracy", "roc_auc"] if balanced else ["roc_auc", "accuracy"],
             input_space=cfg.input_space,
         )
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def lattice(shape: tuple[int, ...], patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the patch centres of an image of ``shape`` (height, width):
+    every point of the ``stride`` lattice (offset ``stride // 2``, as the training patches'
+    centres) whose ``patch`` window lies inside the image."""
+    half, offset = patch // 2, stride // 2
+    out = []
+    for extent in shape[:2]:
+        points = np.arange(half, extent - patch + half + 1)
+        out.append(points[(points - offset) % stride == 0])
+    return out[0], out[1]
+
+
+def patches_at(image: np.ndarray, centre: np.ndarray, patch: int) -> np.ndarray:
+    """The ``[N, C, patch, patch]`` float32 patches of ``image`` ``[C, H, W]`` centred on
+    ``centre`` ``[N, 2]`` (row, col): the window ``[r - patch // 2, r - patch // 2 + patch)``."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = patch // 2
+    windows = sliding_window_view(image, (patch, patch), axis=(1, 2))
+    patches = windows[:, centre[:, 0] - half, centre[:, 1] - half]  # [C, N, P, P]
+    return np.ascontiguousarray(np.moveaxis(patches, 1, 0))

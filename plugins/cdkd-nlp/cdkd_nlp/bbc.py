@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData
-from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, clean_text, dedupe
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
+from cdkd_nlp.textdata import (
+    TextSplitConfig,
+    build_domain_data,
+    clean_text,
+    dedupe,
+    text_input_reader,
+)
 
 TOPICS = ["business", "entertainment", "politics", "sports", "tech"]
 
@@ -63,8 +69,9 @@ class BBCNews(Domain):
 
     Identical articles (100 copies in the corpus) are merged before splitting. The teacher
     reads an article's first 256 WordPiece tokens (its title and lead paragraphs, about 180
-    words: MiniLM's limit), the student its first ``max_tokens`` hashed n-grams (about 128
-    words). Task ``topic``, input space ``nlp.text``.
+    words: MiniLM's limit), the student its first ``max_tokens`` WordPiece tokens of the
+    same tokenizer (hashed n-grams with ``tokenizer: hashed``). Task ``topic``, input space
+    ``nlp.text``.
     """
 
     name = "nlp.bbc_news"
@@ -85,3 +92,9 @@ class BBCNews(Domain):
             task="topic",
             metrics=["accuracy", "f1_macro"],
         )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New articles, one text each (a text file holds one article per line; a CSV
+        column or JSON Lines key holds a whole article), cleaned and tokenized as
+        :meth:`load` does; the teacher view is their MiniLM embedding."""
+        return text_input_reader(self.config)  # type: ignore[arg-type]

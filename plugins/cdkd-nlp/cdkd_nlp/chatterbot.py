@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData
-from cdkd_nlp.multilingual import build_multilingual_data
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
+from cdkd_nlp.multilingual import build_multilingual_data, multilingual_input_reader
 from cdkd_nlp.textdata import TextSplitConfig, clean_text, dedupe
 
 #: The task every ``nlp.chatterbot`` selection shares (one head, :data:`CLASSES`).
@@ -191,8 +191,9 @@ class Chatterbot(Domain):
     Classes (the same for every language selection): ai, botprofile, conversations,
     emotion, food, greetings, history, money, movies, trivia. Task ``chat_topic``, input
     space ``nlp.multilingual`` (teacher: cached 512-d multilingual USE embedding; student:
-    hashed n-grams). Use one entry per language group, with aliases, to train on some
-    languages and evaluate others as ``unseen``. The default teacher stem ``minilm`` is a
+    USE's own SentencePiece ids, or hashed n-grams with ``tokenizer: hashed``). Use one
+    entry per language group, with aliases, to train on some languages and evaluate others
+    as ``unseen``. The default teacher stem ``minilm`` is a
     projection that reads the 512-d USE vectors as they are.
     """
 
@@ -213,3 +214,9 @@ class Chatterbot(Domain):
             task=TASK,
             metrics=["accuracy", "f1_macro"],
         )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New dialogue lines in any language (a text file, one per line; a CSV column;
+        JSON Lines; or a list from Python), cleaned and tokenized as :meth:`load` does (USE's
+        SentencePiece ids, or hashed n-grams); the teacher view is their USE embedding."""
+        return multilingual_input_reader(self.config)  # type: ignore[arg-type]

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cdkd_core.plugin_api import DataError, DomainData
+from cdkd_core.plugin_api import DataError, DomainData, InputReader
 from cdkd_nlp.embeddings import Embedder
-from cdkd_nlp.textdata import TextSplitConfig, build_domain_data
+from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, text_input_reader
 
 #: The input space of the multilingual domains: a text in one of USE's 16 languages, seen by
-#: the teacher as its 512-d USE embedding and by the student as hashed n-gram ids.
+#: the teacher as its 512-d USE embedding and by the student as USE's SentencePiece ids
+#: (hashed n-gram ids with ``tokenizer: hashed``).
 MULTILINGUAL_SPACE = "nlp.multilingual"
 #: Width of a USE multilingual v3 embedding.
 USE_DIM = 512
@@ -117,3 +118,12 @@ def build_multilingual_data(
         input_space=input_space,
         embedder=embedder or multilingual_embedder(),
     )
+
+
+def multilingual_input_reader(
+    config: TextSplitConfig, embedder: Embedder | None = None
+) -> InputReader:
+    """:func:`~cdkd_nlp.textdata.text_input_reader` with the multilingual embedder (whose
+    SentencePiece vocabulary is the student view's, unless ``tokenizer: hashed``): the
+    raw-input reader of a domain built by :func:`build_multilingual_data`."""
+    return text_input_reader(config, embedder or multilingual_embedder())

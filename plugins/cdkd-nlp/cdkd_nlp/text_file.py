@@ -19,11 +19,19 @@ from cdkd_core.plugin_api import (
     DataError,
     Domain,
     DomainData,
+    InputReader,
     cap_examples,
     encode_labels,
     path_digest,
 )
-from cdkd_nlp.textdata import TEXT_SPACE, TextSplitConfig, build_domain_data, clean_text, dedupe
+from cdkd_nlp.textdata import (
+    TEXT_SPACE,
+    TextSplitConfig,
+    build_domain_data,
+    clean_text,
+    dedupe,
+    text_input_reader,
+)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -183,8 +191,9 @@ class TextFile(Domain):
     Labels follow :mod:`cdkd_core.data.labels` (``1`` and ``1.0`` one class; ``Yes``/``yes``
     refused unless ``classes`` is given); classes are sorted unless ``classes`` fixes the
     order; each class with examples needs at least 3 (one per split).
-    Teacher view: MiniLM embedding; student view: hashed n-gram ids; input space
-    ``nlp.text`` unless set, task per file unless set.
+    Teacher view: MiniLM embedding; student view: MiniLM's own WordPiece token ids
+    (``max_tokens`` long, 0 = padding), or hashed word uni/bigrams with ``tokenizer: hashed``;
+    input space ``nlp.text`` unless set, task per file unless set.
     """
 
     name = "nlp.text_file"
@@ -226,3 +235,12 @@ class TextFile(Domain):
             metrics=list(cfg.metrics),
             input_space=cfg.input_space,
         )
+
+    def input_reader(self, seed: int) -> InputReader:
+        """New texts: a CSV/TSV or JSON Lines file like the training one (its text in the
+        column or key ``text`` names, unless ``--column`` says; a label is ignored), a text
+        file with one text per line, or a list from Python; cleaned and tokenized as
+        :meth:`load` does, the teacher view their MiniLM embedding. The training file is
+        not read: no state is fitted on it."""
+        cfg: TextFileConfig = self.config  # type: ignore[assignment]
+        return text_input_reader(cfg, column=cfg.text)

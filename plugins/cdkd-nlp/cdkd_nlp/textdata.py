@@ -8,7 +8,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
@@ -24,7 +25,11 @@ from cdkd_core.plugin_api import (
 from cdkd_nlp.tokenize import MAX_TOKENS
 
 if TYPE_CHECKING:
+    import torch
+
+    from cdkd_core.plugin_api import InputBatch, InputOptions, InputReader
     from cdkd_nlp.embeddings import Embedder
+    from cdkd_nlp.vocabulary import StudentTokenizer
 
 #: The input space of every nlp domain by default: a text, seen by the teacher as its
 #: MiniLM embedding and by the student as token ids. Domains sharing it share stems.
@@ -105,8 +110,7 @@ def build_domain_data(
     """
     import torch
 
-    from cdkd_nlp.embeddings import default_embedder, embed_texts
-    from cdkd_nlp.vocabulary import HASHED, student_tokenizer
+    from cdkd_nlp.embeddings import default_embedder
 
     labels = np.asarray(labels, dtype=np.int64)
     keep = cap_examples(labels, config.max_examples, config.split_seed)
@@ -116,9 +120,9 @@ def build_domain_data(
         labels, config.val_fraction, config.test_fraction, config.split_seed
     )
     embedder = embedder or default_embedder()
-    tokenizer = student_tokenizer(HASHED if config.tokenizer == "hashed" else embedder.vocabulary)
-    teacher = torch.from_numpy(embed_texts(texts, embedder))
-    student = torch.from_numpy(tokenizer.encode(texts, config.max_tokens))
+    tokenizer = view_tokenizer(config, embedder)
+    student, teacher = text_views(texts, config, embedder, teacher=True)
+    assert teacher is not None
     y = torch.from_numpy(labels)
     splits = {
         name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
@@ -139,3 +143,72 @@ def build_domain_data(
         student_vocabulary=tokenizer.id,
         texts=split_texts,
     )
+
+
+def view_tokenizer(config: TextSplitConfig, embedder: Embedder) -> StudentTokenizer:
+    """The tokenizer of the student view: hashed n-grams with ``tokenizer: hashed``, else
+    the vocabulary of ``embedder`` (the teacher's own tokenizer)."""
+    from cdkd_nlp.vocabulary import HASHED, student_tokenizer
+
+    return student_tokenizer(HASHED if config.tokenizer == "hashed" else embedder.vocabulary)
+
+
+def text_views(
+    texts: Sequence[str], config: TextSplitConfig, embedder: Embedder, *, teacher: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The two views of (cleaned) ``texts``, as every nlp domain makes them: the student's
+    int64 token ids ``[N, max_tokens]`` (:func:`view_tokenizer`) and, where ``teacher``,
+    the float32 embedding ``[N, dim]`` of ``embedder`` (cached); else ``None``.
+    :func:`build_domain_data` and :func:`text_input_reader` both use it, so training and
+    raw input can never encode a text differently."""
+    import torch
+
+    from cdkd_nlp.embeddings import embed_texts
+
+    texts = list(texts)
+    student = torch.from_numpy(view_tokenizer(config, embedder).encode(texts, config.max_tokens))
+    if not teacher:
+        return student, None
+    return student, torch.from_numpy(embed_texts(texts, embedder))
+
+
+def text_input_reader(
+    config: TextSplitConfig, embedder: Embedder | None = None, column: str | None = None
+) -> InputReader:
+    """A reader of raw texts for a domain built by :func:`build_domain_data` with ``config``
+    and ``embedder`` (default: the default MiniLM embedder, as there): each text is cleaned
+    by :func:`clean_text` -- what every domain's ``load`` does to its texts -- and turned
+    into the same views by :func:`text_views` (the teacher view, which runs the embedder,
+    only where asked). Reads a text file (one text per line), a CSV column or JSON Lines
+    key (``column`` where the options name none; default ``text``, or a CSV's only
+    column), or a list of texts from Python."""
+    import dataclasses
+
+    from cdkd_core.plugin_api import DataError, TextReader
+    from cdkd_nlp.embeddings import default_embedder
+
+    embedder = embedder or default_embedder()
+    view_tokenizer(config, embedder)  # a missing tokenizer fails now, not on the first row
+
+    def encode(texts: list[str], teacher: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return text_views([clean_text(t) for t in texts], config, embedder, teacher=teacher)
+
+    class _Reader(TextReader):
+        def batches(
+            self, source: Path, options: InputOptions, chunk_size: int
+        ) -> Iterator[InputBatch]:
+            suffix = Path(source).suffix.lower()
+            if suffix in _TABLE_SUFFIXES and column is not None and options.column is None:
+                options = dataclasses.replace(options, column=column)
+            elif suffix == ".tab":  # a TSV to nlp.text_file, a text file to the reader
+                raise DataError(
+                    f"{source}: a .tab file would be read as plain text (one text per line); "
+                    "rename it to .tsv to read its text column"
+                )
+            return super().batches(source, options, chunk_size)
+
+    return _Reader(encode)
+
+
+#: the suffixes :class:`~cdkd_core.plugin_api.TextReader` reads as CSV or JSON Lines
+_TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")

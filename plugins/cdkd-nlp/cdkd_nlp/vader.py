@@ -24,8 +24,14 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from cdkd_core.plugin_api import DataError, Domain, DomainData
-from cdkd_nlp.textdata import TextSplitConfig, build_domain_data, clean_text, dedupe
+from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
+from cdkd_nlp.textdata import (
+    TextSplitConfig,
+    build_domain_data,
+    clean_text,
+    dedupe,
+    text_input_reader,
+)
 
 REQUIREMENT = "vaderSentiment==3.3.2"
 INNER_ARCHIVE = "*/additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -163,12 +169,19 @@ class _VaderSentiment(Domain):
             )
         return build_domain_data(texts, labels, CLASSES, cfg, task="sentiment", metrics=METRICS)
 
+    def input_reader(self, seed: int) -> InputReader:
+        """New texts (a text file, one per line; a CSV column; JSON Lines; or a list from
+        Python), cleaned and tokenized as :meth:`load` does (``tokenizer``,
+        ``max_tokens``); the teacher view is their MiniLM embedding. Needs no VADER data."""
+        return text_input_reader(self.config)  # type: ignore[arg-type]
+
 
 class SentimentTweets(_VaderSentiment):
     """Sentiment of 4,200 tweet-like texts rated by 20+ people each (VADER, ICWSM 2014).
 
     Label: sign of the mean rating (-4..4); |mean| < ``neutral_threshold`` (0.5) dropped.
-    Teacher view: MiniLM embedding; student view: hashed n-gram ids. Task ``sentiment``.
+    Teacher view: MiniLM embedding; student view: MiniLM's WordPiece token ids (hashed
+    n-grams with ``tokenizer: hashed``). Task ``sentiment``.
     """
 
     name = "nlp.sentiment_tweets"
