@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cdkd_core.cli.common import make_host, user_errors
+
+
+class Model(str, Enum):
+    """The model ``cdkd predict`` runs."""
+
+    student = "student"
+    teacher = "teacher"
+
+
+class OutputFormat(str, Enum):
+    """What ``cdkd predict`` writes."""
+
+    csv = "csv"
+    jsonl = "jsonl"
 
 
 @user_errors
@@ -48,16 +63,16 @@ def predict(
         ),
     ] = None,
     model: Annotated[
-        str,
+        Model,
         typer.Option(
             "--model",
             help="student, or teacher (where the domain's plugin can compute the teacher's "
             "view from raw input).",
         ),
-    ] = "student",
+    ] = Model.student,
     output_format: Annotated[
-        str, typer.Option("--format", help="Output format: csv or jsonl.")
-    ] = "csv",
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.csv,
     column: Annotated[
         str | None,
         typer.Option(
@@ -98,7 +113,6 @@ def predict(
       cdkd predict runs/my-run reviews.jsonl -d nlp.sentiment_amazon --column body --format jsonl
     """
     from cdkd_core.artifacts.predict import (
-        OUTPUT_FORMATS,
         PredictionWriter,
         load_student,
         load_teacher,
@@ -107,16 +121,12 @@ def predict(
     from cdkd_core.components.raw_input import InputOptions
     from cdkd_core.errors import DataError
 
-    if output_format not in OUTPUT_FORMATS:
-        raise DataError(f"--format: {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
-    if model not in ("student", "teacher"):
-        raise DataError(f"--model: {model!r} is not student or teacher")
-    load = load_teacher if model == "teacher" else load_student
+    load = load_teacher if model is Model.teacher else load_student
     predictor = load(run_dir, host=make_host())
     name = predictor.domain(domain)
     options = InputOptions(column=column, id_column=id_column, delimiter=delimiter)
     if output is None:
-        writer = PredictionWriter(sys.stdout, output_format, predictor.classes(name))
+        writer = PredictionWriter(sys.stdout, output_format.value, predictor.classes(name))
         for predictions in predictor.batches(source, name, options, chunk_size):
             writer.write(predictions)
         if writer.rows == 0:
@@ -141,7 +151,7 @@ def predict(
             source,
             name,
             output,
-            output_format,
+            output_format.value,
             options,
             chunk_size,
             on_chunk=lambda n: progress.advance(task, n),

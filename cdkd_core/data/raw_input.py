@@ -26,7 +26,9 @@ Views = tuple[torch.Tensor, torch.Tensor | None]
 #: suffixes read as JSON Lines (one JSON object per line) by :class:`TextReader`
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 #: suffixes read as CSV by :class:`TextReader`
-CSV_SUFFIXES = (".csv", ".tsv")
+CSV_SUFFIXES = (".csv", ".tsv", ".tab")
+#: suffixes of tab-separated tables
+TAB_SUFFIXES = (".tsv", ".tab")
 
 
 def _check_file(path: Path) -> Path:
@@ -254,6 +256,8 @@ class TextReader(InputReader):
     Args:
         encode: ``(texts, teacher)`` -> ``(student view, teacher view or None)``; the teacher
             view is wanted only where ``teacher`` is true.
+        column: the text's column or key where the options name none (default: ``text``,
+            or a CSV's only column), e.g. the column a domain's own files keep it in.
 
     Examples:
         >>> from pathlib import Path
@@ -270,8 +274,11 @@ class TextReader(InputReader):
 
     accepts = "a text file (one text per line), a CSV with a text column, or JSON Lines"
 
-    def __init__(self, encode: Callable[[list[str], bool], Views]) -> None:
+    def __init__(
+        self, encode: Callable[[list[str], bool], Views], column: str | None = None
+    ) -> None:
         self.encode = encode
+        self.column = column
 
     def texts(self, texts: list[str], options: InputOptions) -> InputBatch:
         """``texts`` as one batch, ids ``0..N-1``.
@@ -310,7 +317,7 @@ class TextReader(InputReader):
                     yield str(number), text
 
     def _jsonl(self, path: Path, options: InputOptions) -> Iterator[tuple[str, str]]:
-        key = options.column or "text"
+        key = options.column or self.column or "text"
         for number, line in _lines(path):
             if not line.strip():
                 continue
@@ -333,9 +340,9 @@ class TextReader(InputReader):
             yield row_id, record[key]
 
     def _csv(self, path: Path, options: InputOptions) -> Iterator[tuple[str, str]]:
-        delimiter = options.delimiter or ("\t" if path.suffix.lower() == ".tsv" else None)
+        delimiter = options.delimiter or ("\t" if path.suffix.lower() in TAB_SUFFIXES else None)
         for table in csv_chunks(path, delimiter):
-            column = options.column
+            column = options.column or self.column
             if column is None:
                 column = "text" if "text" in table.header or len(table.header) != 1 else None
                 column = column or table.header[0]

@@ -8,8 +8,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
@@ -27,7 +26,7 @@ from cdkd_nlp.tokenize import MAX_TOKENS
 if TYPE_CHECKING:
     import torch
 
-    from cdkd_core.plugin_api import InputBatch, InputOptions, InputReader
+    from cdkd_core.plugin_api import InputReader
     from cdkd_nlp.embeddings import Embedder
     from cdkd_nlp.vocabulary import StudentTokenizer
 
@@ -182,9 +181,7 @@ def text_input_reader(
     only where asked). Reads a text file (one text per line), a CSV column or JSON Lines
     key (``column`` where the options name none; default ``text``, or a CSV's only
     column), or a list of texts from Python."""
-    import dataclasses
-
-    from cdkd_core.plugin_api import DataError, TextReader
+    from cdkd_core.plugin_api import TextReader
     from cdkd_nlp.embeddings import default_embedder
 
     embedder = embedder or default_embedder()
@@ -193,22 +190,4 @@ def text_input_reader(
     def encode(texts: list[str], teacher: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         return text_views([clean_text(t) for t in texts], config, embedder, teacher=teacher)
 
-    class _Reader(TextReader):
-        def batches(
-            self, source: Path, options: InputOptions, chunk_size: int
-        ) -> Iterator[InputBatch]:
-            suffix = Path(source).suffix.lower()
-            if suffix in _TABLE_SUFFIXES and column is not None and options.column is None:
-                options = dataclasses.replace(options, column=column)
-            elif suffix == ".tab":  # a TSV to nlp.text_file, a text file to the reader
-                raise DataError(
-                    f"{source}: a .tab file would be read as plain text (one text per line); "
-                    "rename it to .tsv to read its text column"
-                )
-            return super().batches(source, options, chunk_size)
-
-    return _Reader(encode)
-
-
-#: the suffixes :class:`~cdkd_core.plugin_api.TextReader` reads as CSV or JSON Lines
-_TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+    return TextReader(encode, column=column)

@@ -19,7 +19,6 @@ from cdkd_nlp.vader import SentimentTweets
 
 from cdkd_core import PluginHost, load_config, load_student, run_pipeline
 from cdkd_core.components.raw_input import InputOptions
-from cdkd_core.errors import DataError
 from cdkd_core.testing import invoke_cli
 
 PARAMS = {"max_examples": 120, "tokenizer": "hashed", "max_tokens": 32}
@@ -144,8 +143,13 @@ def test_text_file_reads_its_own_text_column(tmp_path, fake_embedder):
     assert ids == [str(i) for i in range(2, 2 + len(data.texts["test"]))]
     assert torch.equal(student, data.splits["test"].student_x)
     assert teacher is not None and torch.equal(teacher, data.splits["test"].teacher_x)
-    with pytest.raises(DataError, match=r"rename it to \.tsv"):
-        list(reader.batches(new.rename(tmp_path / "new.tab"), InputOptions(), 8))
+    tab = tmp_path / "new.tab"  # a tab-separated table, as nlp.text_file reads it
+    tab.write_text(
+        "stars\treview\n" + "".join(f"0\t{html.escape(t)}\n" for t in data.texts["test"]),
+        encoding="utf-8",
+    )
+    _, from_tab, _ = _views(reader, tab)
+    assert torch.equal(from_tab, student)
 
 
 class _UseStandIn(embeddings.Embedder):
