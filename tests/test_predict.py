@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cdkd_core.components.raw_input import InputOptions
-from cdkd_core.data.raw_input import TextReader, csv_chunks, numeric_columns
+from cdkd_core.data.raw_input import TableReader, TextReader, csv_chunks, numeric_columns
 from cdkd_core.data.tabular import TabularEncoder, read_csv
 from cdkd_core.errors import DataError
 
@@ -174,6 +174,8 @@ def test_csv_chunks_stream_with_line_numbers(tmp_path):
     path.write_text("a,b\n", encoding="utf-8")
     with pytest.raises(DataError, match="no data rows"):
         list(csv_chunks(path))
+    path.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    assert TableReader(["a"], lambda t: np.zeros((len(t.rows), 1))).count(path, None) == 2
     utf16 = tmp_path / "u.csv"
     utf16.write_text("a,b\n1,2\n", encoding="utf-16")
     assert next(csv_chunks(utf16)).rows == [["1", "2"]]

@@ -18,7 +18,7 @@ import torch
 
 from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
 from cdkd_core.data.problems import Problems
-from cdkd_core.data.tabular import Table
+from cdkd_core.data.tabular import Table, csv_records
 from cdkd_core.errors import DataError
 
 #: Views of a batch computed by a domain: (student view, teacher view or None).
@@ -125,21 +125,11 @@ def csv_chunks(path: Path, delimiter: str | None = None, chunk_size: int = 4096)
     problems = Problems(path)
     rows: list[list[str]] = []
     lines: list[int] = []
-    line_no = reader.line_num + 1  # type: ignore[attr-defined]
     seen = False
     try:
-        for row in reader:
-            start, line_no = line_no, reader.line_num + 1  # type: ignore[attr-defined]
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                problems.add(
-                    f"{len(row)} fields, the header has {len(header)} (delimiter {delimiter!r})",
-                    start,
-                )
-                continue
-            rows.append([cell.strip() for cell in row])
-            lines.append(start)
+        for line, row in csv_records(reader, len(header), delimiter, problems):
+            rows.append(row)
+            lines.append(line)
             if len(rows) == chunk_size:
                 problems.raise_if_any()
                 seen = True
@@ -162,9 +152,9 @@ def _ids(table: Table, id_column: str | None) -> list[str]:
     return table.column(id_column)
 
 
-def _count_rows(path: Path) -> int | None:
-    """Lines of a file minus one (a header), read in binary blocks: cheap enough for a
-    progress bar's total; None for a file that cannot be read."""
+def _count_lines(path: Path) -> int | None:
+    """The newlines of a file, counted in binary blocks: cheap enough for a progress bar's
+    total; None for a file that cannot be read."""
     try:
         with Path(path).open("rb") as f:
             lines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
@@ -244,7 +234,8 @@ class TableReader(InputReader):
         Returns:
             The count, or ``None`` when the file cannot be read.
         """
-        return _count_rows(source)
+        lines = _count_lines(source)
+        return None if lines is None else max(lines - 1, 0)
 
 
 class TextReader(InputReader):
@@ -384,7 +375,7 @@ class TextReader(InputReader):
         Returns:
             The count, or ``None`` when the file cannot be read.
         """
-        return _count_rows(source)
+        return _count_lines(source)
 
 
 class ImageReader(InputReader):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -187,6 +187,25 @@ def _decode(path: Path, raw: bytes) -> str:
         ) from None
 
 
+def csv_records(
+    reader: Iterator[list[str]], fields: int, delimiter: str, problems: Problems
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line, stripped cells)`` of each record ``reader`` (a :func:`csv.reader` past the
+    header) has left, the line the record starts on; blank records are skipped, and one
+    with another number of fields than ``fields`` is added to ``problems`` instead."""
+    line_no = reader.line_num + 1  # type: ignore[attr-defined]  # the next record's line
+    for row in reader:
+        start, line_no = line_no, reader.line_num + 1  # type: ignore[attr-defined]
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != fields:
+            problems.add(
+                f"{len(row)} fields, the header has {fields} (delimiter {delimiter!r})", start
+            )
+            continue
+        yield start, [cell.strip() for cell in row]
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """Read a CSV with a header row; the delimiter is sniffed unless given.
 
@@ -237,22 +256,12 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     problems = Problems(path)
+    rows, lines = [], []
     try:
         header = [h.strip() for h in next(reader)]
-        rows, lines = [], []
-        line_no = reader.line_num + 1  # the line the next record starts on
-        for row in reader:
-            start, line_no = line_no, reader.line_num + 1
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                problems.add(
-                    f"{len(row)} fields, the header has {len(header)} (delimiter {delimiter!r})",
-                    start,
-                )
-                continue
-            rows.append([cell.strip() for cell in row])
-            lines.append(start)
+        for line, row in csv_records(reader, len(header), delimiter, problems):
+            rows.append(row)
+            lines.append(line)
     except csv.Error as exc:
         problems.add(f"malformed CSV: {exc}", reader.line_num)
     problems.raise_if_any()
@@ -417,6 +426,17 @@ class TabularEncoder:
     def _category(self, value: str) -> str:
         return "<missing>" if value.casefold() in self.missing else value
 
+    def _one_hot(self, name: str, values: list[str]) -> np.ndarray:
+        """``values`` of categorical column ``name`` one-hot over its fitted categories (a
+        category not among them: all zero)."""
+        cats = {c: j for j, c in enumerate(self.categories[name])}
+        block = np.zeros((len(values), len(cats)))
+        for i, v in enumerate(values):
+            j = cats.get(self._category(v))
+            if j is not None:
+                block[i, j] = 1.0
+        return block
+
     @property
     def feature_names(self) -> list[str]:
         """Names of the encoded features."""
@@ -475,13 +495,7 @@ class TabularEncoder:
                         column[i] = number
                 blocks.append(column[:, None])
             else:
-                cats = {c: j for j, c in enumerate(self.categories[name])}
-                block = np.zeros((len(values), len(cats)))
-                for i, v in enumerate(values):
-                    j = cats.get(self._category(v))
-                    if j is not None:
-                        block[i, j] = 1.0
-                blocks.append(block)
+                blocks.append(self._one_hot(name, values))
         if own:
             problems.raise_if_any()
         if not blocks:
@@ -509,13 +523,7 @@ class TabularEncoder:
                 blocks.append(np.where(np.isnan(column), self.numeric[name], column)[:, None])
             else:
                 values = table.column(name)
-                cats = {c: j for j, c in enumerate(self.categories[name])}
-                block = np.zeros((len(values), len(cats)))
-                for i, v in enumerate(values):
-                    j = cats.get(self._category(v))
-                    if j is not None:
-                        block[i, j] = 1.0
-                blocks.append(block)
+                blocks.append(self._one_hot(name, values))
         with np.errstate(over="ignore", invalid="ignore"):
             x = np.concatenate(blocks, axis=1).astype(np.float32)
         bad = np.argwhere(~np.isfinite(x))
