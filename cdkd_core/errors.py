@@ -109,3 +109,12 @@ class ReportError(CdkdError):
     files are missing or unreadable."""
 
     exit_code = 2
+
+
+class RunFileError(CdkdError):
+    """A file of a run directory that is missing, unreadable or not what its name says
+    (a ``.safetensors`` file that is not safetensors, JSON that does not parse); the message
+    names the file. Every reader of run files goes through
+    :func:`cdkd_core.files.read_run_file`, which raises it."""
+
+    exit_code = 2

@@ -1,6 +1,7 @@
 """Atomic file writes (files and whole directories), strict JSON and safetensors weights:
 the low-level writing every layer uses, so a run killed at any moment leaves the old file
-or the new one, never a torn one."""
+or the new one, never a torn one; and :func:`read_run_file`, the one reader of the files a
+run directory holds, so an unreadable one is one message naming it."""
 
 from __future__ import annotations
 
@@ -233,3 +234,54 @@ def load_weights(path: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+#: what :func:`read_run_file` reads, by suffix
+RUN_FILE_KINDS = {".safetensors": "safetensors", ".json": "JSON", ".yaml": "YAML"}
+
+
+def read_run_file(path: Path, expect: type | None = dict) -> Any:
+    """One file of a run directory, by its suffix: a ``.safetensors`` file as a state dict
+    (name -> CPU tensor; never pickle), ``.json`` as parsed JSON, ``.yaml`` as safe YAML.
+
+    Every reader of run files (export, predict, report, graph, resume, a teacher
+    checkpoint) goes through it, so a missing, unreadable or corrupt file ends as one
+    message naming it rather than a library's traceback.
+
+    Args:
+        path: The file.
+        expect: The type the parsed JSON or YAML must be (default ``dict``; ``None``: any).
+
+    Returns:
+        The tensors, or the parsed document.
+
+    Raises:
+        RunFileError: The file is missing, unreadable, not of its suffix's format, or not
+            an ``expect``.
+    """
+    from cdkd_core.errors import RunFileError
+
+    path = Path(path)
+    kind = RUN_FILE_KINDS.get(path.suffix)
+    if kind is None:
+        raise ValueError(f"read_run_file reads {sorted(RUN_FILE_KINDS)} files, not {path.name}")
+    if not path.is_file():
+        raise RunFileError(f"{path}: missing" + (" (a directory)" if path.is_dir() else ""))
+    try:
+        if kind == "safetensors":
+            return load_weights(path)
+        text = path.read_text(encoding="utf-8")
+        if kind == "JSON":
+            value = json.loads(text)
+        else:
+            import yaml
+
+            value = yaml.safe_load(text)
+    except Exception as exc:  # safetensors', json's and yaml's own errors, OSError, decoding
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFileError(f"{path}: not a readable {kind} file ({reason})") from exc
+    if expect is not None and kind != "safetensors" and not isinstance(value, expect):
+        raise RunFileError(
+            f"{path}: expected a {kind} {expect.__name__}, found {type(value).__name__}"
+        )
+    return value

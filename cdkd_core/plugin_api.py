@@ -15,7 +15,7 @@ stays cheap when the host loads a plugin (heavy imports happen when a component 
 - splits: :class:`SplitConfig`, :func:`cap_examples`, :func:`stratified_split_indices`,
   :func:`stratified_subset_mask`
 - readers: :class:`Table`, :func:`read_csv`, :data:`Delimiter`, :data:`MISSING`,
-  :data:`NA_VALUES`, :class:`TabularEncoder`; labels :func:`encode_labels`,
+  :data:`NA_VALUES`, :class:`TabularEncoder`, :func:`parse_number`; labels :func:`encode_labels`,
   :data:`ClassList`, :data:`CLASSES_HELP`; arrays :func:`open_npy`; the digest of a data
   path in default ids :func:`path_digest`
 - raw input for ``cdkd predict``: :class:`InputReader`, :class:`InputOptions`,
@@ -29,8 +29,8 @@ stays cheap when the host loads a plugin (heavy imports happen when a component 
   :func:`atomic_write_json`, :func:`atomic_dir`, :func:`save_weights`, :func:`load_weights`
 - token knowledge (text stems): :class:`TokenVocabulary`, :data:`SIF`, :data:`BarFactory`,
   :func:`token_table`, :func:`zipf_sif_weights`
-- testing a component: :func:`check_encoder`, :func:`check_loss`,
-  :func:`check_architecture`
+- testing a component: :func:`check_domain`, :func:`check_encoder`, :func:`check_loss`,
+  :func:`check_architecture`, :func:`check_feedback`
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ _SOURCES = {
         "TabularEncoder",
         "read_csv",
     ),
-    "cdkd_core.data.labels": ("CLASSES_HELP", "ClassList", "encode_labels"),
+    "cdkd_core.data.labels": ("CLASSES_HELP", "ClassList", "encode_labels", "parse_number"),
     "cdkd_core.data.scratch": ("open_npy",),
     "cdkd_core.components.raw_input": ("InputBatch", "InputOptions", "InputReader"),
     "cdkd_core.data.raw_input": (
@@ -95,7 +95,13 @@ _SOURCES = {
         "token_table",
         "zipf_sif_weights",
     ),
-    "cdkd_core.testing": ("check_architecture", "check_encoder", "check_loss"),
+    "cdkd_core.testing": (
+        "check_architecture",
+        "check_domain",
+        "check_encoder",
+        "check_feedback",
+        "check_loss",
+    ),
 }
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -145,7 +151,9 @@ __all__ = [
     "cache_dir",
     "cap_examples",
     "check_architecture",
+    "check_domain",
     "check_encoder",
+    "check_feedback",
     "check_loss",
     "csv_chunks",
     "encode_labels",
@@ -154,6 +162,7 @@ __all__ = [
     "load_weights",
     "numeric_columns",
     "open_npy",
+    "parse_number",
     "path_digest",
     "read_csv",
     "read_member",
@@ -178,7 +187,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.components.loss import BatchContext, Loss
     from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
     from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
-    from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels
+    from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels, parse_number
     from cdkd_core.data.path_id import path_digest
     from cdkd_core.data.raw_input import (
         ImageReader,
@@ -219,7 +228,13 @@ if TYPE_CHECKING:  # pragma: no cover
         token_table,
         zipf_sif_weights,
     )
-    from cdkd_core.testing import check_architecture, check_encoder, check_loss
+    from cdkd_core.testing import (
+        check_architecture,
+        check_domain,
+        check_encoder,
+        check_feedback,
+        check_loss,
+    )
 
 
 def __getattr__(name: str) -> Any:

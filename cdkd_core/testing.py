@@ -19,8 +19,9 @@ Fixtures: ``cdkd_plugins`` (override it), ``make_cdkd_host``, ``cdkd_host``,
 too. Nothing here runs on import; the fixtures that train set one torch thread.
 
 Contract checks, one call per kind (the checks a run makes, :mod:`cdkd_core.components.contracts`,
-raising ``AssertionError`` with the text a run would print): :func:`check_encoder`,
-:func:`check_loss`, :func:`check_architecture`.
+raising ``AssertionError`` with the text a run would print): :func:`check_domain`,
+:func:`check_encoder`, :func:`check_loss`, :func:`check_architecture`,
+:func:`check_feedback`.
 """
 
 from __future__ import annotations
@@ -580,3 +581,404 @@ def check_architecture(
             contracts.check_head_output(arch, head(torch.randn(len(x), out)), len(x), num_classes)
 
     _asserting(run)
+
+
+#: Largest student view (bytes of the train split's) that :func:`check_domain` looks through
+#: for test examples repeated in train.
+_SHARED_ROWS_BYTES = 2**28
+
+
+def _split_problem(data: Any, name: str) -> str | None:
+    """What is wrong with split ``name`` of ``data`` (a DomainData), or None."""
+    import torch
+
+    from cdkd_core.components.domain import Split
+
+    split = data.splits.get(name)
+    if not isinstance(split, Split):
+        found = "missing" if split is None else f"a {type(split).__name__}"
+        return f"its {name} split is {found}; expected a Split"
+    views = {"teacher_x": split.teacher_x, "student_x": split.student_x, "y": split.y}
+    for view, x in views.items():
+        if not isinstance(x, torch.Tensor):
+            return f"its {name} split's {view} is a {type(x).__name__}; expected a tensor"
+    if len(split.y) == 0:
+        return f"its {name} split is empty"
+    lengths = {view: len(x) for view, x in views.items()}
+    if len(set(lengths.values())) > 1:
+        return f"its {name} split's views and labels differ in length: {lengths}"
+    y = split.y
+    if y.is_floating_point() or y.dtype == torch.bool or y.dim() != 1:
+        return (
+            f"its {name} split's labels are {y.dtype} of shape {list(y.shape)}; expected [N] ints"
+        )
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= len(data.classes):
+        return (
+            f"its {name} split has labels in {low}..{high}, outside 0..{len(data.classes) - 1} "
+            f"({len(data.classes)} classes)"
+        )
+    for view in ("teacher_x", "student_x"):
+        x = views[view]
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            return f"its {name} split's {view} has NaN or infinite values (a run refuses them)"
+    return None
+
+
+def _difference(first: Any, second: Any) -> str | None:
+    """Where two loads' DomainData differ (None: they are equal)."""
+    import dataclasses
+
+    import torch
+
+    for f in dataclasses.fields(first):
+        a, b = getattr(first, f.name), getattr(second, f.name)
+        if f.name == "splits":
+            for name in sorted(set(a) | set(b)):
+                if name not in a or name not in b:
+                    return f"the {name} split is in one load only"
+                for view in ("teacher_x", "student_x", "y"):
+                    x, z = getattr(a[name], view), getattr(b[name], view)
+                    same = x.shape == z.shape and x.dtype == z.dtype
+                    if not (same and torch.equal(x, z)):
+                        return f"the {name} split's {view} differs"
+        else:
+            try:
+                differs = bool(a != b)
+            except Exception:  # values without a plain equality (arrays): not compared
+                differs = False
+            if differs:
+                return f"{f.name} differs ({a!r} vs {b!r})"
+    return None
+
+
+def _shared_rows(data: Any) -> tuple[int, int] | None:
+    """How many test examples repeat a train example exactly (student view), of how many;
+    None when the train split's student view is too large to look through cheaply."""
+    train, test = data.splits["train"].student_x, data.splits["test"].student_x
+    if train.numel() * train.element_size() > _SHARED_ROWS_BYTES:
+        return None
+
+    def rows(x: Any) -> list[bytes]:
+        flat = x.detach().reshape(len(x), -1).contiguous().cpu().numpy()
+        return [row.tobytes() for row in flat]
+
+    seen = set(rows(train))
+    return sum(row in seen for row in rows(test)), len(test)
+
+
+def check_domain(
+    domain: Any,
+    seed: int = 0,
+    *,
+    params: Mapping[str, Any] | None = None,
+    max_shared: float = 0.0,
+) -> Any:
+    """Load ``domain`` and check what a run relies on: ``load(seed)`` returns a
+    :class:`~cdkd_core.components.domain.DomainData` whose train, val and test splits are
+    non-empty :class:`~cdkd_core.components.domain.Split` s, teacher view, student view and
+    labels of one length, labels in ``0..len(classes)-1``, floating views finite, metrics
+    known (:mod:`cdkd_core.metrics`); a second load with the same seed (a new instance)
+    gives equal data; and no test example is repeated exactly (student view) in train —
+    at most ``max_shared`` of the test split may be (a look skipped where the train split's
+    student view is over 256 MiB). Returns the data. Raises ``AssertionError`` naming what
+    broke.
+
+    Args:
+        domain: A domain class (built with ``params``) or instance.
+        seed: The run's seed given to ``load``.
+        params: The domain's params when ``domain`` is a class (default: none).
+        max_shared: The share of test examples that may repeat a train example exactly
+            (for raw data with duplicate rows that the domain keeps).
+
+    Returns:
+        What ``load(seed)`` returned.
+
+    Raises:
+        AssertionError: A contract is broken (the message a run would print).
+
+    Examples:
+        >>> from cdkd_core.plugin_api import check_domain
+        >>> from cdkd_core.testing import make_host
+        >>> data = check_domain(make_host().get("domains", "sklearn.iris"))
+        >>> {name: len(split) for name, split in data.splits.items()}
+        {'train': 90, 'val': 30, 'test': 30}
+    """
+    from cdkd_core.components import contracts
+    from cdkd_core.components.domain import SPLITS
+    from cdkd_core.metrics import METRICS
+
+    instance = domain.from_params(dict(params or {})) if isinstance(domain, type) else domain
+
+    def run() -> Any:
+        def broke(problem: str) -> contracts.ContractError:
+            return contracts.ContractError("domains", instance, f"load(seed={seed}): {problem}")
+
+        data = instance.load(seed)
+        contracts.check_domain_data(instance, data, seed)
+        for name in SPLITS:
+            problem = _split_problem(data, name)
+            if problem:
+                raise broke(problem)
+        for attr in ("modality", "task"):
+            value = getattr(data, attr)
+            if not isinstance(value, str) or not value:
+                raise broke(f"its {attr} is {value!r}; expected a non-empty string")
+        unknown = [m for m in data.metrics if m not in METRICS]
+        if unknown:
+            raise broke(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        again = type(instance)(instance.config).load(seed)
+        contracts.check_domain_data(instance, again, seed)
+        difference = _difference(data, again)
+        if difference:
+            raise broke(
+                f"two loads with one seed differ: {difference}; expected the same data for "
+                "a seed (fix the split with a seed of its own, e.g. SplitConfig.split_seed)"
+            )
+        shared = _shared_rows(data)
+        if shared is not None and shared[0] > max_shared * shared[1]:
+            raise broke(
+                f"{shared[0]} of {shared[1]} test examples repeat a train example exactly "
+                "(student view); an example (or a copy of it) must sit in one split only"
+            )
+        return data
+
+    return _asserting(run)
+
+
+def _tiny_net(features: int, width: int, num_classes: int) -> Any:
+    """A stems + trunk + heads network over one input space and task, both ``"test"``."""
+    from torch import nn
+
+    from cdkd_core.nets.network import MultiDomainNet
+
+    trunk = nn.Sequential(nn.Linear(width, width), nn.ReLU())
+    return MultiDomainNet(
+        {"test": nn.Linear(features, width)}, trunk, {"test": nn.Linear(width, num_classes)}
+    )
+
+
+def _feedback_context(
+    strategy: Any, features: int, num_classes: int, examples: int, refuse: Callable[..., Any]
+) -> Any:
+    """A round's end on one random source domain (train, val and, where the strategy asks
+    for one, quiz splits; no test split), with a tiny teacher and student."""
+    import torch
+    import torch.nn.functional as F
+
+    from cdkd_core.components.domain import Split
+    from cdkd_core.components.feedback import FeedbackContext, FeedbackDomain
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+
+    def split(n: int) -> Split:
+        return Split.single_view(
+            torch.randn(n, features, generator=gen), torch.arange(n) % num_classes
+        )
+
+    domain = FeedbackDomain(
+        name="test",
+        role="source",
+        task="test",
+        space="test",
+        num_classes=num_classes,
+        train=split(examples),
+        val=split(examples // 2),
+        quiz=split(examples // 2) if strategy.needs_quiz else None,
+        labelled=torch.ones(examples, dtype=torch.bool),
+    )
+    teacher, student = _tiny_net(features, 8, num_classes), _tiny_net(features, 4, num_classes)
+
+    @torch.no_grad()
+    def predict(model: Any, name: str, split_name: str) -> torch.Tensor:
+        if split_name not in ("train", "val", "quiz"):
+            refuse(f"asked ctx.predict for the {split_name!r} split of {name!r}")
+        chosen = getattr(domain, split_name)
+        if chosen is None:
+            raise ValueError(f"domain {name!r} has no {split_name} split")
+        model.eval()
+        return model(chosen.student_x, "test", "test")
+
+    def finetune(batches: Any, epochs: int, lr: float) -> None:
+        optimizer = torch.optim.Adam(teacher.parameters(), lr=lr)
+        teacher.train()
+        for _ in range(epochs):
+            for name, (data, weights) in batches.items():
+                if len(weights) != len(data):
+                    refuse(
+                        f"passed finetune_teacher {len(weights)} weights for the {len(data)} "
+                        f"examples of {name!r}; expected one weight per example"
+                    )
+                losses = F.cross_entropy(
+                    teacher(data.teacher_x, "test", "test"), data.y, reduction="none"
+                )
+                optimizer.zero_grad()
+                (losses * weights).mean().backward()
+                optimizer.step()
+
+    val = {"test": {"teacher": {"accuracy": 0.5}, "student": {"accuracy": 0.5}}}
+    return FeedbackContext(
+        round=0,
+        teacher=teacher,
+        student=student,
+        domains={"test": domain},
+        val_results=val,
+        predict=predict,
+        finetune_teacher=finetune,
+    )
+
+
+def _weights(model: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _changed(before: dict[str, Any], model: Any) -> bool:
+    import torch
+
+    after = model.state_dict()
+    return any(not torch.equal(before[k], after[k]) for k in before if k in after)
+
+
+def _live_round(strategy: Any, context: Any, broke: Callable[[str], Exception]) -> None:
+    """A live strategy's ``begin_round`` and two ``student_step`` calls per domain (the
+    student left as it was), then its ``state_dict()`` through a checkpoint into a new
+    instance."""
+    import tempfile
+
+    import torch
+
+    from cdkd_core.components.feedback import StudentStep
+    from cdkd_core.run.checkpoint import load_checkpoint, save_checkpoint
+
+    teacher, student = context.teacher, context.student
+    strategy.begin_round(teacher, context.domains)
+    for domain in context.domains.values():
+        rows = min(8, len(domain.train))
+        for start in (0, rows):
+            part = domain.train.subset(torch.arange(start, start + rows) % len(domain.train))
+            before = _weights(student)
+            with torch.no_grad():
+                logits = student(part.student_x, domain.space, domain.task)
+            step = StudentStep(
+                domain=domain,
+                teacher_x=part.teacher_x,
+                labels=part.y,
+                labelled=torch.ones(len(part), dtype=torch.bool),
+                student_logits=logits,
+                student=student,
+                student_x=part.student_x,
+            )
+            strategy.student_step(teacher, step)
+            if _changed(before, student):
+                raise broke("student_step changed the student; it must leave it as it is")
+    state = strategy.state_dict()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(Path(tmp), {"feedback": state})
+            saved = load_checkpoint(Path(tmp))
+        assert saved is not None
+        restored = type(strategy)(strategy.config)
+        restored.begin_round(copy.deepcopy(teacher), context.domains)
+        restored.load_state_dict(saved["feedback"])
+    except Exception as exc:
+        raise broke(
+            "state_dict() does not survive a checkpoint (saved, read back and loaded into "
+            f"a new instance after begin_round): {type(exc).__name__}: {exc}; keep "
+            "tensors, numbers, strings, lists and dicts only"
+        ) from exc
+
+
+def check_feedback(
+    strategy: Any,
+    ctx: Any = None,
+    *,
+    features: int = 6,
+    num_classes: int = 3,
+    examples: int = 24,
+) -> bool:
+    """Run ``strategy`` through a round as a run does, on ``ctx`` (by default a tiny one:
+    one source domain of ``examples`` random rows with val and, where the strategy asks for
+    one, quiz splits, no test split; a small stems + trunk + heads teacher and student),
+    and check what a run relies on: a live strategy's ``begin_round`` and two
+    ``student_step`` calls leave the student as it was, and its ``state_dict()`` survives a
+    checkpoint (saved, read back and loaded into a new instance); ``after_round`` reads no
+    test data (``ctx.predict`` refuses it), returns ``True``/``False`` (or ``None``) and
+    not, say, a new teacher (the run keeps ``ctx.teacher``: change it in place); the
+    teacher keeps its parameter names and shapes and finite weights; a teacher changed by
+    ``after_round`` is reported as changed (``True``), and one with
+    ``updates_teacher = False`` is not changed at all. Returns what ``after_round`` said.
+    Raises ``AssertionError`` naming what broke.
+
+    Args:
+        strategy: A new feedback strategy.
+        ctx: The round's :class:`~cdkd_core.components.feedback.FeedbackContext` (default:
+            the tiny one described; its domains also serve the live calls).
+        features: Input width of the default context's domain.
+        num_classes: Classes of the default context's domain.
+        examples: Rows of the default context's train split (val and quiz: half).
+
+    Returns:
+        Whether ``after_round`` changed the teacher, as it said.
+
+    Raises:
+        AssertionError: A contract is broken (the message a run would print).
+
+    Examples:
+        >>> from cdkd_core.plugin_api import check_feedback
+        >>> from cdkd_core.testing import make_host
+        >>> host = make_host()
+        >>> check_feedback(host.get("feedback", "hard_examples").from_params({"epochs": 1}))
+        True
+        >>> check_feedback(host.get("feedback", "mutual")())  # changes it beside the student
+        False
+    """
+    import torch
+
+    from cdkd_core.components import contracts
+
+    def broke(problem: str) -> contracts.ContractError:
+        return contracts.ContractError("feedback", strategy, problem)
+
+    def refuse(problem: str) -> None:
+        test = "'test'" in problem
+        raise broke(f"{problem}; test data never reach a feedback strategy" if test else problem)
+
+    def run() -> bool:
+        context = ctx
+        if context is None:
+            context = _feedback_context(strategy, features, num_classes, examples, refuse)
+        teacher = context.teacher
+        original = _weights(teacher)
+        if strategy.live_teacher:
+            _live_round(strategy, context, broke)
+        shapes = {k: (v.shape, v.dtype) for k, v in teacher.state_dict().items()}
+        before_round = _weights(teacher)
+        value = strategy.after_round(context)
+        if value is not None and not isinstance(value, bool) and type(value).__name__ != "bool_":
+            raise broke(
+                f"after_round returned a {type(value).__name__}; expected True or False "
+                "(whether it changed ctx.teacher, which it changes in place: the run keeps "
+                "ctx.teacher and ignores a returned model)"
+            )
+        state = teacher.state_dict()
+        if {k: (v.shape, v.dtype) for k, v in state.items()} != shapes:
+            raise broke(
+                "after_round changed the teacher's parameter names or shapes; the run "
+                "reloads and saves the teacher as it was built (change its weights only)"
+            )
+        if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+            raise broke("the teacher's weights are not finite after the strategy ran")
+        if _changed(before_round, teacher) and not value and not strategy.live_teacher:
+            raise broke(
+                "after_round changed the teacher but returned False: its knowledge would "
+                "not be extracted again (return True)"
+            )
+        if not strategy.updates_teacher and _changed(original, teacher):
+            raise broke(
+                "changed the teacher's weights, but its updates_teacher is False (a run "
+                "pairs it with teachers that cannot change)"
+            )
+        return bool(value)
+
+    return _asserting(run)

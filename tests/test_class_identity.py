@@ -180,7 +180,9 @@ def _breast_cancer_csv(path: Path) -> Path:
 
     bunch = load_breast_cancer()
     names = [str(n) for n in bunch.target_names]  # ['malignant', 'benign']
-    header = [f"f{i}" for i in range(bunch.data.shape[1])] + ["diagnosis"]
+    # the twin names its columns as scikit-learn does: a shared input space needs the same
+    # feature names (DomainData.feature_names, checked when the domains load)
+    header = [str(n) for n in bunch.feature_names] + ["diagnosis"]
     lines = [",".join(header)]
     lines += [
         ",".join(f"{v:.6g}" for v in row) + f",{names[t]}"

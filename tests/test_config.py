@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from cdkd_core.config import yaml_reader
 from cdkd_core.config.loading import (
     apply_overrides,
     dump_config,
@@ -361,7 +362,7 @@ def test_read_yaml_invalid_yaml(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("", "NoneType"), ("3", "int")])
+@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("'x'", "str"), ("3", "int")])
 def test_read_yaml_non_mapping(tmp_path: Path, text: str, kind: str) -> None:
     path = tmp_path / "list.yaml"
     path.write_text(text)
@@ -386,6 +387,258 @@ def test_read_yaml_refuses_python_tags(tmp_path: Path) -> None:
         read_yaml(path)
     assert "invalid YAML" in str(info.value)
     assert not marker.exists()
+
+
+# ------------------------------------------------- read_yaml: structure, limits (issue 26)
+LOADERS = [pytest.param(None, id="default")] + [
+    pytest.param(loader, id=loader.__name__)
+    for loader in dict.fromkeys([yaml_reader.SafeLoader, yaml_reader.PySafeLoader])
+]
+
+
+def _read(tmp_path: Path, text: str) -> ConfigError:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert info.value.exit_code == 2
+    assert str(info.value).startswith(str(path)), info.value
+    return info.value
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "null\n", "~\n", "---\n"])
+def test_an_empty_config_says_domains_is_required(tmp_path: Path, text: str) -> None:
+    message = str(_read(tmp_path, text))
+    assert "the config is empty" in message and "`domains` is required" in message
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"a directory, not a config file$"):
+        read_yaml(tmp_path)
+    (tmp_path / "config.yaml").write_text("domains: []\n")
+    with pytest.raises(ConfigError, match=r"a directory, not a config file \(YAML files in it: "):
+        read_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        (
+            "domains: [{name: sklearn.iris}]\ntrain: {epochs: 1}\ntrain: {epochs: 2}\n",
+            "train",
+            (3, 2),
+        ),
+        (
+            "domains: [{name: sklearn.iris}]\ntrain:\n  epochs: 1\n  lr: 0.1\n  epochs: 2\n",
+            "train.epochs",
+            (5, 3),
+        ),
+        (
+            "domains:\n  - name: sklearn.iris\n    role: source\n    name: sklearn.wine\n",
+            "domains.0.name",
+            (4, 2),
+        ),
+        ("a: 1\nb: {c: {d: 1}}\ntrue: 1\nyes: 2\n", "True", (4, 3)),
+    ],
+)
+@pytest.mark.parametrize("loader", LOADERS)
+def test_duplicate_keys_are_refused_with_the_key_and_both_lines(
+    tmp_path: Path, text: str, key: str, lines: tuple[int, int], loader: type | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        yaml_reader.load_yaml(text, "pipeline.yaml", loader=loader)
+    second, first = lines
+    assert str(info.value).startswith(
+        f"pipeline.yaml, line {second}: duplicate key {key!r} (first at line {first})"
+    ), info.value
+    if loader is None:
+        assert f"duplicate key {key!r}" in str(_read(tmp_path, text))
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_anchors_aliases_and_merge_keys_still_load(host: PluginHost, loader: type | None) -> None:
+    text = (
+        "domains:\n"
+        "  - {name: sklearn.wine, params: &split {split_seed: 3}}\n"
+        "  - {name: sklearn.iris, role: target, params: *split}\n"
+        "losses:\n"
+        "  - {name: ce}\n"
+        "  - &kd {name: kd, weight: 0.5, params: {temperature: 2.0}}\n"
+        "teacher: &model {trunk: {name: mlp, params: {width: 16, depth: 1}}}\n"
+        "student:\n"
+        "  <<: *model\n"
+        "  trunk: {name: mlp, params: {width: 8, depth: 1}}\n"
+    )
+    data = yaml_reader.load_yaml(text, "pipeline.yaml", loader=loader)
+    assert data == yaml.safe_load(text)
+    cfg = load_config(data, host=host)
+    assert cfg.domains[1].params == {"split_seed": 3}
+    assert cfg.student.trunk.params == {"width": 8, "depth": 1}
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_merge_of_a_merge_is_no_duplicate(loader: type | None) -> None:
+    """Constructing ``top`` rewrites ``mid``'s node with the keys merged into it: the
+    duplicate check reads the document as written."""
+    text = "base: &base {a: 1, b: 1}\nx:\n  mid: &mid {<<: *base, a: 2}\ntop: {<<: *mid, c: 3}\n"
+    assert yaml_reader.load_yaml(text, "x.yaml", loader=loader) == yaml.safe_load(text)
+
+
+DEEP = {
+    "flow lists": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+    "flow mappings": "a: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+    "block": "".join("  " * i + "a:\n" for i in range(300)) + "  " * 300 + "b: 1\n",
+    "block lists": "- " * 3000 + "1\n",
+    "unclosed": "[" * 200_000,
+}
+
+
+#: PyYAML's Python scanner looks ahead ~1000 levels of ``[[[`` in about a second: the
+#: fallback loader is tried on the cheap texts only
+SLOW_IN_PYTHON = {"flow lists", "unclosed"}
+
+
+@pytest.mark.parametrize(
+    ("what", "loader"),
+    [
+        (what, loader)
+        for what in sorted(DEEP)
+        for loader in (None, yaml_reader.SafeLoader, yaml_reader.PySafeLoader)
+        if not (loader is yaml_reader.PySafeLoader and what in SLOW_IN_PYTHON)
+    ],
+)
+def test_deep_nesting_is_refused_with_the_depth_and_the_limit(
+    tmp_path: Path, what: str, loader: type | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        yaml_reader.load_yaml(DEEP[what], "pipeline.yaml", loader=loader)
+    assert "levels deep, over the limit of 64 levels" in str(info.value), info.value
+    if loader is None:
+        assert "over the limit of 64 levels" in str(_read(tmp_path, DEEP[what]))
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_nesting_up_to_the_limit_is_read(loader: type | None) -> None:
+    limit = yaml_reader.MAX_DEPTH
+    data = yaml_reader.load_yaml("[" * limit + "]" * limit, "x", loader=loader)
+    depth = 0
+    while isinstance(data, list):
+        data, depth = (data[0] if data else None), depth + 1
+    assert depth == limit
+    with pytest.raises(ConfigError, match=f"nested {limit + 1} levels deep"):
+        yaml_reader.load_yaml("[" * (limit + 1) + "]" * (limit + 1), "x", loader=loader)
+
+
+def _bomb(levels: int = 9, width: int = 10) -> str:
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
+    return "domains: [{name: sklearn.iris}]\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path, loader: type | None) -> None:
+    """A billion laughs: 10**9 values from a few hundred bytes."""
+    with pytest.raises(ConfigError) as info:
+        yaml_reader.load_yaml(_bomb(), "pipeline.yaml", loader=loader)
+    assert "over the limit of 100,000 values" in str(info.value)
+    assert "the alias *l3 stands for 11,111" in str(info.value)
+    assert str(info.value).startswith("pipeline.yaml, line 6:")
+    if loader is None:
+        assert "over the limit of 100,000 values" in str(_read(tmp_path, _bomb()))
+
+
+@pytest.mark.parametrize("text", ["&a [*a]\n", "domains: &d [{name: x, params: *d}]\n"])
+@pytest.mark.parametrize("loader", LOADERS)
+def test_an_alias_inside_its_own_anchor_is_refused(text: str, loader: type | None) -> None:
+    with pytest.raises(ConfigError, match=r"the alias \*\w is inside its own anchor"):
+        yaml_reader.load_yaml(text, "pipeline.yaml", loader=loader)
+
+
+def test_an_alias_that_nests_past_the_limit_is_refused() -> None:
+    text = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30 + "\n"
+    with pytest.raises(ConfigError, match=r"line 2: the alias \*a nests 71 levels deep"):
+        yaml_reader.load_yaml(text, "pipeline.yaml")
+
+
+def test_too_many_values_are_refused(tmp_path: Path) -> None:
+    text = "domains: [{name: sklearn.iris}]\nclasses: [" + "1, " * 150_000 + "]\n"
+    assert "over the limit of 100,000 values" in str(_read(tmp_path, text))
+
+
+def test_an_oversized_config_is_refused_with_its_size_and_the_limit(tmp_path: Path) -> None:
+    text = "domains: [{name: sklearn.iris}]\n" + "# padding\n" * 200_000
+    message = str(_read(tmp_path, text))
+    size = len(text.encode())
+    assert f"{size:,} bytes, over the limit of 1,048,576 bytes (1 MiB)" in message
+
+
+def test_an_override_of_an_aliased_value_changes_that_place_only(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "domains:\n"
+        "  - {name: sklearn.wine, params: &p {split_seed: 1}}\n"
+        "  - {name: sklearn.iris, role: target, params: *p}\n"
+        "teacher: &m {trunk: {name: mlp, params: {width: 8}}}\n"
+        "student: {<<: *m}\n"
+    )
+    data = apply_overrides(
+        read_yaml(path), ["domains.0.params.split_seed=7", "student.trunk.params.width=4"]
+    )
+    assert [d["params"] for d in data["domains"]] == [{"split_seed": 7}, {"split_seed": 1}]
+    assert data["teacher"]["trunk"]["params"] == {"width": 8}
+    assert data["student"]["trunk"]["params"] == {"width": 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "read_as"),
+    [
+        ("train: {on: 1}\n", "train", "True"),
+        ("yes: 1\n", "(top level)", "True"),
+        ("null: 1\n", "(top level)", "None"),
+        ("domains: [{name: sklearn.iris, params: {1: 2}}]\n", "domains.0.params", "1"),
+    ],
+)
+def test_a_key_yaml_reads_as_no_string_is_named(
+    tmp_path: Path, text: str, where: str, read_as: str
+) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("domains: [{name: sklearn.iris}]\n" * ("domains" not in text) + text)
+    with pytest.raises(ConfigError) as info:
+        parse_config(read_yaml(path), str(path))
+    assert f"  {where}: a key YAML reads as {read_as}, not a string" in str(info.value)
+    assert "quote it" in str(info.value)
+
+
+def test_the_c_loader_is_used_where_pyyaml_has_it() -> None:
+    if yaml.__with_libyaml__:
+        assert issubclass(yaml_reader.SafeLoader, yaml.CSafeLoader)
+    assert issubclass(yaml_reader.PySafeLoader, yaml.SafeLoader)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_python_tags_are_still_refused(loader: type | None) -> None:
+    with pytest.raises(yaml.YAMLError, match="python/object/apply"):
+        yaml_reader.load_yaml("a: !!python/object/apply:os.getcwd []\n", "x", loader=loader)
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("train={epochs: 1, epochs: 2}", "duplicate key 'train.epochs'"),
+        ("train.epochs=" + "[" * 3000, "levels deep, over the limit of 64 levels"),
+        (".".join(["a"] * 100) + "=1", "a key path of 100 keys, over the nesting limit of 64"),
+        ("name=" + _bomb().replace("\n", ", ").join("{}"), "over the limit of 100,000 values"),
+        ("name=[&a [*a]]", "inside its own anchor"),
+        ("name=" + "x" * (2 << 20), "over the limit of 1,048,576 bytes"),
+    ],
+)
+def test_overrides_are_read_within_the_same_limits(item: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(_base(), [item])
+    message = str(info.value)
+    assert message.startswith("override '") and expected in message, message[:300]
+    assert len(message) < 400, "a long override is cut short in the message"
 
 
 def test_load_config_from_a_yaml_file(tmp_path: Path, host: PluginHost) -> None:

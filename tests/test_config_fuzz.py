@@ -6,7 +6,11 @@ params of another component, a structural problem — and ``cdkd validate`` (and
 sample, ``cdkd run``) must refuse it with exit code 2, exactly one ``error:`` line naming
 the broken field (and the valid choices where the set is closed), no traceback, and no run
 directory left behind. The raw YAML layer (bytes, non-UTF-8, non-mappings, bad syntax,
-python tags) is fuzzed the same way.
+python tags) is fuzzed the same way, and so is the YAML structure: the valid config written
+out in random block/flow styles with a duplicate key at a random level, nesting of random
+depth on both sides of the limit, an alias bomb on both sides of the values limit, or none
+of these, plus valid anchors and aliases (and merges) of equal values, which must still
+validate.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from cdkd_core.cli import app
+from cdkd_core.config import yaml_reader
 from cdkd_core.config.models import (
     ComponentRef,
     DomainEntry,
@@ -43,6 +50,8 @@ runner = CliRunner()
 
 #: malformed configs / YAML files tried, per test (reported by the last test)
 TRIED: Counter[str] = Counter()
+#: the YAML structures tried, by kind (reported by the last test)
+SHAPES: Counter[str] = Counter()
 
 FUZZ = settings(
     max_examples=300,
@@ -454,6 +463,18 @@ YAML_TEXTS = [
     "!custom_tag {a: 1}\n",
     "%YAML 9.9\n---\na: 1\n",
     "---\na: 1\n---\nb: 2\n",
+    "# comments only\n",
+    "domains: []\ndomains: []\n",
+    "[" * 5000,
+    "a: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+    "- " * 2000 + "x\n",
+    "a: &a ["
+    + "x, " * 20
+    + "]\n"
+    + "".join(
+        f"{c}: &{c} [" + f"*{p}, " * 20 + "]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)
+    ),
+    "a: &a {b: *a}\n",
 ]
 BAD_BYTES = [b"\xff\xfe\x00a", b"name: caf\xe9\n", b"\x80\x81\x82", b"domains: []\n\xc3\x28"]
 
@@ -485,6 +506,306 @@ def test_raw_yaml_is_refused_with_one_line(data: bytes) -> None:
         assert "pipeline.yaml" in output or "domains" in output, output
 
 
+# -- YAML structure: nesting, duplicate keys, anchors and aliases ------------------------------
+@dataclass
+class Node:
+    """A YAML node as the emitter below writes it (block or flow, with an anchor, or an
+    alias, optionally as a merge ``{<<: *a}``)."""
+
+    kind: str  # "map" (value: [(key, Node)]), "seq" (value: [Node]), "scalar" or "alias"
+    value: Any
+    anchor: str | None = None
+    flow: bool = False
+    merge: bool = False
+
+
+def _tree(value: Any) -> Node:
+    if isinstance(value, dict):
+        return Node("map", [(k, _tree(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return Node("seq", [_tree(v) for v in value])
+    return Node("scalar", value)
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump([value], default_flow_style=True, width=10**6).strip()[1:-1]
+
+
+def _key(key: str) -> str:
+    """A key as written: quoted where YAML would read it as no string (``null``, ``on``)."""
+    return key if list(yaml.safe_load(f"{key}: 1")) == [key] else _scalar(key)
+
+
+def _inline(node: Node) -> str:
+    anchor = f"&{node.anchor} " if node.anchor else ""
+    if node.kind == "alias":
+        return f"{{<<: *{node.value}}}" if node.merge else f"*{node.value}"
+    if node.kind == "scalar":
+        return anchor + _scalar(node.value)
+    if node.kind == "map":
+        return anchor + "{" + ", ".join(f"{_key(k)}: {_inline(v)}" for k, v in node.value) + "}"
+    return anchor + "[" + ", ".join(_inline(v) for v in node.value) + "]"
+
+
+def _block(node: Node, indent: int = 0) -> list[str]:
+    lines, pad = [], " " * indent
+    items = node.value if node.kind == "map" else [(None, item) for item in node.value]
+    for key, child in items:
+        head = f"{pad}{_key(key)}:" if node.kind == "map" else f"{pad}-"
+        if child.kind in ("map", "seq") and child.value and not child.flow:
+            lines.append(head + (f" &{child.anchor}" if child.anchor else ""))
+            lines.extend(_block(child, indent + 2))
+        else:
+            lines.append(f"{head} {_inline(child)}")
+    return lines
+
+
+def _nodes(node: Node, path: tuple = ()) -> list[tuple[tuple, Node]]:
+    """Every node under ``node`` with its path, in document order."""
+    found = [(path, node)]
+    if node.kind == "map":
+        for key, child in node.value:
+            found += _nodes(child, (*path, key))
+    elif node.kind == "seq":
+        for i, child in enumerate(node.value):
+            found += _nodes(child, (*path, i))
+    return found
+
+
+def _canonical(node: Node) -> Any:
+    if node.kind == "scalar":
+        return (type(node.value).__name__, repr(node.value))
+    if node.kind == "map":
+        return ("map", tuple((k, _canonical(v)) for k, v in node.value))
+    if node.kind == "seq":
+        return ("seq", tuple(_canonical(v) for v in node.value))
+    return ("alias", node.value)
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _related(a: tuple, b: tuple) -> bool:
+    """One path is the other's or inside it."""
+    return a[: len(b)] == b or b[: len(a)] == a
+
+
+#: mappings an extra key makes invalid with the key's path in the message
+EXTRA_KEY_AT = sorted(set(MAPPINGS) | set(PARAM_MAPPINGS))
+
+
+@dataclass
+class Shape:
+    """A config written out as YAML text, and what the CLI must say of it."""
+
+    what: str
+    text: str = field(repr=False)
+    expect: list[str]  # fragments of the error, any one; [] for a valid config
+    kind: str = ""  # for the tally: the problem, within or over the limits, with aliases
+
+
+def _nest(rnd: Any, depth: int) -> Node:
+    node = Node("scalar", 1)
+    for _ in range(depth):
+        node = Node("map", [("deep", node)]) if rnd.random() < 0.5 else Node("seq", [node])
+        node.flow = rnd.random() < 0.5
+    return node
+
+
+def _bomb_node(levels: int, width: int) -> tuple[Node, int]:
+    """``[&b0 [lol, ...], &b1 [*b0, ...], ...]`` and the values it expands to."""
+    level = Node("seq", [Node("scalar", "lol") for _ in range(width)], anchor="b0", flow=True)
+    items, count, total = [level], 1 + width, 2 + width
+    for i in range(1, levels):
+        aliases = [Node("alias", f"b{i - 1}") for _ in range(width)]
+        items.append(Node("seq", aliases, anchor=f"b{i}", flow=True))
+        count = 1 + width * count
+        total += count
+    return Node("seq", items, flow=True), total
+
+
+@st.composite
+def shape_of(draw: st.DrawFn, kind: str) -> Shape:
+    """BASE written out with random block/flow styles, one structural problem (``kind``: a
+    duplicate key, deep nesting, an alias bomb, or none) and a few valid anchors and
+    aliases."""
+    rnd = draw(st.randoms(use_true_random=False))
+    root = _tree(BASE)
+    for _, node in _nodes(root)[1:]:
+        node.flow = rnd.random() < 0.3
+    limit, max_values = yaml_reader.MAX_DEPTH, yaml_reader.MAX_VALUES
+    where: tuple = ("-",)  # where the problem is (no valid alias goes in or around it)
+    expect: list[str] = []
+    what = label = kind
+    if kind == "dup":
+        maps = [(p, n) for p, n in _nodes(root) if n.kind == "map" and n.value]
+        where, node = draw(st.sampled_from(maps))
+        key, child = draw(st.sampled_from(node.value))
+        again = copy.deepcopy(child) if draw(st.booleans()) else Node("scalar", 7)
+        node.value.insert(
+            draw(st.integers(node.value.index((key, child)) + 1, len(node.value))), (key, again)
+        )
+        expect = [f"duplicate key {_dotted((*where, key))!r}"]
+        what = f"duplicate {_dotted((*where, key))}"
+    elif kind in ("deep", "bomb"):
+        at = draw(st.sampled_from(EXTRA_KEY_AT))
+        where = tuple(int(p) if p.isdigit() else p for p in at.split(".") if p)
+        node = dict((_dotted(p), n) for p, n in _nodes(root))[at]
+        key = draw(KEY.filter(lambda k: k not in {k2 for k2, _ in node.value}))
+        over = draw(st.booleans())  # both sides of the limit, as often
+        if kind == "deep":
+            depth = draw(st.integers(limit, limit + 40) if over else st.integers(1, limit - 5))
+            value = _nest(rnd, depth)
+            nesting = len(where) + 1 + depth  # the root mapping is level 1
+            over = nesting > limit
+            what = f"{nesting} levels at {at or '(top)'}"
+            label = f"deep {'over' if over else 'within'} {limit}"
+        else:
+            width = draw(st.integers(2, 12))
+            fits = max(n for n in range(1, 30) if _bomb_node(n, width)[1] < max_values - 500)
+            levels = draw(st.integers(fits + 1, fits + 4) if over else st.integers(1, fits))
+            value, values = _bomb_node(levels, width)
+            over = values > max_values
+            what = f"bomb {width}**{levels} ({values:,} values) at {at or '(top)'}"
+            label = f"aliases {'over' if over else 'within'} {max_values:,} values"
+        node.value.insert(draw(st.integers(0, len(node.value))), (key, value))
+        where = (*where, key)
+        fragment = "levels deep, over the limit of" if kind == "deep" else "over the limit of"
+        expect = [fragment] if over else [_dotted(where)]
+        if kind == "bomb" and abs(values - max_values) < 500:  # the rest of the config counts
+            expect = [fragment, _dotted(where)]
+    # valid anchors and aliases: a value written once and referred to again where it is equal
+    groups: dict[Any, list[tuple[tuple, Node]]] = {}
+    for path, node in _nodes(root)[1:]:
+        if not _related(path, where):
+            groups.setdefault(_canonical(node), []).append((path, node))
+    repeated = sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0][0])
+    used: list[tuple] = []
+    for i in range(draw(st.integers(kind == "none", 4)) if repeated else 0):
+        group = draw(st.sampled_from(repeated))
+        (first, target), (other, node) = group[0], draw(st.sampled_from(group[1:]))
+        if any(_related(first, u) or _related(other, u) for u in used) or target.anchor:
+            continue
+        used += [first, other]
+        target.anchor = f"a{i}"
+        node.kind, node.value, node.merge = "alias", target.anchor, False
+        node.merge = target.kind == "map" and draw(st.booleans())
+        what += f"; {_dotted(other)} = *{target.anchor} ({_dotted(first)})"
+    label += " + valid aliases" if used else ""
+    return Shape(what, "\n".join(_block(root)) + "\n", expect, label)
+
+
+def _check_shape(result: Any, shape: Shape) -> None:
+    if not shape.expect:
+        assert result.exit_code == 0, f"{shape.what}: exit {result.exit_code}\n{result.output}"
+        assert "valid" in result.output and "error" not in result.output, result.output
+        return
+    output = _assert_refused(result, Case(shape.what, None, ""))
+    assert any(f in output for f in shape.expect), (
+        f"{shape.what}: none of {shape.expect} in\n{output}\n--- YAML:\n{shape.text}"
+    )
+    lines = [line for line in output.splitlines() if line.strip()]
+    if "duplicate key" in output:
+        assert re.search(r", line \d+: duplicate key '.+' \(first at line \d+\)", output), output
+    assert len(lines) <= 40, f"{shape.what}: {len(lines)} lines of output"
+
+
+def shapes(bad: bool = False) -> st.SearchStrategy[Shape]:
+    """Each kind of problem (and, unless ``bad``, none) as often."""
+    kinds = ["dup", "deep", "bomb"] + ([] if bad else ["none"])
+    return st.one_of(*(shape_of(kind) for kind in kinds))
+
+
+#: each example's time is bounded (generously: a bomb must be refused, not expanded)
+STRUCTURE = settings(FUZZ, max_examples=80, deadline=timedelta(seconds=10))
+
+
+@STRUCTURE
+@given(shape=shapes())
+def test_yaml_structure_is_read_or_refused_with_one_line(shape: Shape) -> None:
+    TRIED["structure"] += 1
+    SHAPES[shape.kind] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pipeline.yaml"
+        path.write_text(shape.text, encoding="utf-8")
+        result = runner.invoke(app, ["validate", str(path)])
+    _check_shape(result, shape)
+
+
+@settings(STRUCTURE, max_examples=12)
+@given(shape=shapes(bad=True))
+def test_run_refuses_bad_yaml_structure_before_writing(shape: Shape) -> None:
+    TRIED["structure run"] += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "runs"
+        path = Path(tmp) / "pipeline.yaml"
+        path.write_text(shape.text, encoding="utf-8")
+        result = runner.invoke(app, ["run", str(path), "--output", str(out), "--quiet"])
+        _check_shape(result, shape)
+        left = list(out.iterdir()) if out.exists() else []
+        assert not left, f"{shape.what}: left behind {left}"
+
+
+_BASE_TEXT = yaml.safe_dump(BASE, sort_keys=False)
+#: each problem a YAML text can have (issue 26), and what its one error line says
+YAML_PROBLEMS: dict[str, tuple[str | None, str]] = {
+    "lists 5000 deep": (_BASE_TEXT + "x: " + "[" * 5000 + "]" * 5000 + "\n", "levels deep"),
+    "mappings 5000 deep": (
+        _BASE_TEXT + "x: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+        "levels deep, over the limit of 64",
+    ),
+    "duplicate section": (_BASE_TEXT + "train: {epochs: 3}\n", "duplicate key 'train'"),
+    "duplicate key in train": (
+        _BASE_TEXT.replace("train:\n", "train:\n  epochs: 9\n"),
+        "duplicate key 'train.epochs'",
+    ),
+    "2 MB": (_BASE_TEXT + "# padding\n" * 200_000, "over the limit of 1,048,576 bytes"),
+    "alias bomb": (
+        _BASE_TEXT.replace("name: tiny", "name: tiny\nx: &x0 [lol, lol, lol, lol, lol, lol]")
+        + "".join(f"x{i}: &x{i} [" + f"*x{i - 1}, " * 9 + "]\n" for i in range(1, 10)),
+        "over the limit of 100,000 values",
+    ),
+    "recursive alias": (_BASE_TEXT + "x: &r [1, *r]\n", "inside its own anchor"),
+    "empty": ("", "`domains` is required"),
+    "comments only": ("# a config\n\n# to be written\n", "`domains` is required"),
+    "null": ("null\n", "`domains` is required"),
+    "a directory": (None, "a directory, not a config file"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("problem", sorted(YAML_PROBLEMS))
+def test_each_yaml_problem_is_one_error_line(problem: str, command: str) -> None:
+    text, expected = YAML_PROBLEMS[problem]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pipeline.yaml"
+        if text is None:
+            path.mkdir()
+        else:
+            path.write_text(text, encoding="utf-8")
+        out = Path(tmp) / "runs"
+        args = ["run", str(path), "--output", str(out), "--quiet"] if command == "run" else []
+        result = runner.invoke(app, args or ["validate", str(path)])
+        output = _assert_refused(result, Case(problem, None, str(path)))
+        assert expected in output, output
+        assert len(output.splitlines()) == 1, output
+        assert not out.exists() or not list(out.iterdir())
+
+
+def test_the_emitter_writes_base_as_it_is() -> None:
+    """The structure fuzzing starts from BASE itself, in any style."""
+    import random
+
+    for seed in range(20):
+        rnd = random.Random(seed)
+        root = _tree(BASE)
+        for _, node in _nodes(root)[1:]:
+            node.flow = rnd.random() < 0.5
+        text = "\n".join(_block(root)) + "\n"
+        assert yaml_reader.load_yaml(text, "x") == BASE, text
+
+
 def test_debug_shows_the_traceback() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = _write(Path(tmp), _set(BASE, "train.epochs", 0))
@@ -497,5 +818,8 @@ def test_zz_report_how_many_malformed_inputs_were_tried(capsys: pytest.CaptureFi
     total = sum(TRIED.values())
     with capsys.disabled():
         print(f"\nmalformed configs / YAML files tried: {total} ({dict(TRIED)})")
+        if SHAPES:
+            print(f"YAML structures: {dict(sorted(SHAPES.items()))}")
     if TRIED:
         assert TRIED["validate"] >= 100 and TRIED["raw yaml"] >= 100
+        assert TRIED["structure"] >= 50, "hypothesis gave up on YAML structures"

@@ -27,6 +27,8 @@ from cdkd_core.errors import DataError
 TRIED: Counter[str] = Counter()
 
 NUMBERS = ["0", "1", "-2.5", "3e2", "+7", ".5", "42", "-0.001", "1e-320", "6.02e23"]
+#: numbers written with a decimal comma (some with thousands grouped), as a ``;`` file has them
+COMMA_NUMBERS = ["1,5", "-2,25", "0,001", "3,0", "1.234,5", "12", "1 000,75", "7"]
 EXTREMES = ["1e39", "-1e400", "1" + "0" * 400, "inf", "-Infinity", "3.4e38", "nan"]
 TOKENS = ["", "NA", "na", "N/A", "n/a", "NaN", "null", "NULL", "None", "?", " ", "-"]
 TEXTS = ["red", "Blue", "a,b", 'say "hi"', "two\nlines", "Zürich", "ü;|\t", "x_1", "1_000"]
@@ -46,11 +48,13 @@ cells = st.one_of(
 @st.composite
 def column(draw, n: int) -> list[str]:
     """A column: mostly numbers, mostly text, or anything, with tokens sprinkled in."""
-    kind = draw(st.sampled_from(["numeric", "numeric", "text", "any"]))
+    kind = draw(st.sampled_from(["numeric", "numeric", "text", "any", "comma"]))
     base = {
         "numeric": st.sampled_from(NUMBERS) | st.floats(-1e6, 1e6).map(lambda v: f"{v:.3f}"),
         "text": st.sampled_from(TEXTS),
         "any": cells,
+        "comma": st.sampled_from(COMMA_NUMBERS)
+        | st.floats(-1e6, 1e6).map(lambda v: f"{v:.2f}".replace(".", ",")),
     }[kind]
     values = draw(st.lists(base, min_size=n, max_size=n))
     for _ in range(draw(st.integers(0, 3))):
@@ -120,6 +124,18 @@ def _is_number(cell: str, missing: frozenset[str]) -> bool | None:
         return False
 
 
+def _is_comma_number(cell: str) -> bool:
+    """A number with one decimal comma and nothing else (no thousands separators): a subset
+    of what ``decimal: ","`` reads, written independently."""
+    text = cell.strip()
+    if text.count(",") != 1 or "." in text or " " in text or "_" in text:
+        return False
+    try:
+        return not math.isnan(float(text.replace(",", ".")))
+    except ValueError:
+        return False
+
+
 def _label_key(label: str) -> object:
     text = label.strip()
     try:
@@ -153,6 +169,10 @@ def _check_loaded(data, path: Path, params: dict) -> None:
         good, bad = kinds.count(True), kinds.count(False)
         stray = bad and good > bad and bad <= max(1, STRAY_SHARE * (good + bad))
         assert name in declared or not stray, (name, "a stray token loaded silently")
+        cells = [v for v in table.column(name) if _is_number(v, missing) is not None]
+        comma = [v for v in cells if _is_comma_number(v)]
+        decimal_commas = comma and all(_is_comma_number(v) or _is_number(v, missing) for v in cells)
+        assert name in declared or not decimal_commas, (name, "decimal commas loaded as text")
         numeric += name not in declared and not bad
     assert data.splits["train"].teacher_x.shape[1] >= numeric
     if numeric == len(features):  # numeric columns stay one feature each

@@ -157,6 +157,15 @@ def test_domain_data_accepts_a_valid_domain() -> None:
     assert data.splits["train"].y.dtype == torch.long
 
 
+def test_domain_data_feature_names_name_each_entry() -> None:
+    splits = {s: _split(6) for s in ("train", "val", "test")}  # 3 features
+    data = DomainData("tabular", "t", ["a", "b"], splits, feature_names=("x", "y", "job=z"))
+    assert data.feature_names == ["x", "y", "job=z"]
+    assert DomainData("tabular", "t", ["a", "b"], splits).feature_names is None
+    with pytest.raises(ValueError, match="2 feature_names for 3 entries"):
+        DomainData("tabular", "t", ["a", "b"], splits, feature_names=["x", "y"])
+
+
 def test_domain_data_rejects_missing_splits() -> None:
     with pytest.raises(ValueError, match=r"lacks split\(s\) \['test'\]"):
         DomainData("tabular", "t", ["a", "b"], {"train": _split(4), "val": _split(4)})

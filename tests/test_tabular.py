@@ -370,3 +370,78 @@ def test_task_input_space_and_metrics_overrides(tmp_path: Path) -> None:
     assert data.task == "cardio"
     assert data.input_space == "clinic"
     assert data.metrics == ["roc_auc", "accuracy"]
+
+
+# --------------------------------------------------------------------------- shared input space
+
+
+def _jobs(path: Path, jobs: tuple[str, ...], columns: tuple[str, ...] = ("age", "job")) -> Path:
+    rows = [[20 + i, jobs[i % len(jobs)], "ab"[i % 2]] for i in range(36)]
+    return _write(path, [*columns, "label"], rows)
+
+
+def _shared(*paths: Path) -> dict:
+    return {
+        "name": "shared",
+        "domains": [
+            {
+                "name": "tabular",
+                "alias": path.stem,
+                "role": "source" if i == 0 else "target",
+                "params": {"path": str(path), "label": "label", "input_space": "loans"},
+            }
+            for i, path in enumerate(paths)
+        ],
+        "teacher": {"trunk": {"name": "mlp", "params": {"width": 8, "depth": 1}}},
+        "student": {"trunk": {"name": "mlp", "params": {"width": 4, "depth": 1}}},
+        "encoder": {"name": "pca", "params": {"dim": 2}},
+        "losses": [{"name": "ce"}],
+        "train": {"epochs": 1, "device": "cpu", "threads": 1},
+    }
+
+
+def test_the_tabular_domain_names_its_features(tmp_path: Path) -> None:
+    data = _load(_jobs(tmp_path / "a.csv", ("x", "y", "z")))
+    assert data.feature_names == ["age", "job=x", "job=y", "job=z"]
+
+
+def test_a_shared_input_space_with_other_categories_is_refused(tmp_path, monkeypatch) -> None:
+    """x/y/z in one file, p/q/r in the other: as many one-hot features, once mixed in one
+    stem silently; now one error naming both files, the column and both category lists."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from cdkd_core.cli import app
+
+    a = _jobs(tmp_path / "a.csv", ("x", "y", "z"))
+    b = _jobs(tmp_path / "b.csv", ("p", "q", "r"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_shared(a, b)))
+    monkeypatch.setenv("CDKD_DISABLE_PLUGINS", "medical finance nlp")
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["run", str(config), "--output", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert f"'a' ({a}) and 'b' ({b}) share input space 'loans'" in error
+    assert "column 'job' has the categories ['x', 'y', 'z'] in 'a' but ['p', 'q', 'r'] in 'b'" in (
+        error
+    )
+    assert not out.exists() or not any(out.rglob("summary.json"))
+
+
+def test_a_shared_input_space_needs_the_same_columns_in_order(tmp_path: Path) -> None:
+    from cdkd_core.config.loading import parse_config
+    from cdkd_core.data.preparation import prepare_domains
+    from cdkd_core.host.plugin_host import PluginHost
+
+    host = PluginHost(entry_points=False)
+    a = _jobs(tmp_path / "a.csv", ("x", "y", "z"))
+    same = _jobs(tmp_path / "same.csv", ("z", "y", "x"))  # the same categories: fine
+    assert len(prepare_domains(parse_config(_shared(a, same)), host)) == 2
+    other = _jobs(tmp_path / "b.csv", ("x", "y", "z"), columns=("years", "job"))
+    with pytest.raises(DataError) as info:
+        prepare_domains(parse_config(_shared(a, other)), host)
+    assert "feature 1 is 'age' in 'a'" in str(info.value)
+    assert "but 'years' in 'b'" in str(info.value)
+    assert f"'a' ({a}) and 'b' ({other}) share input space 'loans'" in str(info.value)

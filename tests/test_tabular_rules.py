@@ -319,3 +319,145 @@ def test_the_finiteness_check_names_the_entry_and_dtype() -> None:
         _check("mine", data)
     assert "train split, example 4: teacher_x has NaN or infinite values" in str(info.value)
     assert "entry [2] is inf in float32" in str(info.value)
+
+
+# --------------------------------------------------------------------------- decimal commas
+
+
+def _decimal_rows(n: int = 60, mark: str = ",") -> list[str]:
+    """Four numeric columns (two decimals) and a label, ``;``-separated."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        cells = [f"{v:.2f}".replace(".", mark) for v in rng.uniform(0, 100, 4)]
+        rows.append(";".join([*cells, "ab"[i % 2]]))
+    return rows
+
+
+def _semicolons(path: Path, rows: list[str]) -> Path:
+    path.write_text("a;b;c;d;label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_decimal_commas_are_refused_with_the_fix_not_one_hot(tmp_path: Path) -> None:
+    """Four numeric columns written 1,23 used to become hundreds of one-hot features."""
+    path = _semicolons(tmp_path / "comma.csv", _decimal_rows())
+    with pytest.raises(DataError) as info:
+        _load(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: 4 problems"), msg
+    first = _decimal_rows()[0].split(";")[0]
+    assert f"{path}, line 2, column 'a': 60 of its 60 cells are numbers" in msg
+    assert f"decimal comma (e.g. {first!r})" in msg
+    assert 'decimal: ","' in msg
+    for column in "bcd":
+        assert f"column {column!r}" in msg
+
+
+def test_decimal_comma_param_reads_the_numbers_as_the_point_file_does(tmp_path: Path) -> None:
+    comma = _load(_semicolons(tmp_path / "comma.csv", _decimal_rows()), decimal=",")
+    point = _load(_semicolons(tmp_path / "point.csv", _decimal_rows(mark=".")))
+    assert comma.feature_names == point.feature_names == ["a", "b", "c", "d"]
+    for split in ("train", "val", "test"):
+        assert torch.equal(comma.splits[split].teacher_x, point.splits[split].teacher_x)
+
+
+def test_decimal_comma_groups_thousands_and_keeps_stray_rules(tmp_path: Path) -> None:
+    rows = [f"1.{i:03d}.000,5;1 234,{i};{i};{i};{'ab'[i % 2]}" for i in range(30)]
+    data = _load(_semicolons(tmp_path / "grouped.csv", rows), decimal=",")
+    x = torch.cat([s.teacher_x for s in data.splits.values()])
+    assert _width(data) == 4
+    assert sorted(x[:, 0].tolist())[0] == pytest.approx(1000000.5)  # "1.000.000,5"
+    # a point is no decimal mark with decimal ",": one stray 1.5 is named
+    rows[3] = "1.5;1;1;1;a"
+    with pytest.raises(DataError, match=r"line 5, column 'a': the column mixes decimal marks"):
+        _load(_semicolons(tmp_path / "stray.csv", rows), decimal=",")
+    rows[3] = "n/a-ish;1;1;1;a"  # a stray that is no number with either mark
+    with pytest.raises(DataError, match=r"line 5, column 'a': 'n/a-ish' is not a number"):
+        _load(_semicolons(tmp_path / "stray.csv", rows), decimal=",")
+    # spaces grouping thousands, with the default decimal point: refused, not categories
+    spaced = [f"{i};{i} 234;{i};{i};{'ab'[i % 2]}" for i in range(1, 31)]
+    with pytest.raises(DataError, match=r"column 'b': 30 of its 30 cells .* grouped by spaces"):
+        _load(_semicolons(tmp_path / "spaced.csv", spaced))
+
+
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_a_column_mixing_decimal_marks_is_refused_either_way(tmp_path: Path, decimal) -> None:
+    rows = [f"{'-2.5' if i < 2 else '1,5'};{i};{i};{i};{'ab'[i % 2]}" for i in range(30)]
+    path = _semicolons(tmp_path / "mixed.csv", rows)
+    with pytest.raises(DataError) as info:
+        _load(path, decimal=decimal)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}, line "), msg
+    assert "column 'a': the column mixes decimal marks" in msg
+    assert "'-2.5' (line 2)" in msg if decimal == "." else "'1,5' (line 4)" in msg
+
+
+def test_a_point_file_read_with_decimal_comma_is_refused(tmp_path: Path) -> None:
+    path = _semicolons(tmp_path / "point.csv", _decimal_rows(mark="."))
+    with pytest.raises(DataError, match=r"decimal point \(e\.g\. '[0-9.]+'\), but decimal is"):
+        _load(path, decimal=",")
+
+
+def test_comma_categories_are_not_refused(tmp_path: Path) -> None:
+    """Labels holding commas, and 1,2 beside x, stay categorical."""
+    rows = [
+        f'"{["a,b", "c,d", "e,f"][i % 3]}","{["1,2", "x"][i % 2]}",{i},{"yn"[i % 2]}'
+        for i in range(40)
+    ]
+    path = tmp_path / "cats.csv"
+    path.write_text("tags,mixed,n,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data = _load(path)
+    assert data.feature_names == [
+        "tags=a,b", "tags=c,d", "tags=e,f", "mixed=1,2", "mixed=x", "n"
+    ]  # fmt: skip
+
+
+def test_a_declared_numeric_column_with_decimal_commas_names_the_fix(tmp_path: Path) -> None:
+    path = _semicolons(tmp_path / "comma.csv", _decimal_rows())
+    with pytest.raises(DataError, match=r"column 'a': 60 of its 60 cells .*decimal: \",\""):
+        _load(path, numeric=["a"], categorical=["b", "c", "d"])
+    data = _load(path, categorical=["a", "b", "c", "d"])  # declared categories stay so
+    assert _width(data) > 4
+
+
+def test_decimal_param_is_validated(tmp_path: Path) -> None:
+    path = _semicolons(tmp_path / "comma.csv", _decimal_rows())
+    with pytest.raises(pydantic.ValidationError, match="decimal"):
+        _load(path, decimal=";")
+
+
+def test_predict_reads_decimal_commas_as_the_domain_says(tmp_path: Path) -> None:
+    """The domain's input reader (``cdkd predict``) encodes a decimal-comma file with the
+    domain's own decimal param, as load did."""
+    from cdkd_core.components.raw_input import InputOptions
+
+    path = _semicolons(tmp_path / "comma.csv", _decimal_rows())
+    domain = TabularCSV.from_params({"path": str(path), "label": "label", "decimal": ","})
+    new = _semicolons(tmp_path / "new.csv", ["1,5;2;3,25;4;a", "10;0,5;1;1;b"])
+    (batch,) = domain.input_reader(seed=0).batches(new, InputOptions(), chunk_size=10)
+    assert batch.student_x.tolist() == [[1.5, 2.0, 3.25, 4.0], [10.0, 0.5, 1.0, 1.0]]
+    trained = _semicolons(tmp_path / "point.csv", _decimal_rows(mark="."))
+    point = TabularCSV.from_params({"path": str(trained), "label": "label"})
+    with pytest.raises(DataError, match=r"'1,5' is not a number .*decimal mark '\.'"):
+        list(point.input_reader(seed=0).batches(new, InputOptions(), chunk_size=10))
+
+
+# --------------------------------------------------------------------------- long fields
+
+
+def test_a_text_cell_over_the_csv_module_default_limit_is_read(tmp_path: Path) -> None:
+    import csv
+
+    from cdkd_core.data.raw_input import csv_chunks
+
+    long = "word " * 40_000  # 200,000 characters, over csv's default 131,072
+    rows = [f'{i},"{long if i == 3 else "short"}",{"ab"[i % 2]}' for i in range(30)]
+    path = tmp_path / "long.csv"
+    path.write_text("id,note,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    table = read_csv(path)
+    assert table.column("note")[3] == long.strip()
+    (chunk,) = list(csv_chunks(path))
+    assert chunk.column("note")[3] == long.strip()
+    assert _load(path).feature_names[0] == "id"  # the domain reads it too
+    assert csv.field_size_limit() >= 2**31 - 1

@@ -62,7 +62,7 @@ def recompute_knowledge_sample(
     loss projectors are not saved with a run, so ``projected`` is None."""
     from cdkd_core.config.loading import load_config
     from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.files import load_weights
+    from cdkd_core.files import read_run_file
     from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.nets.assembly import build_network
 
@@ -77,9 +77,9 @@ def recompute_knowledge_sample(
     with torch.random.fork_rng(devices=[]):  # building seeds torch: keep the caller's state
         teacher = build_network(config.teacher, sources, host, "teacher", seed=config.seed)
         student = build_network(config.student, trained, host, "student", seed=config.seed + 1)
-    teacher.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
-    student.load_state_dict(load_weights(run_dir / "student.safetensors"))
-    meta = json.loads((run_dir / "encoder.json").read_text(encoding="utf-8"))
+    teacher.load_state_dict(read_run_file(run_dir / "teacher.safetensors"))
+    student.load_state_dict(read_run_file(run_dir / "student.safetensors"))
+    meta = read_run_file(run_dir / "encoder.json")
     # the config's name: it says which plugin's where two register the encoder's name
     encoder = host.get("encoders", config.encoder.name).from_params(meta["params"])
     encoder.load(run_dir)

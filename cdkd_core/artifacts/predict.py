@@ -79,7 +79,7 @@ class TeacherPath:
 
     def __init__(self, student: RunStudent, host: Any) -> None:
         from cdkd_core.artifacts.run_teacher import load_run_teacher
-        from cdkd_core.files import load_weights
+        from cdkd_core.files import read_run_file
         from cdkd_core.nets.target_heads import TargetHeads
 
         run_dir = student.run_dir
@@ -97,8 +97,8 @@ class TeacherPath:
             ) from exc
         self.heads = TargetHeads()
         if (run_dir / "target_heads.safetensors").is_file():
-            self.heads.load_state_dict(load_weights(run_dir / "target_heads.safetensors"))
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+            self.heads.load_state_dict(read_run_file(run_dir / "target_heads.safetensors"))
+        summary = read_run_file(run_dir / "summary.json")
         self.priors = {
             name: d["label_shift"]
             for name, d in summary["domains"].items()

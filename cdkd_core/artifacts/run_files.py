@@ -3,7 +3,6 @@ and the export share, and the files the report reads (:class:`RunFiles`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,7 @@ class RunFiles:
 
 def read_run(run_dir: Path) -> RunFiles:
     """Read a finished run directory; a :class:`ReportError` names what is missing."""
-    import yaml
-
+    from cdkd_core.files import read_run_file
     from cdkd_core.run.rundir import read_metrics
 
     run_dir = finished_run_dir(
@@ -56,19 +54,17 @@ def read_run(run_dir: Path) -> RunFiles:
         ReportError,
         f"a report needs a completed run: continue it with `cdkd run --resume {Path(run_dir)}`",
     )
+    summary = read_run_file(run_dir / "summary.json")
+    config = read_run_file(run_dir / "config.yaml")
+    config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")  # read just above
+    layout_path = run_dir / "layout.json"
+    layout = read_run_file(layout_path) if layout_path.is_file() else {}
+    metrics = run_dir / "metrics.jsonl"
     try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
-        config = yaml.safe_load(config_text) or {}
-        layout_path = run_dir / "layout.json"
-        layout = (
-            json.loads(layout_path.read_text(encoding="utf-8")) if layout_path.is_file() else {}
-        )
-        metrics = run_dir / "metrics.jsonl"
         records = read_metrics(metrics) if metrics.is_file() else []
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise ReportError(f"{run_dir}: unreadable run file ({first_line(exc)})") from exc
-    if not isinstance(summary, dict) or not isinstance(summary.get("domains"), dict):
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ReportError(f"{metrics}: unreadable ({first_line(exc)})") from exc
+    if not isinstance(summary.get("domains"), dict):
         raise ReportError(f"{run_dir / 'summary.json'}: not a cdkd summary (no 'domains')")
     return RunFiles(run_dir, summary, records, config, config_text, layout)
 

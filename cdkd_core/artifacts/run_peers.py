@@ -5,7 +5,6 @@ fitted on them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +58,9 @@ def read_peers(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / PEERS_FILE
     if not path.is_file():
         return None
-    try:
-        peers = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportError(f"{path}: unreadable ({first_line(exc)})") from exc
-    if not isinstance(peers, dict) or not isinstance(peers.get("domains"), dict):
+    from cdkd_core.files import read_run_file
+
+    peers = read_run_file(path)
+    if not isinstance(peers.get("domains"), dict):
         raise ReportError(f"{path}: not a cdkd peers file (no 'domains')")
     return peers

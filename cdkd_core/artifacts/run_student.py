@@ -4,7 +4,6 @@ and each domain's path through it from the raw student view to logits."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,7 @@ def load_run_student(run_dir: Path, host: Any = None) -> RunStudent:
     """Rebuild a finished run's student from ``config.yaml`` and ``layout.json`` and load
     ``student.safetensors``; the run's plugins must be installed."""
     from cdkd_core.config.loading import load_config
-    from cdkd_core.files import load_weights
+    from cdkd_core.files import read_run_file
     from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.nets.assembly import NetworkSlot, build_network
 
@@ -148,37 +147,28 @@ def load_run_student(run_dir: Path, host: Any = None) -> RunStudent:
         raise ExportError(
             f"{run_dir / 'layout.json'} does not fit config.yaml's student: {first_line(exc)}"
         ) from exc
+    state = read_run_file(run_dir / "student.safetensors")
     try:
-        net.load_state_dict(load_weights(run_dir / "student.safetensors"))
-    except Exception as exc:  # safetensors' own errors, or keys and shapes that differ
+        net.load_state_dict(state)
+    except Exception as exc:  # keys and shapes that differ
         raise ExportError(
             f"{run_dir / 'student.safetensors'} does not fit the student rebuilt from "
             f"config.yaml and layout.json: {first_line(exc)}"
         ) from exc
-    try:
-        preprocessing = load_weights(run_dir / "preprocessing.safetensors")
-    except Exception as exc:
-        raise ExportError(
-            f"{run_dir / 'preprocessing.safetensors'}: unreadable ({first_line(exc)})"
-        ) from exc
+    preprocessing = read_run_file(run_dir / "preprocessing.safetensors")
     offsets: dict[str, torch.Tensor] = {}
     if (run_dir / "student_offsets.safetensors").is_file():
-        try:
-            offsets = load_weights(run_dir / "student_offsets.safetensors")
-        except Exception as exc:
-            raise ExportError(
-                f"{run_dir / 'student_offsets.safetensors'}: unreadable ({first_line(exc)})"
-            ) from exc
+        offsets = read_run_file(run_dir / "student_offsets.safetensors")
     return RunStudent(run_dir, config, layout, net.eval(), preprocessing, offsets)
 
 
 def read_layout(path: Path) -> dict[str, Any]:
-    """A run's ``layout.json``; an :class:`ExportError` if unreadable or not a layout."""
-    try:
-        layout = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(layout, dict) or not {"student", "domains"} <= set(layout):
+    """A run's ``layout.json``; a :class:`~cdkd_core.errors.RunFileError` if unreadable, an
+    :class:`ExportError` if not a layout."""
+    from cdkd_core.files import read_run_file
+
+    layout = read_run_file(path)
+    if not {"student", "domains"} <= set(layout):
         raise ExportError(f"{path}: not a cdkd layout (it needs 'student' and 'domains')")
     return layout
 

@@ -4,13 +4,12 @@ classical teacher, as the run's config describes it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from cdkd_core.files import load_weights
+from cdkd_core.files import read_run_file
 from cdkd_core.nets.assembly import NetworkSlot, build_teacher
 
 
@@ -20,8 +19,8 @@ def load_run_teacher(run_dir: Path, host: Any) -> nn.Module:
 
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml", host=host, machine=False)
-    layout = json.loads((run_dir / "layout.json").read_text(encoding="utf-8"))
+    layout = read_run_file(run_dir / "layout.json")
     slots = [NetworkSlot.from_dict(s) for s in layout["teacher"]]
     teacher = build_teacher(config.teacher, slots, host, config.seed)
-    teacher.load_state_dict(load_weights(run_dir / "teacher.safetensors"))
+    teacher.load_state_dict(read_run_file(run_dir / "teacher.safetensors"))
     return teacher.eval()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,7 +64,16 @@ class _SklearnDomain(Domain):
             classes=classes,
             splits=_make_splits(x, y, self.config),
             metrics=list(self.metrics),
+            feature_names=self._feature_names(),
         )
+
+    def _feature_names(self) -> list[str] | None:
+        """scikit-learn's ``feature_names`` of a table (None for images)."""
+        if self.modality != "tabular":
+            return None
+        import sklearn.datasets
+
+        return [str(c) for c in getattr(sklearn.datasets, self.loader)().feature_names]
 
 
 class BreastCancer(_SklearnDomain):
@@ -109,6 +119,11 @@ class TabularConfig(SplitConfig):
     delimiter: Delimiter = Field(
         None, description="Field delimiter, one character (default: sniffed)."
     )
+    decimal: Literal[".", ","] = Field(
+        ".",
+        description='Decimal mark of the numbers: "." or "," (1,5; "." or a space may then '
+        "group thousands: 1.234,5). A column of numbers with the other mark is an error.",
+    )
     classes: ClassList = Field(None, description=CLASSES_HELP)
     na_values: list[str] = Field(
         default_factory=lambda: list(NA_VALUES),
@@ -123,7 +138,9 @@ class TabularConfig(SplitConfig):
     )
     task: str | None = Field(None, description="Task id; domains with one task share a head.")
     input_space: str | None = Field(
-        None, description="Domains with the same input space (and columns) share a stem."
+        None,
+        description="Domains with the same input space share a stem: they need the same "
+        "feature columns and categories (checked).",
     )
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1_macro"], min_length=1)
 
@@ -173,6 +190,7 @@ class TabularCSV(Domain):
             splits={k: Split.single_view(x[v], y[v]) for k, v in index.items()},
             metrics=list(cfg.metrics),
             input_space=cfg.input_space or default_id,
+            feature_names=encoder.feature_names,
         )
 
     def input_reader(self, seed: int) -> InputReader:
@@ -211,7 +229,9 @@ class TabularCSV(Domain):
             missing=cfg.na_values,
             problems=problems,
         )
-        encoder = TabularEncoder(columns, cfg.na_values, cfg.numeric, cfg.categorical)
+        encoder = TabularEncoder(
+            columns, cfg.na_values, cfg.numeric, cfg.categorical, decimal=cfg.decimal
+        )
         encoder.decide_types(table, problems)
         problems.raise_if_any()
         names, codes = labels.classes, labels.codes

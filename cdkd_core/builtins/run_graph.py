@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def read_run_graph(run_dir: Path) -> RunGraph:
     """The class graph saved with the run in ``run_dir`` (``encoder.json`` +
     ``encoder.safetensors`` of a ``knowledge_graph`` or ``graph`` encoder); class labels
     come from ``layout.json`` where it names them. :class:`KnowledgeGraphError` otherwise."""
-    from safetensors.torch import load_file
+    from cdkd_core.files import read_run_file
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -60,17 +59,17 @@ def read_run_graph(run_dir: Path) -> RunGraph:
             f"{run_dir}: no fitted encoder (encoder.json, encoder.safetensors); is it a run "
             "directory that got past encoding?"
         )
+    meta = read_run_file(meta_path)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         name, state = str(meta["name"]), meta["state"]
         if name == "knowledge_graph":
-            tensors = load_file(str(tensor_path))
+            tensors = read_run_file(tensor_path)
             nodes = [str(n) for n in state["nodes"]]
             similarity = tensors["similarity"].float()
             edges = tensors["edges"].bool()
             prototypes = tensors["prototypes"].float()
         elif name == "graph":
-            tensors = load_file(str(tensor_path))
+            tensors = read_run_file(tensor_path)
             nodes = [str(n) for n in state["pair_names"]]
             similarity = tensors["class_weights"].float()
             edges = ~torch.eye(len(nodes), dtype=torch.bool)
@@ -85,10 +84,10 @@ def read_run_graph(run_dir: Path) -> RunGraph:
     classes: dict[str, list[str]] = {}
     layout_path = run_dir / "layout.json"
     if layout_path.is_file():
+        layout = read_run_file(layout_path)
         try:
-            layout = json.loads(layout_path.read_text(encoding="utf-8"))
             classes = {d: list(map(str, v["classes"])) for d, v in layout["domains"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError):
             classes = {}
     domains, labels = [], []
     for node in nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from enum import Enum
@@ -16,6 +17,7 @@ from cdkd_core.cli.common import (
     plain_text,
     state,
     stdout_is_terminal,
+    stdout_to_stderr,
     user_errors,
 )
 from cdkd_core.cli.data import data_app
@@ -142,7 +144,14 @@ def run(
     ] = Path("runs"),
     overrides: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print summary.json instead of the table; standard output then holds only "
+            "the JSON (progress, warnings and anything a plugin prints go to standard error).",
+        ),
+    ] = False,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -176,29 +185,35 @@ def run(
     from cdkd_core.errors import ConfigError
     from cdkd_core.run.runner import resume_run, run_pipeline
 
-    host = make_host()
-    if resume is not None and (config is not None or overrides):
-        raise ConfigError(
-            "--resume continues a run with its own config.yaml: give no CONFIG or --set"
-        )
-    if nproc is not None and nproc > 1 and not launched_by_torchrun():
-        from cdkd_core.run.launch import launch
-        from cdkd_core.run.rundir import check_output_root
+    # with --json, standard output holds the JSON alone: the rest goes to standard error
+    quiet_stdout = stdout_to_stderr if json_out else contextlib.nullcontext
+    with quiet_stdout():
+        host = make_host()
+        if resume is not None and (config is not None or overrides):
+            raise ConfigError(
+                "--resume continues a run with its own config.yaml: give no CONFIG or --set"
+            )
+        launching = nproc is not None and nproc > 1 and not launched_by_torchrun()
+        if launching and resume is None:
+            from cdkd_core.run.rundir import check_output_root
 
-        if resume is None:
             load_config(config, overrides or [], host=host)  # refuse a bad config here, once
             check_output_root(output)  # and an output directory no run directory fits in
+    if launching:  # the processes print for themselves (process 0 the table or the JSON)
+        from cdkd_core.run.launch import launch
+
         args = ["--debug"] if debug_enabled() else []
         args += ["run", *([str(config)] if config is not None else []), "--output", str(output)]
         args += [a for o in overrides or [] for a in ("--set", o)]
         args += ["--quiet"] * quiet + ["--json"] * json_out
         args += ["--resume", str(resume)] if resume is not None else []
         raise typer.Exit(launch(nproc, args))
-    if resume is not None:
-        result = resume_run(resume, host=host, quiet=quiet)
-    else:
-        cfg = load_config(config, overrides or [], host=host)
-        result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
+    with quiet_stdout():
+        if resume is not None:
+            result = resume_run(resume, host=host, quiet=quiet)
+        else:
+            cfg = load_config(config, overrides or [], host=host)
+            result = run_pipeline(cfg, output=output, host=host, quiet=quiet)
     if not result.main:  # torchrun's other processes: process 0 reports
         return
     if json_out:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO, TypeVar
 
 import typer
 
@@ -49,10 +51,13 @@ def _format_warning(
 
 def user_errors(fn: F) -> F:
     """Turn errors a user can cause into one message and a non-zero exit (traceback only
-    with ``--debug``)."""
+    with ``--debug``): a :class:`~cdkd_core.errors.CdkdError`, and anything a plugin's
+    code raised -- a ``sys.exit()`` included -- named with its plugin and component."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import click
+
         from cdkd_core.errors import CdkdError
 
         formatter = warnings.formatwarning
@@ -67,17 +72,45 @@ def user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # the command's own exits and usage errors
+        except BaseException as exc:
+            blamed = _plugin_error(exc)
+            if blamed is None or debug_enabled():
+                raise  # not a plugin's: a bug of cdkd's, shown with its traceback
+            raise fail(str(blamed), blamed.exit_code) from None
         finally:
             warnings.formatwarning = formatter
 
     return wrapper  # type: ignore[return-value]
 
 
-def make_host() -> Any:
-    """The plugin host with built-ins and installed plugins; failures are warned about."""
+#: the plugin hosts the running command made (:func:`make_host`), to blame a plugin's error
+_hosts: list[Any] = []
+
+
+def _plugin_error(exc: BaseException) -> Any:
+    """A PluginError naming the plugin whose code raised ``exc`` (None: no plugin's)."""
+    from cdkd_core.run.blame import plugin_error
+
+    for host in reversed(_hosts):
+        blamed = plugin_error(host, exc)
+        if blamed is not None:
+            return blamed
+    return None
+
+
+def make_host(warn: bool = True) -> Any:
+    """The plugin host with built-ins and installed plugins; failures are warned about
+    (unless not ``warn``). What a plugin prints while it loads goes to standard error, so
+    standard output stays the command's own (a table, JSON, CSV a script reads)."""
     from cdkd_core.host.plugin_host import PluginHost
 
-    host = PluginHost()
+    with stdout_to_stderr():
+        host = PluginHost()
+    _hosts[:] = [host]
+    if not warn:
+        return host
     for info in host.failed_plugins():
         version = f" {info.version}" if info.version else ""
         typer.echo(
@@ -108,3 +141,34 @@ def plain_text(text: str) -> str:
 def stdout_is_terminal() -> bool:
     """Whether standard output is a terminal."""
     return sys.stdout.isatty()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[TextIO]:
+    """Send whatever is written to standard output inside to standard error instead:
+    Python's ``sys.stdout`` and, where it is a real file, descriptor 1 itself (so output of
+    C extensions and child processes too). Yields a stream of the real standard output,
+    which the command alone writes to (``cdkd predict``'s CSV, ``cdkd run --json``): a
+    script can parse it whatever a plugin printed."""
+    real: TextIO = sys.stdout
+    real.flush()
+    saved = None
+    try:
+        fd = real.fileno()
+        err = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = None  # a captured stream (tests): redirecting sys.stdout is enough
+    if fd is not None:
+        saved = os.dup(fd)
+        os.dup2(err, fd)
+        real = os.fdopen(os.dup(saved), "w", encoding=sys.stdout.encoding or "utf-8")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield real
+    finally:
+        real.flush()
+        sys.stdout.flush()
+        if saved is not None and fd is not None:
+            real.close()
+            os.dup2(saved, fd)
+            os.close(saved)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cdkd_core.cli.common import plain_text, user_errors
+from cdkd_core.cli.common import make_host, plain_text, user_errors
 
 plugins_app = typer.Typer(
     help="Installed and available plugins.", no_args_is_help=True, rich_markup_mode=None
@@ -28,9 +28,7 @@ def list_plugins(
 
     Example: cdkd plugins list --json
     """
-    from cdkd_core.host.plugin_host import PluginHost
-
-    host = PluginHost()
+    host = make_host(warn=False)  # failures are what it lists
     if json_out:
         typer.echo(json.dumps([p.as_dict() for p in host.plugins.values()], indent=2))
         return
@@ -56,9 +54,8 @@ def available(
     Example: cdkd plugins available
     """
     from cdkd_core.host.catalog import catalog
-    from cdkd_core.host.plugin_host import PluginHost
 
-    host = PluginHost()
+    host = make_host(warn=False)
     rows = [
         {
             **entry,

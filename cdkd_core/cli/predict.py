@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cdkd_core.cli.common import make_host, user_errors
+from cdkd_core.cli.common import make_host, stdout_to_stderr, user_errors
 
 
 class Model(str, Enum):
@@ -125,10 +125,11 @@ def predict(
     predictor = load(run_dir, host=make_host())
     name = predictor.domain(domain)
     options = InputOptions(column=column, id_column=id_column, delimiter=delimiter)
-    if output is None:
-        writer = PredictionWriter(sys.stdout, output_format.value, predictor.classes(name))
-        for predictions in predictor.batches(source, name, options, chunk_size):
-            writer.write(predictions)
+    if output is None:  # standard output: the predictions alone (a plugin's prints: stderr)
+        with stdout_to_stderr() as stdout:
+            writer = PredictionWriter(stdout, output_format.value, predictor.classes(name))
+            for predictions in predictor.batches(source, name, options, chunk_size):
+                writer.write(predictions)
         if writer.rows == 0:
             raise DataError(f"{source}: no rows to predict")
         return

@@ -5,7 +5,8 @@ name, what was expected and what was found. The pipeline calls them where a brok
 contract would otherwise fail much later (an encoder state that only fails at save time,
 a vector width that only fails inside a loss) and adds the providing plugin, its version
 and the stage before the message is shown. :mod:`cdkd_core.testing` offers the same checks
-to plugin authors (``check_encoder``, ``check_loss``, ``check_architecture``).
+to plugin authors (``check_domain``, ``check_encoder``, ``check_loss``,
+``check_architecture``, ``check_feedback``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,24 @@ def _type_name(value: Any) -> str:
     cls = type(value)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+# -- domains ------------------------------------------------------------------------------
+
+
+def check_domain_data(domain: Any, data: Any, seed: int) -> None:
+    """``load(seed)`` returned a :class:`~cdkd_core.components.domain.DomainData` (which
+    checks its own splits, classes and labels as it is built)."""
+    from cdkd_core.components.domain import DomainData
+
+    if not isinstance(data, DomainData):
+        found = "None" if data is None else f"a {_type_name(data)}"
+        raise ContractError(
+            "domains",
+            domain,
+            f"load(seed={seed}) returned {found}; expected a DomainData (its train, val and "
+            "test splits, classes and metrics)",
+        )
 
 
 # -- encoders -----------------------------------------------------------------------------
@@ -267,3 +286,20 @@ def check_trunk_output(arch: Any, output: Any, n: int, width: int) -> None:
 def check_head_output(arch: Any, output: Any, n: int, classes: int) -> None:
     """A head mapped ``n`` rows to ``[n, classes]`` logits."""
     _check_width(arch, "head", output, n, classes, "classes")
+
+
+# -- feedback -----------------------------------------------------------------------------
+
+
+def check_feedback_result(strategy: Any, result: Any) -> bool:
+    """``after_round`` returned whether it changed the teacher (a bool, or None for no):
+    a strategy updates ``ctx.teacher`` in place, so a new teacher returned instead would be
+    silently dropped. Returns the bool."""
+    if result is None or isinstance(result, bool):
+        return bool(result)
+    raise ContractError(
+        "feedback",
+        strategy,
+        f"after_round returned a {type(result).__name__}; expected True or False (whether it "
+        "changed ctx.teacher, which it updates in place; a new teacher returned is not used)",
+    )

@@ -118,6 +118,11 @@ class DomainData:
     ``texts`` holds the raw texts of a text domain, split name -> one text per row of that
     split, in the split's row order (for readers of the raw text, e.g. the TF-IDF reference
     peer of ``cdkd report --peers``); ``None`` where a domain has none.
+    ``feature_names`` names the entries of the student view along ``channel_dim`` (a
+    table's encoded columns, one-hot ones as ``column=category``, e.g. ``job=clerk``):
+    domains sharing an input space that both give them must give the same list (the core
+    refuses a mismatch, naming both domains and the column that differs); ``None`` where a
+    domain does not name them.
 
     Args:
         modality: What a stem reads: ``"tabular"``, ``"image"``, ``"text"``, ``"series"``
@@ -134,10 +139,13 @@ class DomainData:
         teacher_view_params: Parameters of a frozen model behind the teacher view.
         student_vocabulary: The token vocabulary of an integer student view.
         texts: Split name -> the raw text of each row (text domains).
+        feature_names: The name of each entry of the student view along ``channel_dim``
+            (a table's encoded columns).
 
     Raises:
         ValueError: A split is missing or empty, fewer than two classes, no metric, a
-            label outside ``0..len(classes)-1``, or ``texts`` not one string per row.
+            label outside ``0..len(classes)-1``, ``texts`` not one string per row, or
+            ``feature_names`` not one string per entry along ``channel_dim``.
 
     Examples:
         >>> import torch
@@ -163,6 +171,7 @@ class DomainData:
     teacher_view_params: int = 0
     student_vocabulary: str | None = None
     texts: dict[str, list[str]] | None = None
+    feature_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         missing = [s for s in SPLITS if s not in self.splits]
@@ -183,6 +192,23 @@ class DomainData:
         if self.texts is not None:
             self._check_texts(self.texts)
             self.texts = {name: list(rows) for name, rows in self.texts.items()}
+        if self.feature_names is not None:
+            self.feature_names = list(self.feature_names)
+            self._check_feature_names(self.feature_names)
+
+    def _check_feature_names(self, names: list[str]) -> None:
+        """One string per entry of the student view along ``channel_dim``."""
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError("feature_names must be strings")
+        x = self.splits["train"].student_x
+        if x.dim() < 2 or not -x.dim() <= self.channel_dim < x.dim():
+            return
+        width = x.shape[self.channel_dim]
+        if len(names) != width:
+            raise ValueError(
+                f"{len(names)} feature_names for {width} entries of the student view along "
+                f"axis {self.channel_dim}"
+            )
 
     def _check_texts(self, texts: dict[str, list[str]]) -> None:
         """Every split has its texts, one string per row, and no other split has any."""

@@ -140,10 +140,13 @@ class KnowledgeEncoder(Component):
             stem: The files' name without suffix.
 
         Raises:
-            FileNotFoundError: The files are not there.
+            RunFileError: A file is missing or unreadable (the message names it).
         """
-        from safetensors.torch import load_file
+        from cdkd_core.errors import RunFileError
+        from cdkd_core.files import read_run_file
 
-        tensors = load_file(str(Path(directory) / f"{stem}.safetensors"))
-        meta = json.loads((Path(directory) / f"{stem}.json").read_text())
+        tensors = read_run_file(Path(directory) / f"{stem}.safetensors")
+        meta = read_run_file(Path(directory) / f"{stem}.json")
+        if "state" not in meta:
+            raise RunFileError(f"{Path(directory) / f'{stem}.json'}: no 'state' (not an encoder's)")
         self.load_state(tensors, meta["state"])

@@ -13,39 +13,78 @@ from pydantic import BaseModel, ValidationError
 
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.config.validation import validate_components
+from cdkd_core.config.yaml_reader import MAX_BYTES, MAX_DEPTH, load_yaml
 from cdkd_core.errors import ConfigError
+
+_EXAMPLE = "domains: [{name: sklearn.wine, role: source}]"
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; errors name the file."""
+    """Read a YAML mapping as ``safe_load`` does, within the limits of
+    :mod:`cdkd_core.config.yaml_reader` (size, nesting, values, no duplicate keys); errors
+    name the file (and line)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        yamls = sorted(p.name for p in path.glob("*.y*ml") if p.is_file())[:3]
+        inside = f" (YAML files in it: {', '.join(yamls)})" if yamls else ""
+        raise ConfigError(f"{path}: a directory, not a config file{inside}")
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (give the config's YAML file)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_BYTES:
+        size = max(path.stat().st_size, len(raw))
+        raise ConfigError(
+            f"{path}: {size:,} bytes, over the limit of {MAX_BYTES:,} bytes (1 MiB) for a config"
+        )
+    try:
+        text = raw.decode("utf-8")
+        data = load_yaml(text, str(path))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        raise ConfigError(
+            f"{path}: the config is empty (no YAML mapping in it); `domains` is required, "
+            f"e.g. `{_EXAMPLE}` (`cdkd init` writes a starter config)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
     return data
 
 
+def _shown(item: str, limit: int = 80) -> str:
+    """An override as a message quotes it (a long one cut short)."""
+    return repr(item) if len(item) <= limit else repr(item[:limit]) + f"... ({len(item):,} chars)"
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (value parsed as YAML; list items by index)."""
+    """Apply ``key.path=value`` overrides (value parsed as YAML within the limits a config
+    file is read with; list items by index)."""
     data = copy.deepcopy(data)
     for item in overrides:
+        shown = _shown(item)
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+            raise ConfigError(f"override {shown}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
         path, raw = item.split("=", 1)
         parts = [p for p in path.strip().split(".") if p]
         if not parts:
-            raise ConfigError(f"override {item!r}: empty key path")
+            raise ConfigError(f"override {shown}: empty key path")
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError(
+                f"override {shown}: a key path of {len(parts)} keys, over the nesting limit "
+                f"of {MAX_DEPTH} levels"
+            )
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw, f"override {shown}", key_path=".".join(parts))
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+            raise ConfigError(f"override {shown}: value is not valid YAML: {exc}") from exc
         node: Any = data
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -53,7 +92,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(
-                        f"override {item!r}: {where} is not an index of a list of {len(node)}"
+                        f"override {shown}: {where} is not an index of a list of {len(node)}"
                     )
                 if last:
                     node[int(part)] = value
@@ -65,7 +104,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 else:
                     node = node.setdefault(part, {})
             else:
-                raise ConfigError(f"override {item!r}: {where} is inside a non-mapping value")
+                raise ConfigError(f"override {shown}: {where} is inside a non-mapping value")
     return data
 
 
@@ -96,7 +135,16 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        key_error = err["type"] == "invalid_key" or err["loc"][-1:] == ("[key]",)
+        if key_error and not isinstance(err.get("input"), str):
+            # a key YAML read as a boolean, null or number (`on:`, `null:`, `1:`)
+            parent = err["loc"][:-2] if err["loc"][-1:] == ("[key]",) else err["loc"][:-1]
+            loc = ".".join(str(p) for p in parent) or "(top level)"
+            msg = (
+                f"a key YAML reads as {err['input']!r}, not a string (unquoted yes, no, on, "
+                "off, true and false are booleans, null and ~ null, digits numbers): quote it"
+            )
+        elif err["type"] == "extra_forbidden":
             model = _model_at(tuple(err["loc"][:-1]))
             valid = f" (valid: {', '.join(model.model_fields)})" if model is not None else ""
             msg = f"unknown key{valid}"

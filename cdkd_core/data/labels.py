@@ -37,12 +37,55 @@ from cdkd_core.errors import DataError
 SHOWN = 20
 
 
-def parse_number(text: str) -> float | None:
+#: A number with a decimal comma whose integer part may group thousands in threes by ``.``
+#: or a space (one kind per cell): ``1,5``, ``-1.234,56``, ``1 234 567``, ``1,5e3``.
+_COMMA_NUMBER = re.compile(
+    r"[+-]?(?:\d+|[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*)?(?:,\d*)?"
+    r"(?:[eE][+-]?\d+)?"
+)
+
+
+def parse_number(text: str, decimal: str = ".") -> float | None:
     """The number a cell spells (stripped; ``inf`` and ``1e400`` give infinities), or None
-    for anything else, including ``nan`` and Python's ``1_000``."""
+    for anything else, including ``nan`` and Python's ``1_000``: the core's reading of a
+    number in a user's file (:class:`TabularEncoder` reads cells with it).
+
+    With ``decimal=","`` the comma is the decimal mark (``1,5`` is 1.5) and ``.`` or a
+    space may group the integer part's thousands in threes (``1.234,5``, ``1 234``); a
+    point is then no decimal mark (``1.5`` is not a number, ``1.500`` is 1500).
+
+    Args:
+        text: A cell.
+        decimal: The decimal mark, ``"."`` or ``","``.
+
+    Returns:
+        The number, or None where the cell is not one.
+
+    Raises:
+        ValueError: ``decimal`` is neither ``"."`` nor ``","``.
+
+    Examples:
+        >>> from cdkd_core.plugin_api import parse_number
+        >>> parse_number(" 1.5 "), parse_number("1,5"), parse_number("1_000")
+        (1.5, None, None)
+        >>> parse_number("1,5", decimal=","), parse_number("-1.234,5", decimal=",")
+        (1.5, -1234.5)
+        >>> parse_number("1.5", decimal=",") is None
+        True
+    """
     text = text.strip()
     if not text or "_" in text:
         return None
+    if decimal == ",":
+        if any(c.isdigit() for c in text):
+            match = _COMMA_NUMBER.fullmatch(text)
+            if match is None:
+                return None
+            if match["sep"]:
+                text = text.replace(match["sep"], "")
+        text = text.replace(",", ".")
+    elif decimal != ".":
+        raise ValueError(f"decimal must be '.' or ',', got {decimal!r}")
     try:
         value = float(text)
     except ValueError:

@@ -254,6 +254,20 @@ def _provided(host, cls: type, name: str) -> str:
     return f"{name} from plugin {host.describe(info.plugin)}"
 
 
+def _check_returned(host, domain, data, seed: int) -> None:
+    """``load`` gave a DomainData; a broken contract names the plugin and its version."""
+    from cdkd_core.components.contracts import ContractError, check_domain_data
+
+    try:
+        check_domain_data(domain, data, seed)
+    except ContractError as exc:
+        info = host.provider("domains", domain)
+        plugin = host.plugins.get(info.plugin) if info is not None else None
+        version = plugin.version if plugin is not None else None
+        exc.attribute(info.plugin if info is not None else None, version, "loading domains")
+        raise
+
+
 def prepare_domains(
     config: PipelineConfig,
     host,
@@ -280,8 +294,12 @@ def prepare_domains(
             raise DataError(
                 f"domain {entry.key!r} ({_provided(host, cls, entry.name)}): {exc}"
             ) from exc
+        _check_returned(host, domain, data, config.seed)
         _check(entry.key, data)
         loaded.append(data)
+    from cdkd_core.data.feature_identity import check_domains
+
+    check_domains(config.domains, loaded)  # one feature identity per input space
     # one class identity per task, before any split, mask or model reads a label
     aligned = align_classes([(e.key, d) for e, d in zip(config.domains, loaded, strict=True)])
     prepared = []

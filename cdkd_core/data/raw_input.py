@@ -18,7 +18,7 @@ import torch
 
 from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
 from cdkd_core.data.problems import Problems
-from cdkd_core.data.tabular import Table, csv_records
+from cdkd_core.data.tabular import Table, csv_error, csv_records, raise_field_limit
 from cdkd_core.errors import DataError
 
 #: Views of a batch computed by a domain: (student view, teacher view or None).
@@ -84,11 +84,12 @@ def _open_csv(path: Path, delimiter: str | None) -> tuple[Iterator[list[str]], l
         for _, line in stream:
             yield line
 
+    raise_field_limit()
     reader = csv.reader(joined(), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
     except csv.Error as exc:
-        raise DataError(f"{path}, line 1: malformed CSV header ({exc})") from None
+        raise DataError(f"{path}, line 1: in the header, {csv_error(exc)}") from None
     if len(set(header)) != len(header):
         duplicates = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{path}: duplicate column names in the header: {duplicates}")
@@ -136,7 +137,7 @@ def csv_chunks(path: Path, delimiter: str | None = None, chunk_size: int = 4096)
                 yield Table(path, header, rows, lines)
                 rows, lines = [], []
     except csv.Error as exc:
-        problems.add(f"malformed CSV: {exc}", reader.line_num)  # type: ignore[attr-defined]
+        problems.add(csv_error(exc), reader.line_num)  # type: ignore[attr-defined]
     problems.raise_if_any()
     if rows:
         yield Table(path, header, rows, lines)

@@ -13,6 +13,14 @@ The rules (documented in docs/components.md#tabular):
   type (a declared numeric column's non-number cells are errors).
 - Every numeric cell must be finite once cast to float32, the dtype the networks train in
   (``inf``, ``1e39``: errors naming the line and column).
+- Numbers are read with one decimal mark, ``decimal`` (``.`` by default, or ``,``; see
+  :func:`~cdkd_core.data.labels.parse_number`). A column whose cells are numbers written
+  with the *other* mark (all of them, or all but a few strays) is an error naming an example
+  cell and the fix (``decimal: ","``): ``1,23`` never turns a column of numbers into
+  categories silently. A column of other comma-holding cells (``a,b``; ``1,2`` beside ``x``)
+  stays categorical.
+- A CSV field may be as long as :data:`FIELD_LIMIT` characters (the ``csv`` module's own
+  default, 131,072, is raised by the readers: :func:`raise_field_limit`).
 """
 
 from __future__ import annotations
@@ -52,6 +60,30 @@ Examples:
 STRAY_SHARE = 0.05
 #: The largest float32 (values beyond it overflow to infinity).
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The longest CSV field the readers read, in characters (the largest C ``long`` of every
+#: platform; the ``csv`` module's default is 131,072).
+FIELD_LIMIT = 2**31 - 1
+#: The decimal marks a table may use.
+DECIMALS = (".", ",")
+
+
+def raise_field_limit() -> None:
+    """Let the ``csv`` module read fields of up to :data:`FIELD_LIMIT` characters (a long
+    text in one cell), as JSON Lines would. The limit is the ``csv`` module's global
+    setting: called by the readers before they read, never at import; it is only raised."""
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+
+
+def csv_error(exc: csv.Error) -> str:
+    """A ``csv`` module error in words for a user (a field over the limit says what the
+    limit is)."""
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a field is longer than {csv.field_size_limit():,} characters, the most a CSV "
+            "field may hold here (use JSON Lines for longer texts)"
+        )
+    return f"malformed CSV: {exc}"
 
 
 def check_delimiter(value: str | None) -> str | None:
@@ -254,6 +286,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
+    raise_field_limit()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     problems = Problems(path)
     rows, lines = [], []
@@ -263,7 +296,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             rows.append(row)
             lines.append(line)
     except csv.Error as exc:
-        problems.add(f"malformed CSV: {exc}", reader.line_num)
+        problems.add(csv_error(exc), reader.line_num)
     problems.raise_if_any()
     if len(set(header)) != len(header):
         duplicates = sorted({h for h in header if header.count(h) > 1})
@@ -282,7 +315,9 @@ class TabularEncoder:
 
     The rule: a column is numeric when every non-missing cell parses as a number, and
     categorical when more than a few cells are not numbers; a column of numbers with a few
-    stray non-numbers (at most 5% of its cells, or one) is an error listing them.
+    stray non-numbers (at most 5% of its cells, or one) is an error listing them, and so is
+    a column of numbers written with the other decimal mark than ``decimal`` (``1,23``
+    where the decimal mark is ``.``), naming an example cell and the fix.
 
     Args:
         columns: The feature columns, in the order of the encoded features.
@@ -290,6 +325,9 @@ class TabularEncoder:
             :data:`NA_VALUES`).
         numeric: Columns declared numeric (a non-number cell is an error).
         categorical: Columns declared categorical (numbers become categories).
+        decimal: The decimal mark of the table's numbers, ``"."`` or ``","`` (with ``","``
+            a ``.`` or a space may group thousands: ``1.234,5``); used alike by
+            :meth:`decide_types`, :meth:`transform` and :meth:`encode`.
 
     Examples:
         >>> from pathlib import Path
@@ -305,6 +343,11 @@ class TabularEncoder:
         ['age', 'colour=blue', 'colour=red']
         >>> encoder.transform(table).tolist()  # NA: the train median; green: unseen
         [[30.0, 0.0, 1.0], [41.0, 1.0, 0.0], [35.5, 0.0, 1.0], [52.0, 0.0, 0.0]]
+        >>> _ = Path("semicolons.csv").write_text("rate;label\\n1,5;yes\\n2,25;no\\n")
+        >>> comma = TabularEncoder(["rate"], decimal=",").fit(
+        ...     read_csv(Path("semicolons.csv")), rows=np.array([0, 1]))
+        >>> comma.types, comma.transform(read_csv(Path("semicolons.csv"))).tolist()
+        ({'rate': 'numeric'}, [[1.5], [2.25]])
     """
 
     def __init__(
@@ -313,11 +356,15 @@ class TabularEncoder:
         na_values: Iterable[str] | None = None,
         numeric: Collection[str] = (),
         categorical: Collection[str] = (),
+        decimal: str = ".",
     ) -> None:
+        if decimal not in DECIMALS:
+            raise ValueError(f"decimal must be '.' or ',', got {decimal!r}")
         self.columns = columns
         self.missing = missing_tokens(na_values)
         self.declared_numeric = set(numeric)
         self.declared_categorical = set(categorical)
+        self.decimal = decimal
         self.types: dict[str, str] = {}
         self.numeric: dict[str, float] = {}
         self.categories: dict[str, list[str]] = {}
@@ -325,8 +372,9 @@ class TabularEncoder:
 
     def decide_types(self, table: Table, problems: Problems | None = None) -> TabularEncoder:
         """Type every column by the module's rule on all rows of ``table``; every bad cell
-        (a stray non-number, an infinite or float32-overflowing number) is added to
-        ``problems`` when given, else raised as one :class:`DataError`.
+        (a stray non-number, an infinite or float32-overflowing number) and every column of
+        numbers written with the other decimal mark is added to ``problems`` when given,
+        else raised as one :class:`DataError`.
 
         Args:
             table: The whole file (every split).
@@ -344,7 +392,10 @@ class TabularEncoder:
         for name in self.columns:
             values = table.column(name)
             missing = [v.casefold() in self.missing for v in values]
-            parsed = [None if m else parse_number(v) for v, m in zip(values, missing, strict=True)]
+            parsed = [
+                None if m else parse_number(v, self.decimal)
+                for v, m in zip(values, missing, strict=True)
+            ]
             bad = [
                 i
                 for i, (p, m) in enumerate(zip(parsed, missing, strict=True))
@@ -353,6 +404,9 @@ class TabularEncoder:
             numbers = len(values) - sum(missing) - len(bad)
             if name in self.declared_categorical:
                 self.types[name] = "categorical"
+                continue
+            if bad and self._other_decimal(table, name, missing, bad, problems):
+                self.types[name] = "categorical"  # refused: the problem names the fix
                 continue
             if name in self.declared_numeric:
                 for i in bad:
@@ -394,6 +448,63 @@ class TabularEncoder:
         if own:
             problems.raise_if_any()
         return self
+
+    def _other_decimal(
+        self, table: Table, name: str, missing: list[bool], bad: list[int], problems: Problems
+    ) -> bool:
+        """Whether column ``name`` holds numbers written with the other decimal mark: some of
+        its cells that are not numbers (``bad``) are with that mark, and every cell is a
+        number with one mark or the other (but for a few strays, as the type rule counts
+        them). If so, one problem naming an example cell and the fix is added (a column
+        mixing both marks is named as such)."""
+        values = table.column(name)
+        other = "," if self.decimal == "." else "."
+        fixed = [i for i in bad if parse_number(values[i], other) is not None]
+        if not fixed:
+            return False
+        cells = len(values) - sum(missing)
+        strays = len(bad) - len(fixed)  # numbers with neither mark
+        if strays and not (cells - strays > strays and strays <= max(1, STRAY_SHARE * cells)):
+            return False
+        marked = [i for i in fixed if other in values[i]] or fixed  # "1,5" before "1 234"
+        example, line = values[marked[0]], table.lines[marked[0]]
+        not_numbers = set(bad)
+        own = next(
+            (
+                i
+                for i, (v, m) in enumerate(zip(values, missing, strict=True))
+                if not m and i not in not_numbers and parse_number(v, other) is None
+            ),
+            None,
+        )
+        if other not in example:  # "1 234": thousands grouped by spaces, no decimal mark
+            what = (
+                f"{len(fixed)} of its {cells} cells are numbers whose thousands are grouped by "
+                f'spaces (e.g. {example!r}): remove the spaces (only decimal: "," reads such '
+                "groups), or list the column in categorical if it holds categories"
+            )
+        elif own is not None:  # "2.5" beside "1,5": neither setting reads both
+            what = (
+                f"the column mixes decimal marks: {values[own]!r} (line {table.lines[own]}) is a "
+                f'number only with decimal: "{self.decimal}", {example!r} only with decimal: '
+                f'"{other}", as {len(fixed)} of its {cells} cells are: write its numbers with '
+                "one mark and set decimal to it"
+            )
+        elif other == ",":
+            what = (
+                f"{len(fixed)} of its {cells} cells are numbers written with a decimal comma "
+                f'(e.g. {example!r}): set decimal: "," for this file ("." or a space may '
+                "then group thousands), or list the column in categorical if it holds categories"
+            )
+        else:
+            what = (
+                f"{len(fixed)} of its {cells} cells are numbers written with a decimal point "
+                f'(e.g. {example!r}), but decimal is "," (a point only groups thousands '
+                'there): set decimal: "." if the file\'s numbers use a point, or list the '
+                "column in categorical if it holds categories"
+            )
+        problems.add(what, line, name)
+        return True
 
     def fit(self, table: Table, rows: np.ndarray) -> TabularEncoder:
         """Decide column types (all rows, unless done) and fit imputation and categories on
@@ -481,11 +592,12 @@ class TabularEncoder:
                 for i, value in enumerate(values):
                     if value.casefold() in self.missing:
                         continue
-                    number = parse_number(value)
+                    number = parse_number(value, self.decimal)
                     if number is None:
                         problems.add(
                             f"{value!r} is not a number (the column was numeric in training; "
-                            "missing cells may be empty or one of the na_values)",
+                            "missing cells may be empty or one of the na_values"
+                            f"{self._decimal_hint(value)})",
                             table.lines[i],
                             name,
                         )
@@ -501,6 +613,15 @@ class TabularEncoder:
         if not blocks:
             return np.zeros((len(table.rows), 0), dtype=np.float32)
         return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def _decimal_hint(self, value: str) -> str:
+        """``; the decimal mark is ...`` where ``value`` is a number with the other mark."""
+        other = "," if self.decimal == "." else "."
+        if parse_number(value, other) is None:
+            return ""
+        return (
+            f"; the domain reads numbers with the decimal mark {self.decimal!r} (its decimal param)"
+        )
 
     def transform(self, table: Table) -> np.ndarray:
         """All rows as a float32 matrix (checked finite: a :class:`DataError` names the

@@ -15,9 +15,9 @@ from cdkd_core.components.loss import BatchContext, Loss
 from cdkd_core.engine.batching import BatchSource
 from cdkd_core.engine.distributed import World, any_across
 from cdkd_core.engine.fit_state import FitState
+from cdkd_core.engine.non_finite import Diverged, first_non_finite
 from cdkd_core.engine.plans import LiveTeacher
 from cdkd_core.engine.settings import FitSettings
-from cdkd_core.errors import TrainingError
 from cdkd_core.nets.reading import FeatureHook
 
 
@@ -114,18 +114,14 @@ class Stepper:
     ) -> dict[str, torch.Tensor] | None:
         """One optimiser step on rows ``idx`` of plan ``p_idx`` (``share`` of the whole
         batch under torchrun); its weighted loss terms, or None when no term applies on
-        any process (no step is taken). Raises :class:`TrainingError` when the loss is not
-        finite (on any process)."""
-        state, world, settings = self.state, self.world, self.settings
+        any process (no step is taken). Raises :class:`~cdkd_core.engine.non_finite.Diverged`
+        (a :class:`TrainingError`) when the loss is not finite (on any process)."""
+        state, world = self.state, self.world
         plan = self.source.plans[p_idx]
         d = plan.domain
-        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)
-        with torch.autocast(
-            settings.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-        ):
-            terms, student_logits = self.module(
-                *self.source.batch(p_idx, idx, self.live), d.name, d.space, d.task, plan.weight
-            )
+        args = (*self.source.batch(p_idx, idx, self.live), d.name, d.space, d.task, plan.weight)
+        with self._autocast():
+            terms, student_logits = self.module(*args)
         total = sum(terms.values()) if terms else None
         finite = total is None or bool(torch.isfinite(total))
         applies, diverged = bool(terms), not finite
@@ -134,7 +130,7 @@ class Stepper:
         if not applies:
             return None
         if diverged:
-            raise TrainingError(_divergence(epoch, d.name, terms, finite))
+            raise self._diverged(epoch, d.name, terms, args if not finite else None)
         if total is None:  # no term on this process's share: a zero gradient
             total = student_logits.sum() * 0.0
         elif world.distributed:
@@ -143,6 +139,28 @@ class Stepper:
         if self.live is not None:
             self.live.step(plan, idx, student_logits.detach(), student=state.model)
         return terms
+
+    def _autocast(self) -> torch.autocast:
+        """The step's precision (mixed precision where the settings ask for it)."""
+        settings = self.settings
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)
+        return torch.autocast(
+            settings.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+        )
+
+    def _diverged(
+        self, epoch: int, domain: str, terms: dict[str, torch.Tensor], args: tuple | None
+    ) -> Diverged:
+        """The error for a non-finite loss; ``args`` (the step's batch, None when it
+        diverged on another process's share) is run again to find the first part of the
+        step whose values were not finite (only now: nothing of it on the normal path)."""
+        if args is None:
+            return Diverged(epoch, domain, None)
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        step = (
+            self.module.module if isinstance(self.module, DistributedDataParallel) else self.module
+        )
+        return Diverged(epoch, domain, values, first_non_finite(step, args, self._autocast))
 
     def _apply(self, total: torch.Tensor) -> None:
         """Backward (loss-scaled), clip, optimiser and schedule steps."""
@@ -156,18 +174,3 @@ class Stepper:
         state.scaler.update()
         if state.scheduler is not None:
             state.scheduler.step()
-
-
-def _divergence(epoch: int, domain: str, terms: dict[str, torch.Tensor], finite: bool) -> str:
-    """What to say when the loss stops being finite."""
-    if finite:  # it diverged on another process's share of the batch
-        return (
-            f"the loss became non-finite in epoch {epoch} on domain {domain!r} (in another "
-            "process); try a lower learning rate (train.lr) or, for kd, a lower temperature"
-        )
-    total = float(sum(terms.values()).detach())
-    return (
-        f"the loss became {total} in epoch {epoch} on domain {domain!r} (terms: "
-        + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-        + "); try a lower learning rate (train.lr) or, for kd, a lower temperature"
-    )

@@ -3,7 +3,9 @@
 Built-ins are ordinary plugin modules registered through the same hooks as installed
 plugins (entry-point group ``cdkd``). Each plugin's hook implementation is called on its
 own: one that fails to import or raises is recorded with its error and the others still
-register.
+register. Any exception counts, ``SystemExit`` (a plugin calling ``sys.exit()``) and other
+``BaseException`` subclasses included; only ``KeyboardInterrupt`` (the user's Ctrl-C) stops
+the command.
 
 Names and clashes: every component is reachable by its qualified name ``<plugin>:<name>``
 (e.g. ``cdkd.encoders:pca``, the plugin being its entry-point name). A bare name that a
@@ -235,9 +237,12 @@ class PluginHost:
         try:
             obj = load()
             self.pm.register(obj, name=name)
-        except Exception as exc:  # a broken plugin must not break the rest
-            self._fail(info, f"failed to load: {type(exc).__name__}: {exc}")
-            self._failures.setdefault(name, {})["load"] = f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin must not break the rest (sys.exit too)
+            text = failure_text(exc, "at import" if source == "entry point" else "as it loaded")
+            self._fail(info, f"failed to load: {text}")
+            self._failures.setdefault(name, {})["load"] = text
             return
         info.hooks = sorted(
             caller.name for caller in self.pm.get_hookcallers(obj) or [] if caller.name
@@ -276,9 +281,12 @@ class PluginHost:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:
-                    self._fail(info, f"register_{kind} failed: {type(exc).__name__}: {exc}")
-                    self._failures.setdefault(info.name, {})[kind] = f"{type(exc).__name__}: {exc}"
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # sys.exit() in a hook too
+                    text = failure_text(exc, f"in register_{kind}")
+                    self._fail(info, f"register_{kind} failed: {text}")
+                    self._failures.setdefault(info.name, {})[kind] = text
                     continue
                 for name, component in pending.items():
                     others = self._registry[kind].setdefault(name, [])
@@ -527,6 +535,17 @@ class PluginHost:
     def failed_plugins(self) -> list[PluginInfo]:
         """Plugins with errors."""
         return [p for p in self.plugins.values() if not p.ok]
+
+
+def failure_text(exc: BaseException, where: str = "") -> str:
+    """``ExcType: message`` for an exception raised by plugin code; a ``SystemExit`` as the
+    call that raised it and ``where`` (``SystemExit: sys.exit(3) at import``), so that a
+    plugin exiting is reported like any other failure instead of ending the command."""
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else repr(exc.code)
+        return f"SystemExit: sys.exit({code})" + (f" {where}" if where else "")
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _dist_name(dist: Any) -> str | None:

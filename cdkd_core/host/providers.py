@@ -8,7 +8,6 @@ version changed, so a resumed run never mixes two implementations.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,15 +60,13 @@ def check_providers(run_dir: Path, host: Any) -> None:
     """Refuse to resume ``run_dir`` when a component it used now comes from another plugin
     or another version of its plugin (a run without ``providers.json`` is not checked)."""
     from cdkd_core.components.kinds import kind_label
+    from cdkd_core.files import read_run_file
 
     path = Path(run_dir) / PROVIDERS
     if not path.is_file():
         return
     where = f"--resume {run_dir}"
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{where}: {path} is unreadable ({exc})") from None
+    recorded = read_run_file(path)
     problems = []
     for kind, components in sorted(recorded.items()):
         for name, was in sorted(components.items()):

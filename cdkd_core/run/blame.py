@@ -8,11 +8,16 @@ from cdkd_core.components.contracts import ContractError
 from cdkd_core.errors import PluginError
 
 
-def plugin_error(host: Any, exc: Exception, stage: str | None = None) -> PluginError | None:
+def plugin_error(host: Any, exc: BaseException, stage: str | None = None) -> PluginError | None:
     """A :class:`PluginError` naming the plugin (and its version and component) whose code
     raised ``exc``, and the pipeline ``stage`` it was in; None when the error did not come
-    from a plugin."""
-    from cdkd_core.host.plugin_host import kind_label
+    from a plugin, and for ``KeyboardInterrupt`` (the user's Ctrl-C, never a plugin's
+    failure). A ``SystemExit`` or other ``BaseException`` from plugin code is blamed like
+    an ``Exception``: a plugin calling ``sys.exit()`` must not end the run silently."""
+    from cdkd_core.host.plugin_host import failure_text, kind_label
+
+    if isinstance(exc, KeyboardInterrupt):
+        return None
 
     blamed = host.blame(exc)
     if blamed is None:
@@ -21,7 +26,7 @@ def plugin_error(host: Any, exc: Exception, stage: str | None = None) -> PluginE
     where = f", {kind_label(component.kind)} {component.name!r}," if component is not None else ""
     during = f" during {stage}" if stage else ""
     return PluginError(
-        f"plugin {host.describe(plugin.name)}{where} failed{during}: {type(exc).__name__}: {exc} "
+        f"plugin {host.describe(plugin.name)}{where} failed{during}: {failure_text(exc)} "
         "(run with --debug for the traceback)"
     )
 

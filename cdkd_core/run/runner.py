@@ -120,7 +120,9 @@ def _start(
     directory is removed when that fails."""
     try:
         return Runner(config, host, run_dir, progress, resume=resume, checkpointer=checkpointer)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin's sys.exit() too
         blamed = None if isinstance(exc, CdkdError) else plugin_error(host, exc, "setup")
         if fresh and current_world().main and (blamed is not None or isinstance(exc, CdkdError)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: nothing left
@@ -136,7 +138,9 @@ def _run_blaming(runner: Runner, host: Any) -> dict[str, Any]:
     except ContractError as exc:
         attribute_contract(host, exc, runner.stage)
         raise
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin's sys.exit() too (blamed only on plugin code)
         blamed = None if isinstance(exc, CdkdError) else plugin_error(host, exc, runner.stage)
         if blamed is None:
             raise

@@ -10,18 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cdkd_core.components.contracts import check_feedback_result
 from cdkd_core.components.domain import Split
 from cdkd_core.components.feedback import FeedbackContext, FeedbackDomain
 from cdkd_core.components.loss import BatchContext, Loss
 from cdkd_core.engine.distributed import broadcast_module
 from cdkd_core.engine.fit import fit
 from cdkd_core.engine.inference import predict
+from cdkd_core.engine.non_finite import Diverged
 from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.stages.context import StageContext, View, view_x
 from cdkd_core.stages.evaluation import domain_metrics
 from cdkd_core.stages.keys import SavedRun, feedback_key
-from cdkd_core.stages.training import fit_settings
+from cdkd_core.stages.training import attribute_divergence, fit_settings
 
 Batches = dict[str, tuple[Split, torch.Tensor]]
 
@@ -92,13 +94,15 @@ def finetune_teacher(ctx: StageContext, batches: Batches, epochs: int, lr: float
             stage="feedback_finetune", epoch=record["epoch"], loss=sum(record["loss"].values())
         )
 
-    fit(
-        ctx.teacher,
-        finetune_plans(ctx, batches),
-        [(WeightedCrossEntropy(), 1.0)],
-        settings,
-        on_epoch=on_epoch,
-    )
+    plans = finetune_plans(ctx, batches)
+    try:
+        fit(ctx.teacher, plans, [(WeightedCrossEntropy(), 1.0)], settings, on_epoch=on_epoch)
+    except Diverged as exc:
+        stage = f"the teacher's fine-tuning ({ctx.where})"
+        attribute_divergence(
+            exc, ctx.host, ctx.config.teacher, "teacher", plans, stage, "the teacher"
+        )
+        raise
 
 
 class FeedbackStage:
@@ -160,4 +164,4 @@ class FeedbackStage:
             finetune_teacher=lambda batches, epochs, lr: finetune_teacher(ctx, batches, epochs, lr),
             log=lambda **r: ctx.log.log(stage="feedback", round=self.round, **r),
         )
-        return bool(ctx.feedback.after_round(feedback_ctx))
+        return check_feedback_result(ctx.feedback, ctx.feedback.after_round(feedback_ctx))

@@ -13,6 +13,7 @@ from cdkd_core.components.loss import Loss
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.fit import fit
+from cdkd_core.engine.non_finite import Diverged
 from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
 from cdkd_core.engine.settings import FitResult, FitSettings
 from cdkd_core.stages.context import StageContext, View, seed_everything, view_x
@@ -82,6 +83,56 @@ def cross_entropy(host: Any) -> list[tuple[Loss, float]]:
     return [(host.get("losses", "ce")(), 1.0)]
 
 
+def _component(host: Any, kind: str, component: Any) -> str | None:
+    """``architecture 'mlp', built in`` or ``loss 'x' of plugin 'p' 0.1``: a component and
+    who provides it (None when the host knows no provider)."""
+    from cdkd_core.host.plugin_host import BUILTIN_PLUGINS, kind_label
+
+    info = host.provider(kind, component)
+    if info is None:
+        return None
+    label = f"{kind_label(kind)} {info.name!r}"
+    if info.plugin in BUILTIN_PLUGINS:
+        return f"{label}, built in"
+    return f"{label} of plugin {host.describe(info.plugin)}"
+
+
+def attribute_divergence(
+    exc: Diverged,
+    host: Any,
+    spec: Any,
+    view: View,
+    plans: list[DomainPlan],
+    stage: str,
+    network: str,
+) -> None:
+    """Name in ``exc`` the stage, the network (``"the student"``) and the component
+    (architecture or loss, with its plugin and version) whose output was the first not to be
+    finite; ``spec`` is the network's config (stems, trunk, head) and ``view`` its side."""
+    from cdkd_core.nets.assembly import stem_architecture
+
+    culprit, component = exc.culprit, None
+    part = culprit.part if culprit is not None else None
+    try:
+        if part == "stem":
+            domain = next(p.domain for p in plans if p.domain.space == culprit.key)
+            arch = stem_architecture(spec, domain.modality, host, view)
+            component = _component(host, "architectures", arch)
+        elif part == "trunk":
+            component = _component(
+                host, "architectures", host.get("architectures", spec.trunk.name)
+            )
+        elif part == "head" and spec.head is not None:
+            component = _component(host, "architectures", host.get("architectures", spec.head.name))
+        elif part == "head":
+            component = "a linear layer, built in"
+        elif part == "loss":
+            component = _component(host, "losses", culprit.loss)
+    except Exception:  # naming it is a courtesy: the divergence is the error
+        component = None
+    exc.attribute(stage, network, component)
+
+
 def train_stage(
     ctx: StageContext,
     model: nn.Module,
@@ -130,17 +181,29 @@ def train_stage(
 
         for _ in range(resume["epoch"] if resume is not None else 0):
             advance("resumed")
-        result = fit(
-            model,
-            plans,
-            losses,
-            settings,
-            live=live,
-            on_epoch=on_epoch,
-            on_checkpoint=lambda fit_state: ctx.checkpoint(stage, round_, fit={**fit_state, **tag}),
-            resume=resume,
-            stop_requested=ctx.stop,
-        )
+        try:
+            result = fit(
+                model,
+                plans,
+                losses,
+                settings,
+                live=live,
+                on_epoch=on_epoch,
+                on_checkpoint=lambda fit_state: ctx.checkpoint(
+                    stage, round_, fit={**fit_state, **tag}
+                ),
+                resume=resume,
+                stop_requested=ctx.stop,
+            )
+        except Diverged as exc:
+            what = f"{stage} training" + (f" (round {round_})" if round_ is not None else "")
+            network = (
+                "the teacher" if teacher else f"the {stage if stage == 'baseline' else 'student'}"
+            )
+            attribute_divergence(
+                exc, ctx.host, spec, "teacher" if teacher else "student", plans, what, network
+            )
+            raise
     ctx.log.log(
         stage=stage,
         round=round_,

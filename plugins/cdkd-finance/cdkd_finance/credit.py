@@ -75,11 +75,13 @@ class OwnEncoding:
     encodes its rows with :meth:`transform`, new rows to predict on are encoded with
     :meth:`encode`: the same columns, fills and categories."""
 
-    def __init__(self, table: Table, columns: list[str], train_rows: np.ndarray) -> None:
+    def __init__(
+        self, table: Table, columns: list[str], train_rows: np.ndarray, decimal: str = "."
+    ) -> None:
         from cdkd_core.plugin_api import TabularEncoder
 
         self.columns = list(columns)
-        self.encoder = TabularEncoder(self.columns).fit(table, train_rows)
+        self.encoder = TabularEncoder(self.columns, decimal=decimal).fit(table, train_rows)
         numeric = [c for c in self.columns if c in self.encoder.numeric]
         self.flagged = [c for c in numeric if _missing(table, c)[train_rows].any()]
 
@@ -181,6 +183,8 @@ class _Fitted:
     x: np.ndarray
     columns: list[str]
     encode: Callable[[Table], np.ndarray]
+    #: the names of the encoded features (the columns of ``x``)
+    feature_names: list[str]
 
 
 def _splits(x: np.ndarray, y: np.ndarray, index: dict[str, np.ndarray]) -> dict[str, Split]:
@@ -243,6 +247,7 @@ class _CreditSource(Domain):
             metrics=list(CREDIT_METRICS),
             input_space=space,
             reference={"majority_rate": majority_rate(fitted.y[fitted.index["test"]])},
+            feature_names=fitted.feature_names,
         )
 
     def input_reader(self, seed: int) -> InputReader:
@@ -267,7 +272,8 @@ class _CreditSource(Domain):
         if cfg.schema == "own":
             table = frame_to_table(frame, self.origin)
             own = OwnEncoding(table, list(frame.columns), index["train"])
-            return _Fitted(y, index, own.transform(table), list(frame.columns), own.encode)
+            x = own.transform(table)
+            return _Fitted(y, index, x, list(frame.columns), own.encode, own.feature_names)
         columns = list(self.common_columns)
         numeric = {c for c in columns if frame[c].dtype.kind in "fiub"}
         raw = self.common_raw(frame[columns])
@@ -277,7 +283,8 @@ class _CreditSource(Domain):
             new = self.common_raw(table_frame(table, columns, numeric))
             return common.matrix(new, len(table.rows))
 
-        return _Fitted(y, index, common.matrix(raw, len(frame)), columns, encode)
+        x = common.matrix(raw, len(frame))
+        return _Fitted(y, index, x, columns, encode, common_schema.feature_names())
 
 
 def _rdataset(package: str, item: str) -> pd.DataFrame:
@@ -420,6 +427,11 @@ class CreditCSVConfig(CreditConfig):
     delimiter: Delimiter = Field(
         None, description="Field delimiter, one character (default: sniffed)."
     )
+    decimal: Literal[".", ","] = Field(
+        ".",
+        description='Decimal mark of the numbers: "." or "," (1,5; "." or a space may then '
+        "group thousands: 1.234,5). A column of numbers with the other mark is an error.",
+    )
     task: str | None = Field(None, description="Task id for schema: own (default: per file).")
     input_space: str | None = Field(
         None, description="Input space for schema: own (default: per file)."
@@ -453,8 +465,10 @@ class CreditCSVConfig(CreditConfig):
         return self
 
 
-def _parse_raw(table: Table, name: str, column: str, binary: bool) -> np.ndarray:
-    from cdkd_core.plugin_api import MISSING
+def _parse_raw(
+    table: Table, name: str, column: str, binary: bool, decimal: str = "."
+) -> np.ndarray:
+    from cdkd_core.plugin_api import MISSING, parse_number
 
     out = np.empty(len(table.rows))
     for i, value in enumerate(table.column(column)):
@@ -466,15 +480,17 @@ def _parse_raw(table: Table, name: str, column: str, binary: bool) -> np.ndarray
         elif binary and low in _FALSE:
             out[i] = 0.0
         else:
-            try:
-                out[i] = float(value)
-            except ValueError:
-                out[i] = math.nan
+            number = parse_number(value, decimal)
+            if number is None:
                 kind = "0/1 or yes/no" if binary else "a number"
+                other = "," if decimal == "." else "."
+                if parse_number(value, other) is not None:
+                    kind += f' (a number with the decimal mark {other!r}: set decimal: "{other}")'
                 raise DataError(
                     f"{table.path}, line {table.lines[i]}: column {column!r} (mapped to {name}) "
                     f"holds {value!r}, expected {kind}"
-                ) from None
+                )
+            out[i] = number
             if not math.isfinite(out[i]) or (binary and out[i] not in (0.0, 1.0)):
                 kind = "0/1 or yes/no" if binary else "a finite number"
                 raise DataError(
@@ -518,6 +534,7 @@ class CreditCSV(Domain):
             metrics=metrics,
             input_space=space,
             reference={"majority_rate": majority_rate(fitted.y[fitted.index["test"]])},
+            feature_names=fitted.feature_names,
         )
 
     def input_reader(self, seed: int) -> InputReader:
@@ -582,21 +599,27 @@ class CreditCSV(Domain):
         index = {k: keep[v] for k, v in index.items()}  # rows of the whole table
         if cfg.schema == "common":
             mapping = dict(cfg.common or {})
-            common = common_schema.CommonEncoding.fit(_csv_raw(table, mapping), index["train"])
+            raw = _csv_raw(table, mapping, cfg.decimal)
+            common = common_schema.CommonEncoding.fit(raw, index["train"])
 
             def encode(new: Table) -> np.ndarray:
-                return common.matrix(_csv_raw(new, mapping), len(new.rows))
+                return common.matrix(_csv_raw(new, mapping, cfg.decimal), len(new.rows))
 
-            fitted = _Fitted(y, index, encode(table), wanted, encode)
+            names = common_schema.feature_names()
+            fitted = _Fitted(y, index, encode(table), wanted, encode, names)
             return fitted, list(common_schema.CLASSES)
-        own = OwnEncoding(table, wanted, index["train"])
-        return _Fitted(y, index, own.transform(table), wanted, own.encode), classes
+        own = OwnEncoding(table, wanted, index["train"], cfg.decimal)
+        x = own.transform(table)
+        return _Fitted(y, index, x, wanted, own.encode, own.feature_names), classes
 
 
-def _csv_raw(table: Table, mapping: dict[str, str]) -> dict[str, np.ndarray | None]:
+def _csv_raw(
+    table: Table, mapping: dict[str, str], decimal: str = "."
+) -> dict[str, np.ndarray | None]:
     """The common schema's raw inputs of a CSV: each mapped column parsed (``mapping``:
-    raw input -> column), the others absent."""
+    raw input -> column; numbers with the ``decimal`` mark), the others absent."""
     raw: dict[str, np.ndarray | None] = dict.fromkeys(common_schema.RAW_INPUTS)
     for name, column in mapping.items():
-        raw[name] = _parse_raw(table, name, column, name in common_schema.BINARY_INPUTS)
+        binary = name in common_schema.BINARY_INPUTS
+        raw[name] = _parse_raw(table, name, column, binary, decimal)
     return raw

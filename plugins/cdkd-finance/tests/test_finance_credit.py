@@ -199,3 +199,36 @@ def test_csv_domains_refuse_a_long_delimiter_and_a_directory(tmp_path):
             cls.from_params({"path": "x.csv", "delimiter": ", ", **params})
         with pytest.raises(DataError, match="is a directory, not a file"):
             cls.from_params({"path": tmp_path, **params}).load(0)
+
+
+def _comma_loans(tmp_path, mark=","):
+    """A ``;``-separated credit table whose amounts have two decimals, written with ``mark``."""
+    path = tmp_path / f"loans{'_comma' if mark == ',' else '_point'}.csv"
+    rows = ["salary;loan;job;y"]
+    for i in range(40):
+        salary, loan = f"{1000 + 10.25 * i:.2f}", f"{200 + i / 4:.2f}"
+        rows.append(f"{salary.replace('.', mark)};{loan.replace('.', mark)};{'ab'[i % 2]};{i % 2}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_credit_csv_refuses_decimal_commas_and_reads_them_with_decimal(tmp_path):
+    """Decimal commas once made the amounts one-hot categories; now they are refused with
+    the fix, and ``decimal: ","`` reads them as the point file is read (both schemas)."""
+    comma, point = _comma_loans(tmp_path), _comma_loans(tmp_path, ".")
+    with pytest.raises(DataError) as info:
+        CreditCSV.from_params({"path": comma, "label": "y"}).load(0)
+    assert "column 'salary': 40 of its 40 cells are numbers" in str(info.value)
+    assert 'decimal: ","' in str(info.value)
+    own = CreditCSV.from_params({"path": comma, "label": "y", "decimal": ","}).load(0)
+    reference = CreditCSV.from_params({"path": point, "label": "y"}).load(0)
+    assert own.feature_names == reference.feature_names == ["salary", "loan", "job=a", "job=b"]
+    assert torch.equal(_all(own, "teacher_x"), _all(reference, "teacher_x"))
+    common = {"label": "y", "positive": "1", "schema": "common"}
+    mapping = {"common": {"income": "salary", "credit_amount": "loan"}}
+    with pytest.raises(DataError, match=r"holds '1000,00', expected a number .*decimal: \",\""):
+        CreditCSV.from_params({"path": comma, **common, **mapping}).load(0)
+    a = CreditCSV.from_params({"path": comma, "decimal": ",", **common, **mapping}).load(0)
+    b = CreditCSV.from_params({"path": point, **common, **mapping}).load(0)
+    assert torch.equal(_all(a, "teacher_x"), _all(b, "teacher_x"))
+    assert a.feature_names == b.feature_names and len(a.feature_names) == 18

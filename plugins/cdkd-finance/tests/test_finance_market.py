@@ -21,6 +21,7 @@ from cdkd_finance.price_csv import PriceCSV, read_prices
 from pydantic import ValidationError
 
 from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import check_domain
 
 
 def _check_chronology(task, dates=None):
@@ -205,3 +206,7 @@ def test_price_csv_errors_name_file_and_line(tmp_path, write_prices):
     assert len(load(european, date_format="%d/%m/%Y", window=8).splits["test"]) > 0
     with pytest.raises(ValidationError, match="unknown feature"):
         PriceCSV.from_params({"path": european, "features": ["momentum"]})
+
+
+def test_sp500_keeps_the_domain_contract():
+    check_domain(SP500)  # DomainData, splits, labels, one load per seed, no leak

@@ -42,7 +42,7 @@ class BreastCancerFNA(Domain):
     def load(self, seed: int) -> DomainData:
         """Stratified train / val / test of the 569 cases (``seed`` is not used)."""
         cfg: SplitFractions = self.config  # type: ignore[assignment]
-        _, x, y = _cases()
+        columns, x, y = _cases()
         keep = cap_examples(y, cfg.max_examples, cfg.split_seed)
         x, y = x[keep].astype(np.float32), y[keep]
         index = stratified_split_indices(y, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
@@ -53,6 +53,7 @@ class BreastCancerFNA(Domain):
             classes=list(CLASSES),
             splits={k: Split.single_view(xt[v], yt[v]) for k, v in index.items()},
             metrics=["roc_auc", "accuracy"],
+            feature_names=list(columns),
         )
 
     def input_reader(self, seed: int) -> InputReader:

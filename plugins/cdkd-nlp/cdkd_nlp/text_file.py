@@ -34,6 +34,9 @@ from cdkd_nlp.textdata import (
 )
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+#: The longest CSV field read, in characters (the ``csv`` module's default is 131,072; a
+#: long text in one cell is read as it is from JSON Lines), as the core's readers allow.
+FIELD_LIMIT = 2**31 - 1
 
 
 class TextFileConfig(TextSplitConfig):
@@ -95,6 +98,8 @@ def _decode(path: Path) -> str:
 def _read_delimited(
     path: Path, content: str, delimiter: str, text_col: str, label_col: str
 ) -> tuple[list[str], list[str], list[int]]:
+    if csv.field_size_limit() < FIELD_LIMIT:  # the csv module's global limit, only raised
+        csv.field_size_limit(FIELD_LIMIT)
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -119,7 +124,13 @@ def _read_delimited(
             labels.append(row[li].strip())
             lines.append(line)
     except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from None
+        what = f"malformed CSV ({exc})"
+        if "field larger than field limit" in str(exc):
+            what = (
+                f"a field is longer than {csv.field_size_limit():,} characters, the most a CSV "
+                "field may hold (use JSON Lines for longer texts)"
+            )
+        raise DataError(f"{path}, line {reader.line_num}: {what}") from None
     return texts, labels, lines
 
 

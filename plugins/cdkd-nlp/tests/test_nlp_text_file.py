@@ -175,3 +175,22 @@ def test_a_directory_is_named_as_such(tmp_path):
     folder.mkdir()
     with pytest.raises(DataError, match="is a directory, not a file"):
         read_text_file(folder)
+
+
+def test_a_text_over_the_csv_module_default_field_limit_reads_as_in_json_lines(tmp_path):
+    """A 200,000-character text (over csv's default 131,072) reads from a CSV as from JSON
+    Lines, through the domain's reader and the core's raw-input reader alike."""
+    from cdkd_core.plugin_api import InputOptions, TextReader
+
+    long = ("a long review " * 15_000)[:200_000]
+    rows = [*_records(), (long, "pos")]
+    csv_texts, csv_labels, _ = read_text_file(write_csv(tmp_path / "long.csv", rows))
+    jsonl = read_text_file(write_jsonl(tmp_path / "long.jsonl", rows))
+    assert (csv_texts, csv_labels) == (jsonl[0], jsonl[1])
+    assert len(csv_texts[-1]) == len(long.strip())
+
+    def lengths(texts, teacher):
+        return torch.tensor([[float(len(t))] for t in texts]), None
+
+    (batch,) = TextReader(lengths).batches(tmp_path / "long.csv", InputOptions(), 64)
+    assert batch.student_x[-1].item() == 200_000
