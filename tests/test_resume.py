@@ -192,7 +192,7 @@ def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
         deadline = time.monotonic() + 300
         while _epochs_logged(target) < kill_at and proc.poll() is None:
             assert time.monotonic() < deadline
-            time.sleep(0.005)
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         (run_dir,) = target.iterdir()
@@ -267,7 +267,7 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
     deadline = time.monotonic() + 300
     while _epochs_logged(target) < 45 and proc.poll() is None:  # inside the baseline
         assert time.monotonic() < deadline
-        time.sleep(0.005)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

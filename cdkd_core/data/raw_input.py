@@ -18,7 +18,13 @@ import torch
 
 from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
 from cdkd_core.data.problems import Problems
-from cdkd_core.data.tabular import Table, csv_error, csv_records, raise_field_limit
+from cdkd_core.data.tabular import (
+    Table,
+    csv_error,
+    csv_records,
+    raise_field_limit,
+    sniff_delimiter,
+)
 from cdkd_core.errors import DataError
 
 #: Views of a batch computed by a domain: (student view, teacher view or None).
@@ -73,10 +79,7 @@ def _open_csv(path: Path, delimiter: str | None) -> tuple[Iterator[list[str]], l
     if not sample.strip():
         raise DataError(f"{path}: the file is empty")
     if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(sample[:8192], delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = sniff_delimiter(sample)
 
     def joined() -> Iterator[str]:
         for _, line in head:

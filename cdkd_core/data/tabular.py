@@ -219,6 +219,15 @@ def _decode(path: Path, raw: bytes) -> str:
         ) from None
 
 
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV's text, sniffed on its first 8 KiB among ``,`` ``;`` tab and
+    ``|`` (``,`` when nothing fits)."""
+    try:
+        return csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
 def csv_records(
     reader: Iterator[list[str]], fields: int, delimiter: str, problems: Problems
 ) -> Iterator[tuple[int, list[str]]]:
@@ -282,10 +291,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = sniff_delimiter(text)
     raise_field_limit()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     problems = Problems(path)
