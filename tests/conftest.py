@@ -36,3 +36,22 @@ def host():
     from cdkd_core.host.plugin_host import PluginHost
 
     return PluginHost(entry_points=False)
+
+
+#: the test files that take longest (subprocesses: kill and resume, torchrun; whole runs),
+#: slowest first: they start first, so pytest-xdist's two workers (``--dist loadfile``: a
+#: file to a worker) fill the end with short files and finish together
+SLOW_FILES = (
+    "test_resume.py",
+    "test_distributed.py",
+    "test_class_identity.py",
+    "test_scaffold.py",
+    "test_pipeline.py",
+    "test_adaptation.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files' tests first (in :data:`SLOW_FILES` order), the rest as collected."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
