@@ -184,9 +184,10 @@ def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
     out, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err
     reference = json.loads(out)
-    # epochs logged: 4 teacher, 4 baseline, 4 + 4 student; kill within each stage
+    # epochs logged: 4 teacher, 4 baseline, 4 + 4 student; kill in the teacher's stage and
+    # in the student's first round (the other stages: the in-process tests below)
     interrupted = 0
-    for kill_at in (2, 10, 15):
+    for kill_at in (2, 10):
         target = tmp_path / f"kill{kill_at}"
         proc = _cli("run", str(path), "--output", str(target), "--quiet", env=env)
         deadline = time.monotonic() + 300
@@ -203,7 +204,7 @@ def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err
         assert _metrics(json.loads(out)) == _metrics(reference), kill_at
-    assert interrupted >= 2
+    assert interrupted == 2
 
 
 def test_checkpoints_can_be_turned_off(tiny_config, tmp_path, host):
