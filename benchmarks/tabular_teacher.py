@@ -274,7 +274,9 @@ def _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start)
     else:
         plans = domain_plans(sources, "teacher", use_labels_only=True)
         bagging = config.teacher.ensemble.bagging
-        for _, member, member_plans, s in member_schedule(teacher, plans, seed, bagging):
+        for _, member, member_plans, s in member_schedule(
+            list(teacher.members), plans, seed, bagging
+        ):
             settings = fit_settings(
                 config, torch.device("cpu"), teacher=True, seed=s, layer="trunk"
             )

@@ -241,7 +241,15 @@ def test_fomaml_teacher_without_finetune(tiny_config, tmp_path, host):
 
 def test_plain_teacher_summary_says_multitask(tiny_config, tmp_path, host):
     result = run_pipeline(load_config(tiny_config, host=host), output=tmp_path, host=host)
-    assert result.summary["teacher_training"] == {"method": "multitask", "maml": None, "epochs": 2}
+    # tiny_config sets epochs and lr, not patience: the tables' recipe gives the teacher 15
+    assert result.summary["teacher_training"] == {
+        "method": "multitask",
+        "maml": None,
+        "epochs": 2,
+        "lr": 0.01,
+        "patience": 15,
+        "recipe": True,
+    }
 
 
 @pytest.mark.parametrize("stop_after", [1, 3])  # inside the teacher fine-tune; after it

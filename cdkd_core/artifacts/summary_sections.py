@@ -56,9 +56,31 @@ def results_section(run: RunFiles) -> str:
         "<b>Δ vs teacher</b> is student - teacher. A dash: the model has no stem for the "
         "domain's input space or no head for its task.</p>"
         + "".join(f'<p class="warn">{escape(w)}</p>' for w in run.summary.get("warnings") or [])
+        + _fallback_note(domains)
         + html_table(header, rows, left=range(3))
         + plot
         + _all_metrics(domains)
+    )
+
+
+def _fallback_note(domains: dict[str, Any]) -> str:
+    """Which domains fell back to their labels under the teacher gate, and why."""
+    why = {
+        "before": "the teacher was not above the baseline on val with 90% confidence",
+        "after": "the distilled student came out below the baseline on val",
+    }
+    parts = [
+        f"<code>{escape(name)}</code> ({why.get(gate['fell_back'], gate['fell_back'])})"
+        for name, d in domains.items()
+        if (gate := d.get("gate")) is not None and gate.get("fell_back")
+    ]
+    if not parts:
+        return ""
+    return (
+        '<p class="note">Fell back to their labels (<code>train.teacher_gate</code>: no soft '
+        "labels and no knowledge vectors from the teacher there, last round): "
+        + "; ".join(parts)
+        + ".</p>"
     )
 
 
@@ -114,15 +136,7 @@ def targets_section(run: RunFiles) -> str:
                 f"{_shares(shift.get('student_offset'))}"
                 + (f"; {shift['note']}" if shift.get("note") else "")
             )
-        decision = "-"
-        if gate is not None:
-            low, high = gate.get("interval") or [None, None]
-            decision = (
-                f"{'kept' if gate.get('soft_labels') else 'withheld'}: teacher "
-                f"{fmt_num(gate.get('teacher_val'))} vs baseline "
-                f"{fmt_num(gate.get('baseline_val'))} on {gate.get('val_rows')} val rows, "
-                f"difference {fmt_num(gate.get('difference'))} [{fmt_num(low)}, {fmt_num(high)}]"
-            )
+        decision = "-" if gate is None else gate_text(gate)
         rows.append([td(name, True), td(head, True), td(prior, True), td(decision, True)])
     if not rows:
         return ""
@@ -131,13 +145,46 @@ def targets_section(run: RunFiles) -> str:
         "the target's labelled train rows (<code>teacher.adapt</code>); the target's teacher "
         "result above is the adapted teacher's. <b>Class prior</b>: what the soft labels and "
         "the student's decision rule were moved onto (<code>train.label_shift</code>). "
-        "<b>Soft labels</b>: the gate's decision (<code>train.teacher_gate: val</code>), "
-        "with the paired-bootstrap 95% interval of teacher - baseline on the labelled val "
-        "rows.</p>"
-        + html_table(
-            ["domain", "adapted teacher", "class prior", "soft labels"], rows, left=range(4)
-        )
+        "<b>Teacher</b>: the gate's decision (<code>train.teacher_gate</code>) on the "
+        "labelled val rows, against the baseline. <i>above</i> (tables by default): the "
+        "teacher is kept where it is above the baseline with 90% confidence (the 10th-90th "
+        "percentiles of the paired bootstrap of teacher - baseline shown); elsewhere the "
+        "domain fell back to its labels (no soft labels, no knowledge vectors), before "
+        "training, or after it where the distilled student came out below the baseline on "
+        "val (the round's student was then trained again). <i>val</i>: soft labels withheld "
+        "where the teacher is below the baseline with 95% confidence (the 95% interval "
+        "shown).</p>"
+        + html_table(["domain", "adapted teacher", "class prior", "teacher"], rows, left=range(4))
     )
+
+
+def gate_text(gate: dict[str, Any]) -> str:
+    """A domain's gate decision in words: kept, withheld or fell back to its labels (and
+    when), with its numbers."""
+    low, high = gate.get("interval") or [None, None]
+    numbers = (
+        f"teacher {fmt_num(gate.get('teacher_val'))} vs baseline "
+        f"{fmt_num(gate.get('baseline_val'))} on {gate.get('val_rows')} val rows, "
+        f"difference {fmt_num(gate.get('difference'))} [{fmt_num(low)}, {fmt_num(high)}]"
+    )
+    mode = gate.get("mode", "val")
+    if mode != "above":
+        return f"{'kept' if gate.get('soft_labels') else 'withheld'}: {numbers}"
+    after = gate.get("after_training")
+    if gate.get("fell_back") == "before":
+        return f"fell back to its labels (teacher not above the baseline): {numbers}"
+    checked = ""
+    if after is not None:
+        checked = (
+            f"; after training: student {fmt_num(after.get('student_val'))} vs baseline "
+            f"{fmt_num(after.get('baseline_val'))}"
+        )
+    if gate.get("fell_back") == "after":
+        return (
+            f"fell back to its labels after training (the distilled student below the "
+            f"baseline on val; trained again): {numbers}{checked}"
+        )
+    return f"kept: {numbers}{checked}"
 
 
 def rounds_section(run: RunFiles) -> str:

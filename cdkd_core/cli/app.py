@@ -418,7 +418,7 @@ losses:                          # the student's objective: a weighted sum
   - {{name: hint, weight: 0.5}}
 feedback: {{name: none}}           # none | mutual | hard_examples | meta (params: {{rounds: 2}})
 train: {{epochs: 30, batch_size: 64, lr: 0.003, device: auto,
-        {teacher_train}}}   # the default teacher's recipe
+        {teacher_train}}}   # the teacher's defaults on tables
 """
 
 

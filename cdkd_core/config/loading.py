@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from cdkd_core.config.models import PipelineConfig
+from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
 from cdkd_core.config.validation import validate_components
 from cdkd_core.config.yaml_reader import MAX_BYTES, MAX_DEPTH, load_yaml
 from cdkd_core.errors import ConfigError
@@ -190,5 +190,13 @@ def load_config(
 
 
 def dump_config(config: PipelineConfig) -> str:
-    """The resolved config as YAML."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML. The train settings whose being unset means something
+    (``lr``, ``epochs`` and ``patience`` left unset let a teacher over tables take the
+    tabular recipe, :data:`~cdkd_core.config.models.DEFAULT_TEACHER_TRAIN`) stay unset, so
+    a run resumed from its ``config.yaml`` trains as it started."""
+    data = config.model_dump(mode="json")
+    for key in DEFAULT_TEACHER_TRAIN:
+        base = key.removeprefix("teacher_")
+        if base not in config.train.model_fields_set:
+            data["train"].pop(base, None)
+    return yaml.safe_dump(data, sort_keys=False)

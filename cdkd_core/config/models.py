@@ -252,6 +252,41 @@ class EnsembleConfig(_Strict):
     )
 
 
+#: the candidates ``teacher.auto`` may choose among, cheapest first (ties go to the earlier)
+TEACHER_CANDIDATES = ("linear", "network", "ensemble", "hist_gbm")
+
+TeacherCandidate = Literal["linear", "network", "ensemble", "hist_gbm"]
+
+
+class AutoTeacherConfig(_Strict):
+    """``teacher: auto``: for each task whose source domains are tables, candidate teachers
+    are fitted on the train rows and the one with the best val headline is kept (ties go to
+    the cheaper: linear, network, ensemble, hist_gbm). A task of other modalities gets the
+    network."""
+
+    candidates: list[TeacherCandidate] = Field(
+        default_factory=lambda: list(TEACHER_CANDIDATES),
+        min_length=1,
+        description=(
+            "linear: logistic regression on the standardised features, written as a network "
+            "(its L2 strength chosen on val); network: the trunk and stems below; ensemble: "
+            "ensemble_members networks of that architecture (member 0 is the network); "
+            "hist_gbm: gradient-boosted trees."
+        ),
+    )
+    ensemble_members: int = Field(
+        5, ge=2, le=64, description="Members of the ensemble candidate (each its own seed)."
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({c for c in value if value.count(c) > 1})
+        if dupes:
+            raise ValueError(f"candidates listed twice: {dupes}")
+        return [c for c in TEACHER_CANDIDATES if c in value]  # cheapest first
+
+
 #: stands for a teacher's missing trunk until its validator refuses it
 _TRUNK_REQUIRED = object()
 
@@ -272,6 +307,14 @@ class TeacherSpec(ModelSpec):
         ),
     )
 
+    auto: AutoTeacherConfig | None = Field(
+        None,
+        description=(
+            "Choose the teacher per task on val among candidates (the default teacher; "
+            "write teacher: auto, or {auto: {candidates: [...]}, trunk, stems} to set the "
+            "network candidate); null: the teacher written here."
+        ),
+    )
     maml: MamlConfig | None = Field(
         None,
         description=(
@@ -339,6 +382,18 @@ class TeacherSpec(ModelSpec):
         return value
 
     @model_validator(mode="after")
+    def _auto_alone(self) -> TeacherSpec:
+        if self.auto is None:
+            return self
+        for part in ("model", "ensemble", "maml"):
+            if getattr(self, part) is not None:
+                raise ValueError(
+                    f"teacher.auto chooses among candidates (ensemble and hist_gbm among "
+                    f"them), so teacher.{part} does not apply; drop one of them"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _network_or_model(self) -> TeacherSpec:
         if self.model is None:
             return self
@@ -396,15 +451,37 @@ class TrainConfig(_Strict):
     """Optimisation settings shared by the stages."""
 
     epochs: int = Field(20, ge=1, description="Epochs of each training stage.")
-    teacher_epochs: int | None = Field(None, ge=1, description="Teacher epochs (default: epochs).")
+    teacher_epochs: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Teacher epochs (default: epochs; when neither is set and every source domain "
+            "is a table, the tabular recipe's 60)."
+        ),
+    )
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
     lr: float = Field(1e-3, gt=0, description="Student learning rate.")
-    teacher_lr: float | None = Field(None, gt=0, description="Teacher lr (default: lr).")
+    teacher_lr: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Teacher lr (default: lr; when neither is set and every source domain is a "
+            "table, the tabular recipe's 0.003)."
+        ),
+    )
     weight_decay: float = Field(1e-4, ge=0)
     scheduler: Literal["constant", "cosine"] = "cosine"
     patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without val improvement."
+    )
+    teacher_patience: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "The teacher's patience (default: patience; when neither is set and every "
+            "source domain is a table, the tabular recipe's 15)."
+        ),
     )
     grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm (none: off).")
     checkpoints: bool = Field(
@@ -426,13 +503,16 @@ class TrainConfig(_Strict):
             "(CUDA only, with loss scaling); evaluation stays in fp32."
         ),
     )
-    teacher_gate: Literal["none", "val"] = Field(
-        "none",
+    teacher_gate: Literal["auto", "above", "val", "none"] = Field(
+        "auto",
         description=(
-            "val: a domain whose labelled val examples show the teacher (adapted, on a "
-            "target) below the no-teacher baseline with 95% confidence (paired bootstrap) "
-            "gets no soft labels from it (its labels, and the knowledge vectors, still "
-            "train the student); decided again every round."
+            "Which domains get the teacher's soft labels, decided on their labelled val "
+            "rows every round (paired bootstrap against the no-teacher baseline). above: "
+            "only where the teacher (adapted, on a target) is above the baseline with 90% "
+            "confidence; elsewhere the student falls back to its labels alone. val: all but "
+            "where the teacher is below the baseline with 95% confidence (its labels and the "
+            "knowledge vectors still train the student there). none: every domain. auto: "
+            "above for tables, none for other modalities."
         ),
     )
     label_shift: Literal["bbse", "em", "none"] = Field(
@@ -521,19 +601,34 @@ def _default_losses() -> list[LossEntry]:
 
 
 def _default_teacher() -> TeacherSpec:
-    """The teacher of a config without ``teacher:``: a 128-wide network whose tabular stem
-    has dropout 0.3 and whose trunk adds no block (chosen on the val split of the tabular
-    benchmark domains, benchmarks/tabular_teacher.md: deeper teachers overfit tables within
-    a few epochs)."""
+    """The teacher of a config without ``teacher:`` (or with ``teacher: auto``): chosen per
+    task on val among the candidates of :class:`AutoTeacherConfig`, its network candidate a
+    128-wide network whose tabular stem has dropout 0.3 and whose trunk adds no block
+    (chosen on the val split of the tabular benchmark domains, benchmarks/tabular_teacher.md:
+    deeper teachers overfit tables within a few epochs)."""
     return TeacherSpec(
+        auto=AutoTeacherConfig(),
         trunk=ComponentRef(name="mlp", params={"width": 128, "depth": 0}),
         stems={"tabular": ComponentRef(name="mlp", params={"dropout": 0.3})},
     )
 
 
-#: The training settings the default teacher was chosen with (benchmarks/tabular_teacher.md;
-#: docs/configuration.md#teachers-for-tables recommends them, ``cdkd init`` writes them).
-DEFAULT_TEACHER_TRAIN: dict[str, Any] = {"teacher_lr": 0.003, "teacher_epochs": 60, "patience": 15}
+def _teacher_auto(value: Any) -> Any:
+    """``teacher: auto``: the default teacher (candidates chosen on val per task)."""
+    if value == "auto":
+        return _default_teacher()
+    return value
+
+
+#: The training settings of a teacher for tables, chosen with the default teacher
+#: (benchmarks/tabular_teacher.md): what ``teacher_lr``, ``teacher_epochs`` and
+#: ``teacher_patience`` are when the config leaves them (and ``epochs``) unset and every
+#: source domain is a table; ``cdkd init`` writes them.
+DEFAULT_TEACHER_TRAIN: dict[str, Any] = {
+    "teacher_lr": 0.003,
+    "teacher_epochs": 60,
+    "teacher_patience": 15,
+}
 
 
 def _default_student() -> StudentSpec:
@@ -563,6 +658,11 @@ class PipelineConfig(_Strict):
     losses: list[LossEntry] = Field(default_factory=_default_losses, min_length=1)
     feedback: ComponentRef = Field(default_factory=lambda: ComponentRef(name="none"))
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher(cls, value: Any) -> Any:
+        return _teacher_auto(value)
 
     @field_validator("name")
     @classmethod

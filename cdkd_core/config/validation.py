@@ -120,6 +120,27 @@ def estimator_teacher_problems(
     return problems
 
 
+def auto_exclusions(config: PipelineConfig, host: Any) -> frozenset[str]:
+    """The candidates of ``teacher: auto`` the rest of ``config`` rules out: ``hist_gbm``
+    where a loss, the encoder or the feedback strategy needs what a fitted classical model
+    cannot give (:func:`estimator_teacher_problems`)."""
+    auto = config.teacher.auto
+    if auto is None or "hist_gbm" not in auto.candidates:
+        return frozenset()
+    trees = ComponentRef(name="hist_gbm")
+    as_trees = config.model_copy(
+        update={"teacher": config.teacher.model_copy(update={"auto": None, "model": trees})}
+    )
+    problems = estimator_teacher_problems(
+        as_trees,
+        host.get("architectures", "hist_gbm"),
+        host.get("encoders", config.encoder.name),
+        host.get("feedback", config.feedback.name),
+        host,
+    )
+    return frozenset({"hist_gbm"}) if problems else frozenset()
+
+
 def _network_problems(spec: Any, slot: str, check: Any) -> list[str]:
     """What is wrong with a network slot's trunk, head and stems (``check`` records an
     unknown component or bad params itself)."""

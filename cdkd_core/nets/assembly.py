@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -9,13 +10,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from cdkd_core.config.models import ModelSpec, TeacherSpec
+from cdkd_core.config.models import ComponentRef, ModelSpec, TeacherSpec
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
 from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher
+from cdkd_core.nets.linear_teacher import LinearSlot, LinearTeacher
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import eval_mode
+from cdkd_core.nets.selected_teacher import SelectedTeacher
 
 
 def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
@@ -185,14 +188,21 @@ def build_network(
 
 
 def build_teacher(
-    spec: TeacherSpec, domains: Sequence[PreparedDomain | NetworkSlot], host, seed: int
-) -> MultiDomainNet | TeacherEnsemble | EstimatorTeacher:
+    spec: TeacherSpec,
+    domains: Sequence[PreparedDomain | NetworkSlot],
+    host,
+    seed: int,
+    without: frozenset[str] = frozenset(),
+) -> MultiDomainNet | TeacherEnsemble | EstimatorTeacher | SelectedTeacher:
     """The teacher ``spec`` describes: one network, with ``teacher.ensemble`` K networks of
-    its architecture (member k built from :func:`~cdkd_core.nets.ensemble.member_seed`), or
+    its architecture (member k built from :func:`~cdkd_core.nets.ensemble.member_seed`),
     with ``teacher.model`` a classical teacher, unfitted (one estimator per input space and
-    task of ``domains``)."""
+    task of ``domains``), or with ``teacher.auto`` the candidates (:func:`auto_teacher`;
+    ``without``: candidates the rest of the config rules out)."""
     if spec.model is not None:
         return estimator_teacher(spec, domains, host)
+    if spec.auto is not None:
+        return auto_teacher(spec, domains, host, seed, without)
     if spec.ensemble is None:
         return build_network(spec, domains, host, "teacher", seed)
     members = [
@@ -200,6 +210,60 @@ def build_teacher(
         for k in range(spec.ensemble.members)
     ]
     return TeacherEnsemble(members, spec.ensemble.features)
+
+
+def table_tasks(slots: Sequence[NetworkSlot]) -> list[str]:
+    """The tasks all of whose domains are tables with a numeric teacher view: where
+    ``teacher: auto`` chooses among its candidates."""
+    tasks: dict[str, bool] = {}
+    for s in slots:
+        numeric = not s.input_dtype.startswith(("int", "uint", "bool"))
+        tasks[s.task] = tasks.get(s.task, True) and s.modality == "tabular" and numeric
+    return [t for t, table in tasks.items() if table]
+
+
+def auto_teacher(
+    spec: TeacherSpec,
+    domains: Sequence[PreparedDomain | NetworkSlot],
+    host,
+    seed: int,
+    without: frozenset[str] = frozenset(),
+) -> MultiDomainNet | SelectedTeacher:
+    """``teacher: auto``'s candidates, unfitted: where no task is a table, the network
+    alone (as a config naming it); else a :class:`SelectedTeacher` whose table tasks
+    choose among ``teacher.auto.candidates`` (less ``without``) and whose other tasks get
+    the network. Member k of the networks is built from
+    :func:`~cdkd_core.nets.ensemble.member_seed`, so member 0 is the single network."""
+    assert spec.auto is not None
+    slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, "teacher") for d in domains]
+    tables = table_tasks(slots)
+    if not tables:
+        return build_network(spec, domains, host, "teacher", seed)
+    offered = [c for c in spec.auto.candidates if c not in without] or ["network"]
+    candidates = {s.task: (offered if s.task in tables else ["network"]) for s in slots}
+    wanted = {c for cands in candidates.values() for c in cands}
+    members = spec.auto.ensemble_members if "ensemble" in wanted else int("network" in wanted)
+    networks = [
+        build_network(spec, domains, host, "teacher", member_seed(seed, k)) for k in range(members)
+    ]
+    table_slots = [s for s in slots if s.task in tables]
+    linear = None
+    if "linear" in wanted:
+        pairs = {(s.space, s.task): s for s in table_slots}
+        linear = LinearTeacher(
+            [
+                LinearSlot(s.space, s.task, int(math.prod(s.input_shape)), s.num_classes)
+                for s in pairs.values()
+            ]
+        )
+    trees = None
+    if "hist_gbm" in wanted:
+        trees = estimator_teacher(
+            spec.model_copy(update={"auto": None, "model": ComponentRef(name="hist_gbm")}),
+            table_slots,
+            host,
+        )
+    return SelectedTeacher(networks, linear, trees, candidates)
 
 
 def estimator_teacher(
@@ -234,6 +298,8 @@ def teacher_networks(teacher: nn.Module) -> list[MultiDomainNet]:
     for a classical teacher)."""
     if isinstance(teacher, EstimatorTeacher):
         return []
+    if isinstance(teacher, SelectedTeacher):
+        return list(teacher.members)  # type: ignore[arg-type]
     if isinstance(teacher, TeacherEnsemble):
         return list(teacher.members)  # type: ignore[arg-type]
     assert isinstance(teacher, MultiDomainNet)

@@ -23,6 +23,7 @@ import torch
 
 from cdkd_core.components.feedback import FeedbackStrategy
 from cdkd_core.config.models import PipelineConfig
+from cdkd_core.config.validation import auto_exclusions
 from cdkd_core.data.preparation import PreparedDomain, prepare_domains
 from cdkd_core.data.scratch import ScratchSpace
 from cdkd_core.engine.distributed import current_world
@@ -33,6 +34,7 @@ from cdkd_core.files import atomic_write_json, save_weights
 from cdkd_core.nets.assembly import build_network, build_teacher, probe_network, teacher_networks
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import find_module
+from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.nets.weight_init import pair_layers, same_view_spaces
 from cdkd_core.run.checkpoint import Checkpointer
 from cdkd_core.run.knowledge_sample import save_knowledge_sample
@@ -190,6 +192,7 @@ class Runner:
                     round_,
                     student=distil.student.state_dict(),
                     torch_rng=torch.get_rng_state(),
+                    fit=distil.saved_state(),  # what restoring the stage needs
                 )
             self._record_round(round_, distil.results)
             feedback = FeedbackStage(ctx, round_, views, distil.student)
@@ -227,7 +230,9 @@ class Runner:
         # shapes (a stem or trunk breaking its [N, width] contract) are refused with nothing
         # half-written
         self._where = "building networks"
-        teacher = build_teacher(config.teacher, sources, self.host, config.seed)
+        teacher = build_teacher(
+            config.teacher, sources, self.host, config.seed, auto_exclusions(config, self.host)
+        )
         find_module(teacher, config.teacher.feature_layer)
         # an ensemble's members are built alike: probing one checks them all
         for network in teacher_networks(teacher)[:1]:
@@ -237,6 +242,13 @@ class Runner:
         probe_network(config.student, baseline, trained, self.host, "student")
         if self.world.main:
             write_providers(self.run_dir, config, self.host, domains)
+        if config.student.weight_init == "teacher_pca" and isinstance(teacher, SelectedTeacher):
+            raise ConfigError(
+                "student.weight_init: teacher_pca starts each stem from one teacher "
+                "network's layer, and the teacher of these tables is chosen on val among "
+                "candidates (teacher: auto, the default); write the teacher network "
+                "(teacher: {trunk: ..., stems: ...}) or use weight_init: random"
+            )
         if config.student.weight_init == "teacher_pca":  # refuse unpairable layers now
             pair_layers(
                 baseline,

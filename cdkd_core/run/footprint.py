@@ -15,6 +15,7 @@ from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.nets.estimator_teacher import EstimatorTeacher
 from cdkd_core.nets.network import MultiDomainNet, count_parameters
 from cdkd_core.nets.reading import eval_mode
+from cdkd_core.nets.selected_teacher import SelectedTeacher
 
 #: the batch size of the summary's ``latency_ms_per_sample``
 LATENCY_BATCH = 256
@@ -49,7 +50,7 @@ def parameter_counts(
 
 def teacher_size(teacher: nn.Module) -> int:
     """The teacher's parameters; a classical teacher's stored values (tree nodes)."""
-    if isinstance(teacher, EstimatorTeacher):
+    if isinstance(teacher, EstimatorTeacher | SelectedTeacher):
         return teacher.parameter_count()
     return count_parameters(teacher)
 
@@ -57,7 +58,7 @@ def teacher_size(teacher: nn.Module) -> int:
 def size_in_bytes(model: nn.Module) -> int:
     """What a model's weights take as saved (a classical teacher: its skops files), not
     counting the frozen encoders behind its input views."""
-    if isinstance(model, EstimatorTeacher):
+    if isinstance(model, EstimatorTeacher | SelectedTeacher):
         return model.size_bytes()
     return sum(p.numel() * p.element_size() for p in model.parameters())
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from cdkd_core.nets.network import MultiDomainNet
+from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.run.footprint import LATENCY_BATCH, latencies, parameter_counts
 from cdkd_core.stages.context import StageContext
 from cdkd_core.stages.teacher import teacher_training
@@ -27,6 +28,14 @@ DOMAIN_FIELDS = (
     "label_shift",
     "gate",
 )
+
+
+def teacher_selection(teacher: torch.nn.Module) -> dict[str, Any] | None:
+    """What ``teacher: auto`` chose per task and on which val scores (None for a teacher
+    given by the config)."""
+    if not isinstance(teacher, SelectedTeacher):
+        return None
+    return {k: teacher.selection.get(k) for k in ("choice", "val_scores", "metric", "fitted")}
 
 
 def build_summary(
@@ -52,7 +61,8 @@ def build_summary(
         "latency_ms_per_sample_batch1": timed(1),
         "processes": ctx.world.size,
         "rounds": ctx.feedback.rounds,
-        "teacher_training": teacher_training(ctx.config),
+        "teacher_training": teacher_training(ctx.config, ctx.sources),
+        "teacher_selection": teacher_selection(ctx.teacher),
         "seed": ctx.config.seed,
         "device": str(ctx.device),
         "threads": torch.get_num_threads(),

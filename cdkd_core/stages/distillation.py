@@ -21,9 +21,16 @@ from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import read_layer
 from cdkd_core.nets.weight_init import init_from_teacher, same_view_spaces
 from cdkd_core.stages.adaptation import adapt_teacher, split_outputs
-from cdkd_core.stages.context import StageContext
+from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.evaluation import BaselineReference, evaluate_round
-from cdkd_core.stages.gating import gate_decisions
+from cdkd_core.stages.gating import (
+    Decisions,
+    after_training_check,
+    apply_after,
+    fallen_back,
+    gate_decisions,
+    withheld,
+)
 from cdkd_core.stages.keys import SavedRun, student_key
 from cdkd_core.stages.knowledge import encode_round
 from cdkd_core.stages.priors import estimate_priors, live_teacher_logits, student_offsets
@@ -155,10 +162,15 @@ class DistillationStage:
         self.losses: Losses = []
         self.adaptation: dict[str, dict] = {}
         self.priors: dict[str, dict] = {}
-        self.gate: dict[str, dict] = {}
+        self.gate: Decisions = {}
+        #: the after-training check of the gate's mode ``above`` (what restoring needs)
+        self.after: Decisions = {}
 
     def run(self, resume: SavedRun | None) -> None:
-        """Encode, distil (continuing ``resume``'s loop state where given), evaluate."""
+        """Encode, distil (continuing ``resume``'s loop state where given), evaluate. Under
+        the gate's mode ``above``, a student whose val headline falls below the baseline's
+        on a domain that kept the teacher is trained once more with that domain on its
+        labels alone (a resumed second pass goes on with it)."""
         ctx, round_ = self.ctx, self.round
         if resume is not None:
             assert resume.round_start_teacher is not None
@@ -169,19 +181,45 @@ class DistillationStage:
         ctx.where = f"teacher adaptation (round {round_})"
         self.adaptation = adapt_teacher(ctx, outputs, round_)
         self.priors = estimate_priors(ctx, outputs, round_)
-        gated: frozenset[str] = frozenset()
-        if ctx.config.train.teacher_gate == "val":
-            self.gate = gate_decisions(ctx, self.baseline, round_)
-            gated = frozenset(k for k, v in self.gate.items() if not v["soft_labels"])
-            outputs = {k: replace(v, logits=None) if k in gated else v for k, v in outputs.items()}
+        self.gate = gate_decisions(ctx, self.baseline, round_)
+        soft = withheld(self.gate) - fallen_back(self.gate)  # mode val: no soft labels
+        self.outputs = {k: replace(v, logits=None) if k in soft else v for k, v in outputs.items()}
         ctx.where = f"distillation (round {round_})"
-        self.student = student = build_student(ctx, round_)
-        self.losses = distillation_losses(ctx, student, encoder)
-        self.outputs = outputs
-        self._distil(resume, gated)
+        second = resume is not None and resume.fit is not None and "gate_after" in resume.fit
+        if not second:
+            self._distil_pass(encoder, resume, None)
+            assert self.student is not None
+            self.after = after_training_check(ctx, self.student, self.baseline, self.gate, round_)
+            for name, check in self.after.items():
+                ctx.log.log(stage="gate", round=round_, domain=name, event="after", **check)
+        else:
+            assert resume is not None and resume.fit is not None
+            self.after = resume.fit["gate_after"]
+        if apply_after(self.gate, self.after):
+            if not second:
+                late = sorted(k for k, v in self.after.items() if v["falls_back"])
+                ctx.log.log(stage="gate", round=round_, event="second_pass", fell_back=late)
+                ctx.teacher.load_state_dict(ctx.round_start_teacher)  # as the round started
+            self._distil_pass(encoder, resume if second else None, {"gate_after": self.after})
         ctx.where = f"evaluation (round {round_})"
-        ctx.student_offsets = student_offsets(ctx, student)
+        assert self.student is not None
+        ctx.student_offsets = student_offsets(ctx, self.student)
         self._evaluate()
+
+    def _distil_pass(
+        self, encoder: KnowledgeEncoder, resume: SavedRun | None, saved: dict | None
+    ) -> None:
+        """Build the round's student and its losses, and distil it: the gate's withheld
+        domains get no soft labels, those falling back no teacher outputs. ``saved``: a
+        second pass's after-training check (kept in its checkpoints)."""
+        ctx = self.ctx
+        if saved is not None:  # the second pass starts as the first did: same seed
+            seed_everything(ctx.student_seed)
+        self.student = student = build_student(ctx, self.round)
+        self.losses = distillation_losses(ctx, student, encoder)
+        fallback = fallen_back(self.gate)
+        trained = {k: v for k, v in self.outputs.items() if k not in fallback}
+        self._distil(resume, withheld(self.gate), trained, saved)
 
     def _evaluate(self) -> None:
         """Teacher, student and baseline on the test splits, with what the round adapted
@@ -196,8 +234,15 @@ class DistillationStage:
             if result["label_shift"] is not None and offset is not None:
                 result["label_shift"]["student_offset"] = [round(float(v), 6) for v in offset]
 
-    def _distil(self, resume: SavedRun | None, gated: frozenset[str]) -> None:
-        """Train the student (beside a live teacher where the strategy has one)."""
+    def _distil(
+        self,
+        resume: SavedRun | None,
+        gated: frozenset[str],
+        outputs: dict[str, TeacherOutputs],
+        saved: dict | None = None,
+    ) -> None:
+        """Train the student on the teacher's ``outputs`` (beside a live teacher where the
+        strategy has one; it gives no logits on the ``gated`` domains)."""
         ctx, feedback = self.ctx, self.ctx.feedback
         live = None
         if feedback.live_teacher:
@@ -213,18 +258,21 @@ class DistillationStage:
             train_stage(
                 ctx,
                 self.student,
-                domain_plans(ctx.trained, "student", use_labels_only=False, outputs=self.outputs),
+                domain_plans(ctx.trained, "student", use_labels_only=False, outputs=outputs),
                 self.losses,
                 stage="student",
                 teacher=False,
                 round_=self.round,
                 live=live,
                 resume=resume.fit if resume is not None else None,
+                saved=saved,
             )
 
     def restore(self, state: SavedRun) -> None:
         """The student trained and evaluated before the checkpoint: evaluate it again
-        (deterministic); the teacher and the torch RNG as they were."""
+        (deterministic, the gate's decisions too, with the after-training check the
+        checkpoint kept: :meth:`saved_state`); the teacher and the torch RNG as they
+        were."""
         ctx = self.ctx
         assert state.student is not None and state.torch_rng is not None
         student = build_network(
@@ -242,11 +290,17 @@ class DistillationStage:
         }
         self.adaptation = adapt_teacher(ctx, outputs, self.round, log=False)
         self.priors = estimate_priors(ctx, outputs, self.round, log=False)
-        if ctx.config.train.teacher_gate == "val":
-            self.gate = gate_decisions(ctx, self.baseline, self.round, log=False)
+        self.gate = gate_decisions(ctx, self.baseline, self.round, log=False)
+        self.after = dict(state.fit.get("gate_after") or {}) if state.fit is not None else {}
+        apply_after(self.gate, self.after)
         ctx.teacher.load_state_dict(state.teacher)
         ctx.where = f"evaluation (round {self.round})"
         self.student = student
         ctx.student_offsets = student_offsets(ctx, student)
         self._evaluate()
         torch.set_rng_state(state.torch_rng)
+
+    def saved_state(self) -> dict | None:
+        """What restoring the finished stage needs beyond the student's weights (the
+        feedback checkpoint keeps it as its ``fit``): the gate's after-training check."""
+        return {"gate_after": self.after} if self.after else None

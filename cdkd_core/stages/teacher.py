@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cdkd_core.config.models import PipelineConfig
+from cdkd_core.config.models import EnsembleConfig, PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.distributed import broadcast_module, broadcast_object
 from cdkd_core.engine.plans import DomainPlan
@@ -28,8 +28,10 @@ from cdkd_core.nets.estimator_teacher import (
     load_estimator,
     log_probabilities,
 )
+from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
+from cdkd_core.stages.teacher_selection import fit_linear_teacher, select_teacher
 from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
 
 
@@ -42,19 +44,29 @@ def finetune_epochs(config: PipelineConfig) -> int:
     return max(1, (t.teacher_epochs or t.epochs) // 2)
 
 
-def teacher_training(config: PipelineConfig) -> dict[str, Any]:
-    """How the teacher was trained, for ``summary.json``."""
-    teacher, t = config.teacher, config.train
+def teacher_training(
+    config: PipelineConfig, sources: list[PreparedDomain] | None = None
+) -> dict[str, Any]:
+    """How the teacher was trained, for ``summary.json``: a network teacher's epochs, lr
+    and patience as :func:`~cdkd_core.stages.training.teacher_train_values` resolves them
+    over the source domains ``sources``, and whether the tabular recipe gave any
+    (``recipe``)."""
+    from cdkd_core.stages.training import teacher_train_values
+
+    teacher = config.teacher
     if teacher.checkpoint is not None:
         return {"method": "checkpoint", "maml": None}
     if teacher.model is not None:
         return {"method": teacher.model.name, "maml": None}
+    values = teacher_train_values(config, sources)
+    trained = {"lr": values["lr"], "patience": values["patience"], "recipe": values["recipe"]}
     if teacher.maml is None:
-        return {"method": "multitask", "maml": None, "epochs": t.teacher_epochs or t.epochs}
+        return {"method": "multitask", "maml": None, "epochs": values["epochs"], **trained}
     return {
         "method": teacher.maml.algorithm,
         "maml": {**teacher.maml.model_dump(mode="json"), "meta_lr": teacher.maml.outer_lr},
         "epochs": finetune_epochs(config),
+        **trained,
     }
 
 
@@ -132,10 +144,15 @@ class TeacherStage:
         if epochs == 0:
             return
         if isinstance(ctx.teacher, EstimatorTeacher):
-            fit_estimator_teacher(ctx, ctx.teacher)  # quick and deterministic: a resumed
-            return  # stage fits it again
+            # quick and deterministic: a resumed stage fits it again
+            for record in fit_estimator_teacher(ctx, ctx.teacher):
+                ctx.log.log(stage="teacher", event="selected", **record)
+            return
+        if isinstance(ctx.teacher, SelectedTeacher):
+            self._fit_candidates(ctx.teacher, resume)
+            return
         if isinstance(ctx.teacher, TeacherEnsemble):
-            self._train_members(ctx.teacher, resume)
+            self._train_members(list(ctx.teacher.members), resume, ctx.config.teacher.ensemble)
             return
         train_stage(
             ctx,
@@ -148,21 +165,36 @@ class TeacherStage:
             epochs=epochs,
         )
 
-    def _train_members(self, ensemble: TeacherEnsemble, resume: SavedRun | None) -> None:
+    def _fit_candidates(self, teacher: SelectedTeacher, resume: SavedRun | None) -> None:
+        """``teacher: auto``: train the network members, fit the linear and tree candidates,
+        then choose per task on val (:mod:`cdkd_core.stages.teacher_selection`)."""
+        ctx = self.ctx
+        if len(teacher.members):
+            self._train_members(list(teacher.members), resume, None)
+        fitted = []
+        if teacher.linear is not None:
+            fitted += fit_linear_teacher(ctx, teacher.linear)
+        if teacher.trees is not None:
+            fitted += fit_estimator_teacher(ctx, teacher.trees)
+        for record in fitted:
+            ctx.log.log(stage="teacher", event="selected", **record)
+        select_teacher(ctx, teacher, fitted)
+
+    def _train_members(
+        self, members: list[nn.Module], resume: SavedRun | None, spec: EnsembleConfig | None
+    ) -> None:
         """Train an ensemble's members one after another, each from its own seed (on a
         bootstrap resample of the rows with ``bagging``) and selected on val by itself; a
         resumed stage restores the members trained before the checkpoint and goes on with
         the one it was taken in."""
-        ctx, spec = self.ctx, self.ctx.config.teacher.ensemble
-        assert spec is not None
+        ctx = self.ctx
         first = 0
         if resume is not None:
-            ensemble.load_state_dict(resume.teacher)  # members before the checkpoint's
-            first = int(resume.fit["member"]) if resume.fit is not None else 0
+            ctx.teacher.load_state_dict(resume.teacher)  # members before the checkpoint's
+            first = int(resume.fit.get("member") or 0) if resume.fit is not None else 0
         plans = domain_plans(ctx.sources, "teacher", use_labels_only=True)
-        for k, member, member_plans, seed in member_schedule(
-            ensemble, plans, ctx.seed, spec.bagging
-        ):
+        bagging = spec is not None and spec.bagging
+        for k, member, member_plans, seed in member_schedule(members, plans, ctx.seed, bagging):
             if k < first:
                 continue
             train_stage(
@@ -182,19 +214,19 @@ class TeacherStage:
         self.ctx.teacher.load_state_dict(state.teacher)
 
 
-def fit_estimator_teacher(ctx: StageContext, teacher: EstimatorTeacher) -> None:
+def fit_estimator_teacher(ctx: StageContext, teacher: EstimatorTeacher) -> list[dict[str, Any]]:
     """The teacher stage of a classical teacher: process 0 fits it
-    (:func:`fit_estimators`), the others take its estimators."""
+    (:func:`fit_estimators`), the others take its estimators. What was chosen (process 0;
+    empty on the others)."""
     arch = teacher.arch
-    if ctx.world.main:
-        for record in fit_estimators(teacher, ctx.sources, ctx.seed):
-            ctx.log.log(stage="teacher", event="selected", **record)
+    records = fit_estimators(teacher, ctx.sources, ctx.seed) if ctx.world.main else []
     fitted = broadcast_object(teacher.estimator_bytes() if ctx.world.main else None)
     if not ctx.world.main:
         by_key = {slot.key: slot for slot in teacher.slots.values()}
         for key, data in fitted.items():
             where = f"teacher.model {arch.name} from process 0"
             teacher.set_estimator(by_key[key], load_estimator(data, arch, where), data)
+    return records
 
 
 def fit_estimators(
@@ -243,13 +275,13 @@ def fit_estimators(
 
 
 def member_schedule(
-    ensemble: TeacherEnsemble, plans: list[DomainPlan], seed: int, bagging: bool
+    members: list[nn.Module], plans: list[DomainPlan], seed: int, bagging: bool
 ) -> list[tuple[int, nn.Module, list[DomainPlan], int]]:
-    """Each member of ``ensemble`` (its index, itself) with the plans and the seed it trains
+    """Each member of an ensemble (its index, itself) with the plans and the seed it trains
     on: :func:`~cdkd_core.nets.ensemble.member_seed`, and with ``bagging`` a bootstrap
     resample of ``plans`` drawn from that seed."""
     schedule = []
-    for k, member in enumerate(ensemble.members):
+    for k, member in enumerate(members):
         member_seed_k = member_seed(seed, k)
         member_plans = bootstrap_plans(plans, member_seed_k) if bagging else plans
         schedule.append((k, member, member_plans, member_seed_k))
@@ -277,6 +309,8 @@ def load_teacher_checkpoint(teacher: nn.Module, path: Path, domains: list[Prepar
         state = load_weights(path)
     except Exception as exc:  # safetensors raises its own error types
         raise ConfigError(f"{where}: {path} is not a safetensors file ({exc})") from exc
+    if isinstance(teacher, SelectedTeacher):  # the candidates the checkpoint's run chose
+        teacher.apply_saved_choice(state)
     own = teacher.state_dict()
     problems = [f"missing {k}" for k in own if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in own]

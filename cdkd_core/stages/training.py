@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cdkd_core.components.loss import Loss
-from cdkd_core.config.models import PipelineConfig
+from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.fit import fit
 from cdkd_core.engine.non_finite import Diverged
@@ -19,18 +19,55 @@ from cdkd_core.engine.settings import FitResult, FitSettings
 from cdkd_core.stages.context import StageContext, View, seed_everything, view_x
 
 
-def fit_settings(
-    config: PipelineConfig, device: torch.device, *, teacher: bool, seed: int, layer: str
-) -> FitSettings:
-    """The optimisation settings of the teacher's stage or a student's (and baseline's)."""
+def teacher_train_values(
+    config: PipelineConfig, sources: list[PreparedDomain] | None
+) -> dict[str, Any]:
+    """The teacher's ``lr``, ``epochs`` and ``patience``, and whether the tabular recipe
+    gave any of them (``recipe``). Each is the config's ``teacher_*`` where set; else,
+    when every source domain is a table and the config leaves the base setting (``lr``,
+    ``epochs``, ``patience``) unset, the recipe's
+    (:data:`~cdkd_core.config.models.DEFAULT_TEACHER_TRAIN`); else the base setting.
+    ``sources`` None (not known): no recipe."""
     t = config.train
+    tables = bool(sources) and all(d.modality == "tabular" for d in sources or [])
+    values: dict[str, Any] = {"recipe": False}
+    for key in ("lr", "epochs", "patience"):
+        own = getattr(t, f"teacher_{key}")
+        base = getattr(t, key)
+        if own is not None:
+            values[key] = own
+        elif tables and key not in t.model_fields_set:
+            values[key] = DEFAULT_TEACHER_TRAIN[f"teacher_{key}"]
+            values["recipe"] = True
+        else:
+            values[key] = base
+    return values
+
+
+def fit_settings(
+    config: PipelineConfig,
+    device: torch.device,
+    *,
+    teacher: bool,
+    seed: int,
+    layer: str,
+    sources: list[PreparedDomain] | None = None,
+) -> FitSettings:
+    """The optimisation settings of the teacher's stage (:func:`teacher_train_values` over
+    the source domains ``sources``) or a student's (and baseline's)."""
+    t = config.train
+    own = (
+        teacher_train_values(config, sources)
+        if teacher
+        else {"lr": t.lr, "epochs": t.epochs, "patience": t.patience}
+    )
     return FitSettings(
-        epochs=(t.teacher_epochs or t.epochs) if teacher else t.epochs,
+        epochs=own["epochs"],
         batch_size=t.batch_size,
-        lr=(t.teacher_lr or t.lr) if teacher else t.lr,
+        lr=own["lr"],
         weight_decay=t.weight_decay,
         scheduler=t.scheduler,
-        patience=t.patience,
+        patience=own["patience"],
         grad_clip=t.grad_clip,
         eval_batch_size=t.eval_batch_size,
         device=device,
@@ -147,11 +184,13 @@ def train_stage(
     epochs: int | None = None,
     member: int | None = None,
     seed: int | None = None,
+    saved: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` for stage ``stage`` (continuing ``resume``, a checkpointed loop
     state, where given), logging each epoch and checkpointing as the loop asks.
     ``member``: which member of an ensemble teacher ``model`` is (logged, and kept in the
-    checkpoint's loop state), trained from its own ``seed``."""
+    checkpoint's loop state), trained from its own ``seed``. ``saved``: what else the
+    stage needs to resume, kept in each checkpoint's loop state beside the loop's own."""
     spec = ctx.config.teacher if teacher else ctx.config.student
     if seed is None:
         seed = ctx.seed if teacher else ctx.student_seed
@@ -163,6 +202,7 @@ def train_stage(
         teacher=teacher,
         seed=ctx.seed if member is None else seed,
         layer=spec.feature_layer,
+        sources=ctx.sources,
     )
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
@@ -190,7 +230,7 @@ def train_stage(
                 live=live,
                 on_epoch=on_epoch,
                 on_checkpoint=lambda fit_state: ctx.checkpoint(
-                    stage, round_, fit={**fit_state, **tag}
+                    stage, round_, fit={**fit_state, **tag, **(saved or {})}
                 ),
                 resume=resume,
                 stop_requested=ctx.stop,
