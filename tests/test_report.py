@@ -51,6 +51,7 @@ def run_dir(tmp_path_factory, builtins):
     """A finished two-domain run with two rounds of hard_examples feedback."""
     cfg = copy.deepcopy(TINY)
     cfg["feedback"] = {"name": "hard_examples", "params": {"rounds": 2}}
+    cfg["train"]["teacher_gate"] = "none"  # every loss term trains (no domain falls back)
     config = load_config(cfg, host=builtins)
     return run_pipeline(config, output=tmp_path_factory.mktemp("runs"), host=builtins).run_dir
 
