@@ -12,6 +12,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from cdkd_core import load_config, run_pipeline
+from cdkd_core.artifacts.report import render_report
+from cdkd_core.artifacts.run_files import read_run
 from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.errors import RunInterrupted
@@ -135,6 +137,11 @@ def test_auto_picks_the_linear_teacher_on_a_linearly_separable_table(tmp_path, c
     state = load_weights(result.run_dir / "teacher.safetensors")
     assert not any(k.startswith(("members.", "trees.")) for k in state)
     assert result.summary["params"]["teacher"] == 5 * 2 + 2  # a 5 -> 2 linear map
+    # the report's "Teacher choice" section: the kept candidate in bold beside the others
+    html = render_report(read_run(result.run_dir))
+    section = html[html.index('<section id="teacher">') :]
+    section = section[: section.index("</section>")]
+    assert "<b>linear " in section and "hist_gbm " in section and "<b>hist_gbm" not in section
 
 
 def test_no_test_row_is_read_before_the_final_evaluation(tmp_path, cdkd_host):

@@ -420,6 +420,7 @@ def test_init_writes_the_teacher_the_docs_recommend(tmp_path):
     assert runner.invoke(app, ["init", str(path)]).exit_code == 0
     starter = load_config(path)
     default = PipelineConfig.model_fields["teacher"].get_default(call_default_factory=True)
+    assert starter.teacher.auto == default.auto is not None
     assert starter.teacher.trunk == default.trunk
     assert starter.teacher.stems["tabular"] == default.stems["tabular"]
     assert {k: getattr(starter.train, k) for k in DEFAULT_TEACHER_TRAIN} == DEFAULT_TEACHER_TRAIN

@@ -122,3 +122,15 @@ def test_a_tiny_run_trains_its_teacher_with_the_recipe(tiny_config, tmp_path, ho
     }
     written = yaml.safe_load((result.run_dir / "config.yaml").read_text())["train"]
     assert ("patience" in written) is (patience is not None)
+
+
+def test_overrides_on_a_validated_config_keep_the_recipe(tiny_config, tmp_path, host):
+    """run_pipeline(config, overrides=...) on a validated config re-validates it without
+    setting what it left unset: lr and epochs given as overrides, patience the recipe's."""
+    torch.set_num_threads(1)
+    del tiny_config["train"]["epochs"], tiny_config["train"]["lr"]
+    config = load_config(tiny_config, host=host)
+    result = run_pipeline(config, overrides=["train.epochs=2"], output=tmp_path, host=host)
+    training = result.summary["teacher_training"]
+    assert (training["epochs"], training["lr"], training["patience"]) == (2, 0.003, 15)
+    assert training["recipe"] is True

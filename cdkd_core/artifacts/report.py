@@ -3,9 +3,9 @@
 It reads the run directory (``summary.json``, ``metrics.jsonl``, ``config.yaml``,
 ``layout.json``, ``knowledge_sample.safetensors`` where the run saved one, and
 ``peers.json`` where ``cdkd report --peers`` wrote one) and writes ``report.html``: the
-per-domain test results, the reference peers, learning curves per stage and round, a 2-D
-view of the knowledge space, the class graph of a ``knowledge_graph`` run, the feedback
-rounds, and sizes and latencies. Styles are
+per-domain test results, the reference peers, the teacher chosen per task (``teacher:
+auto``), learning curves per stage and round, a 2-D view of the knowledge space, the class
+graph of a ``knowledge_graph`` run, the feedback rounds, and sizes and latencies. Styles are
 inline and plots are embedded PNG ``data:`` URIs: the file needs nothing else to be read.
 """
 
@@ -27,6 +27,7 @@ from cdkd_core.artifacts.summary_sections import (
     rounds_section,
     sizes_section,
     targets_section,
+    teacher_section,
 )
 from cdkd_core.errors import ReportError
 
@@ -62,6 +63,7 @@ def render_report(run: RunFiles, host: Any = None) -> str:
     sections = [
         ("results", "Test results", results_section(run)),
         *peer_sections(run),
+        *[("teacher", "Teacher choice", t) for t in [teacher_section(run)] if t],
         *[("targets", "Targets", t) for t in [targets_section(run)] if t],
         ("curves", "Learning curves", curves_section(run)),
         ("knowledge", "Knowledge space", knowledge_section(run, host)),

@@ -107,6 +107,31 @@ def _shares(values: list[float] | None) -> str:
     return "-" if not values else ", ".join(f"{v:.3f}" for v in values)
 
 
+def teacher_section(run: RunFiles) -> str:
+    """The "Teacher choice" section (empty unless ``teacher: auto`` chose): per task, each
+    candidate's val score and the one kept."""
+    selection = run.summary.get("teacher_selection")
+    if not selection:
+        return ""
+    scores, metric = selection.get("val_scores") or {}, selection.get("metric") or {}
+    rows = []
+    for task, chosen in (selection.get("choice") or {}).items():
+        by = scores.get(task, {})
+        cells = ", ".join(
+            f"<b>{escape(c)} {fmt_num(v)}</b>" if c == chosen else f"{escape(c)} {fmt_num(v)}"
+            for c, v in by.items()
+        )
+        row = [td(task, True), td(metric.get(task, "?"), True), td(chosen, True)]
+        rows.append([*row, f'<td class="l">{cells or "-"}</td>'])
+    return (
+        '<p class="note"><code>teacher: auto</code> fitted each candidate on the train rows '
+        "of the task's source domains and kept, per task, the one with the best mean val "
+        "score (ties within 1e-6 go to the cheaper: linear, network, ensemble, hist_gbm). "
+        "The test split was not read.</p>"
+        + html_table(["task", "val metric", "kept", "val score per candidate"], rows, left=range(4))
+    )
+
+
 def targets_section(run: RunFiles) -> str:
     """The "Targets" section (empty without one): how the teacher adapted to each target's
     labelled rows, the target's class prior, and the gate's decision, last round."""

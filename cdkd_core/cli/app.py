@@ -399,11 +399,14 @@ domains:                         # `cdkd components domains` lists what is insta
   # - {{name: tabular, alias: my_loans, role: target, label_fraction: 0.1,
   #    params: {{path: loans.csv, label: default}}}}
   # (or shots: 5 instead of label_fraction: 5 labelled examples per class)
-teacher:                         # the default (docs/configuration.md#teachers-for-tables)
+teacher:                         # the default (docs/configuration.md, "teacher: auto")
+  auto: {teacher_auto}
+  #   per task of tables: the candidate best on val is kept; other tasks: the network below
   trunk: {teacher_trunk}
   stems:                         # modalities not listed: their default stem
     tabular: {teacher_tabular}
     image: {{name: cnn, params: {{channels: 32}}}}
+  # without auto, the network alone, or with one of:
   # ensemble: 5                  # five of it, their probabilities averaged: a stronger teacher
   # maml: {{algorithm: reptile}}   # meta-learn the trunk over the sources first
 student:
@@ -435,6 +438,7 @@ def starter_config(path: Path) -> str:
     teacher = PipelineConfig.model_fields["teacher"].get_default(call_default_factory=True)
     return STARTER.format(
         path=path,
+        teacher_auto=flow(teacher.auto.model_dump()),
         teacher_trunk=flow(teacher.trunk.model_dump(exclude_defaults=True)),
         teacher_tabular=flow(teacher.stems["tabular"].model_dump(exclude_defaults=True)),
         teacher_train=flow(DEFAULT_TEACHER_TRAIN)[1:-1],

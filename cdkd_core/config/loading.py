@@ -189,14 +189,20 @@ def load_config(
     return config
 
 
-def dump_config(config: PipelineConfig) -> str:
-    """The resolved config as YAML. The train settings whose being unset means something
-    (``lr``, ``epochs`` and ``patience`` left unset let a teacher over tables take the
-    tabular recipe, :data:`~cdkd_core.config.models.DEFAULT_TEACHER_TRAIN`) stay unset, so
-    a run resumed from its ``config.yaml`` trains as it started."""
+def config_mapping(config: PipelineConfig) -> dict[str, Any]:
+    """The resolved config as plain data that validates back to it. The train settings
+    whose being unset means something (``lr``, ``epochs`` and ``patience`` left unset let a
+    teacher over tables take the tabular recipe,
+    :data:`~cdkd_core.config.models.DEFAULT_TEACHER_TRAIN`) stay unset."""
     data = config.model_dump(mode="json")
     for key in DEFAULT_TEACHER_TRAIN:
         base = key.removeprefix("teacher_")
         if base not in config.train.model_fields_set:
             data["train"].pop(base, None)
-    return yaml.safe_dump(data, sort_keys=False)
+    return data
+
+
+def dump_config(config: PipelineConfig) -> str:
+    """The resolved config as YAML (:func:`config_mapping`), so a run resumed from its
+    ``config.yaml`` trains as it started."""
+    return yaml.safe_dump(config_mapping(config), sort_keys=False)

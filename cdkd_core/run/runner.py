@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cdkd_core.components.contracts import ContractError
-from cdkd_core.config.loading import dump_config, load_config
+from cdkd_core.config.loading import config_mapping, dump_config, load_config
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.engine.distributed import broadcast_object, current_world, process_group
 from cdkd_core.engine.progress import Progress
@@ -62,7 +62,7 @@ def run_pipeline(
 
     host = host if host is not None else PluginHost()
     if not isinstance(config, PipelineConfig) or overrides:
-        source = config.model_dump() if isinstance(config, PipelineConfig) else config
+        source = config_mapping(config) if isinstance(config, PipelineConfig) else config
         config = load_config(source, overrides, host=host)
     else:
         from cdkd_core.config.validation import validate_components

@@ -9,9 +9,10 @@ Domains (``medical.<dataset>``):
 - loaders for your files: ``medical.medmnist`` (.npz), ``medical.image_folder``
   (PNG/JPEG), ``medical.dicom``, ``medical.nifti`` (slices, split by volume).
 
-Architectures: ``resnet`` (torchvision ResNet stem at any width, GroupNorm by default).
+Architectures: ``resnet`` (ResNet stem at any width in torchvision's layout, GroupNorm by
+default).
 
-Only torch, pydantic and cdkd_core are imported here; torchvision and the file readers
+Only torch, pydantic and cdkd_core are imported here; the file readers
 (tifffile, pydicom, nibabel, Pillow, scikit-learn) are imported when a component is built
 or loads its data, so ``cdkd plugins list`` stays fast.
 """

@@ -1,24 +1,25 @@
-"""``resnet``: a torchvision ResNet at any width as an image stem (He et al. 2016).
+"""``resnet``: a ResNet (He et al. 2016) at any width as an image stem, in torchvision's layout.
 
-Built from torchvision's own ``ResNet`` class and blocks (``BasicBlock`` or ``Bottleneck``)
-with the widths of the config: ``width`` channels in the first stage, doubling per stage,
-``layers`` blocks per stage. Module names follow torchvision (``conv1``, ``bn1``,
-``layer1`` ...), so a torchvision ResNet's state dict saved as safetensors loads into the
-matching config (``resnet18``: ``width: 64, layers: [2, 2, 2, 2], norm: batch,
-small_input: false``).
+``BasicBlock`` or ``Bottleneck`` stages (the blocks of torchvision, with the stride on the
+3x3 convolution) at the widths of the config: ``width`` channels in the first stage,
+doubling per stage, ``layers`` blocks per stage. Module names and shapes follow torchvision
+(``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so a torchvision ResNet's state dict saved as
+safetensors loads into the matching config (``resnet18``: ``width: 64, layers: [2, 2, 2,
+2], norm: batch, small_input: false``) and gives its features; torchvision itself is not
+needed.
 
 Normalisation: torchvision's ResNets use BatchNorm. In cdkd each training batch holds one
 domain, so BatchNorm's running statistics would mix the domains that share a stem (and its
-batch statistics would differ between a teacher step and evaluation); ``norm: group``
-(the default) uses GroupNorm through torchvision's ``norm_layer`` hook instead, which
-normalises each example on its own (Wu & He 2018). ``norm: batch`` keeps torchvision's
-BatchNorm, e.g. to load BatchNorm weights; use it for a stem that only one domain reads.
-"""
+batch statistics would differ between a teacher step and evaluation); ``norm: group`` (the
+default) uses GroupNorm instead, which normalises each example on its own (Wu & He 2018).
+``norm: batch`` keeps BatchNorm, e.g. to load BatchNorm weights; use it for a stem that
+only one domain reads."""
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache, partial
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -43,9 +44,9 @@ class ResNetConfig(ComponentConfig):
         max_length=6,
         description="Blocks per stage ([2, 2, 2, 2]: ResNet-18; [3, 4, 6, 3]: ResNet-34).",
     )
-    block: Literal["basic", "bottleneck"] = Field("basic", description="torchvision block.")
+    block: Literal["basic", "bottleneck"] = Field("basic", description="Residual block.")
     norm: Literal["group", "batch"] = Field(
-        "group", description="GroupNorm (per example; default) or torchvision's BatchNorm."
+        "group", description="GroupNorm (per example; default) or BatchNorm."
     )
     norm_groups: int = Field(
         32, ge=1, description="GroupNorm groups: gcd(norm_groups, channels) per layer."
@@ -69,78 +70,147 @@ def _group_norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(groups, channels), channels)
 
 
-@lru_cache(maxsize=1)
-def _resnet_class():
-    """The stem class, built on first use so listing plugins never imports torchvision."""
-    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
 
-    class ResNetStem(ResNet):
-        """torchvision's ResNet with custom widths, any input channels, and a projection to
-        the trunk width (global average pooling -> Linear -> LayerNorm -> GELU)."""
 
-        def __init__(
-            self,
-            in_channels: int,
-            out_features: int,
-            cfg: ResNetConfig,
-            small_input: bool,
-        ) -> None:
-            nn.Module.__init__(self)  # ResNet.__init__ hard-codes widths 64..512 and 3 channels
-            block = BasicBlock if cfg.block == "basic" else Bottleneck
-            norm_layer = (
-                partial(_group_norm, groups=cfg.norm_groups)
-                if cfg.norm == "group"
-                else nn.BatchNorm2d
-            )
-            self._norm_layer = norm_layer
-            self.inplanes = cfg.width
-            self.dilation = 1
-            self.groups = 1
-            self.base_width = 64
-            if small_input:
-                self.conv1 = nn.Conv2d(in_channels, cfg.width, 3, stride=1, padding=1, bias=False)
-                self.maxpool = nn.Identity()
-            else:
-                self.conv1 = nn.Conv2d(in_channels, cfg.width, 7, stride=2, padding=3, bias=False)
-                self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-            self.bn1 = norm_layer(cfg.width)
-            self.relu = nn.ReLU(inplace=True)
-            self.stages = len(cfg.layers)
-            for i, blocks in enumerate(cfg.layers):
-                stage = self._make_layer(block, cfg.width * 2**i, blocks, stride=1 if i == 0 else 2)
-                setattr(self, f"layer{i + 1}", stage)
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.feature_dim = cfg.width * 2 ** (self.stages - 1) * block.expansion
-            self.proj = nn.Sequential(
-                nn.Linear(self.feature_dim, out_features), nn.LayerNorm(out_features), nn.GELU()
-            )
-            self.out_features = out_features
-            # torchvision's initialisation
+def _conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and an identity (or 1x1 projection) shortcut (He et al. 2016)."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        downsample: nn.Module | None,
+        norm_layer: Callable[[int], nn.Module],
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(inplanes, planes, stride)
+        self.bn1 = norm_layer(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = norm_layer(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided), 1x1 expand by 4, and a shortcut (ResNet v1.5: the stride is
+    on the 3x3 convolution, as in torchvision)."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        downsample: nn.Module | None,
+        norm_layer: Callable[[int], nn.Module],
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(inplanes, planes)
+        self.bn1 = norm_layer(planes)
+        self.conv2 = _conv3x3(planes, planes, stride)
+        self.bn2 = norm_layer(planes)
+        self.conv3 = _conv1x1(planes, planes * self.expansion)
+        self.bn3 = norm_layer(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNetBackbone(nn.Module):
+    """A ResNet (He et al. 2016) with custom widths and any input channels, in torchvision's
+    module layout, then a projection to the trunk width (global average pooling -> Linear ->
+    LayerNorm -> GELU)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_features: int,
+        cfg: ResNetConfig,
+        small_input: bool,
+    ) -> None:
+        super().__init__()
+        block: type[BasicBlock] | type[Bottleneck] = (
+            BasicBlock if cfg.block == "basic" else Bottleneck
+        )
+        norm_layer: Callable[[int], nn.Module] = (
+            partial(_group_norm, groups=cfg.norm_groups) if cfg.norm == "group" else nn.BatchNorm2d
+        )
+        if small_input:
+            self.conv1 = nn.Conv2d(in_channels, cfg.width, 3, stride=1, padding=1, bias=False)
+            self.maxpool: nn.Module = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(in_channels, cfg.width, 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.bn1 = norm_layer(cfg.width)
+        self.relu = nn.ReLU(inplace=True)
+        self.stages = len(cfg.layers)
+        inplanes = cfg.width
+        for i, blocks in enumerate(cfg.layers):
+            planes, stride = cfg.width * 2**i, 1 if i == 0 else 2
+            downsample = None
+            if stride != 1 or inplanes != planes * block.expansion:
+                downsample = nn.Sequential(
+                    _conv1x1(inplanes, planes * block.expansion, stride),
+                    norm_layer(planes * block.expansion),
+                )
+            stage = [block(inplanes, planes, stride, downsample, norm_layer)]
+            inplanes = planes * block.expansion
+            stage += [block(inplanes, planes, 1, None, norm_layer) for _ in range(1, blocks)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.feature_dim = inplanes
+        self.proj = nn.Sequential(
+            nn.Linear(self.feature_dim, out_features), nn.LayerNorm(out_features), nn.GELU()
+        )
+        self.out_features = out_features
+        # the initialisation of He et al. 2015 for convolutions, as torchvision's
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if cfg.zero_init_residual:  # Goyal et al. 2017: each block starts as an identity
             for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                    nn.init.constant_(m.weight, 1)
-                    nn.init.constant_(m.bias, 0)
-            if cfg.zero_init_residual:
-                for m in self.modules():
-                    if isinstance(m, Bottleneck):
-                        nn.init.constant_(m.bn3.weight, 0)
-                    elif isinstance(m, BasicBlock):
-                        nn.init.constant_(m.bn2.weight, 0)
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.bn2.weight, 0)
 
-        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-            """Pooled backbone features ``[N, feature_dim]`` (before the projection)."""
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            for i in range(self.stages):
-                x = getattr(self, f"layer{i + 1}")(x)
-            return torch.flatten(self.avgpool(x), 1)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features ``[N, feature_dim]`` (before the projection)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return torch.flatten(self.avgpool(x), 1)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            """``[N, C, H, W]`` -> ``[N, out_features]``."""
-            return self.proj(self.forward_features(x))
-
-    return ResNetStem
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, C, H, W]`` -> ``[N, out_features]``."""
+        return self.proj(self.forward_features(x))
 
 
 def _shape(t: torch.Tensor) -> list[int]:
@@ -211,7 +281,7 @@ def load_resnet_weights(module: nn.Module, path: Path, prefix: str = "", norm: s
 
 
 class ResNetStem(Architecture):
-    """torchvision ResNet image stem at any width (GroupNorm by default), to the trunk width.
+    """ResNet image stem at any width (GroupNorm by default), to the trunk width.
 
     BasicBlock (or Bottleneck) stages of ``width``, ``2 width``, ... channels; any number of
     input channels; a 3x3 first conv without max-pool for small images (<= 64 px by
@@ -230,7 +300,7 @@ class ResNetStem(Architecture):
             raise ValueError(f"resnet stem needs [C, H, W] inputs, got shape {list(input_shape)}")
         channels, height, width = input_shape
         small = cfg.small_input if cfg.small_input is not None else min(height, width) <= 64
-        module = _resnet_class()(channels, out_features, cfg, small)
+        module = ResNetBackbone(channels, out_features, cfg, small)
         if cfg.weights is not None:
             load_resnet_weights(module, cfg.weights, cfg.weights_prefix, cfg.norm)
         return module

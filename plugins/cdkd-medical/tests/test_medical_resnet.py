@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from cdkd_medical.architectures import ResNetStem
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cdkd_core.errors import DataError
@@ -93,10 +95,79 @@ def test_weights_mismatch_errors(tmp_path):
         build({"weights": str(tmp_path / "absent.safetensors")})
 
 
+DATA = Path(__file__).parent / "data"
+
+
+def test_resnet18_config_has_torchvision_layout():
+    """The resnet18 config's state dict has torchvision resnet18's keys and shapes, in its
+    order (recorded from torchvision 0.29.1, classifier aside), so its weights load."""
+    recorded = []
+    for line in (DATA / "torchvision_resnet18_keys.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, shape = line.split()
+            recorded.append((key, [] if shape == "-" else [int(n) for n in shape.split("x")]))
+    params = {"width": 64, "layers": [2, 2, 2, 2], "norm": "batch", "small_input": False}
+    own = build(params, (3, 64, 64), out=16).state_dict()
+    ours = [(k, list(v.shape)) for k, v in own.items() if not k.startswith("proj.")]
+    assert ours == [(k, s) for k, s in recorded if not k.startswith("fc.")]
+    assert len(ours) == 120
+
+
+@pytest.mark.parametrize("case", ["basic", "bottleneck"])
+def test_features_match_torchvision_blocks(case):
+    """Features of stems whose weights, running statistics and inputs were drawn at random
+    and passed through torchvision's ResNet blocks (BasicBlock with BatchNorm and a 7x7
+    stem; Bottleneck with GroupNorm and a 3x3 stem; strided projection shortcuts)."""
+    ref = load_file(DATA / "torchvision_resnet_reference.safetensors")
+    params = {
+        "basic": {"width": 8, "layers": [1, 2], "norm": "batch", "small_input": False},
+        "bottleneck": {"width": 4, "layers": [2, 1], "block": "bottleneck", "norm_groups": 4},
+    }[case]
+    x = ref[f"{case}.input"]
+    stem = build(params, tuple(x.shape[1:]), out=8).eval()
+    prefix = f"{case}.state."
+    state = {k.removeprefix(prefix): v for k, v in ref.items() if k.startswith(prefix)}
+    missing, unexpected = stem.load_state_dict(state, strict=False)
+    assert unexpected == [] and all(k.startswith("proj.") for k in missing)
+    with torch.no_grad():
+        assert torch.allclose(stem.forward_features(x), ref[f"{case}.features"], atol=1e-5)
+
+
+def test_block_by_hand():
+    """One BasicBlock with GroupNorm, computed with torch.nn.functional step by step."""
+    import torch.nn.functional as F
+
+    stem = build({"width": 4, "layers": [1, 1], "norm_groups": 2, "zero_init_residual": False})
+    with torch.no_grad():
+        for p in stem.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    block = stem.layer2[0]  # strided, with a 1x1 projection shortcut
+    x = torch.randn(2, 4, 12, 12)
+
+    def gn(t, norm):
+        return F.group_norm(t, 2, norm.weight, norm.bias, eps=1e-5)
+
+    h = F.relu(gn(F.conv2d(x, block.conv1.weight, stride=2, padding=1), block.bn1))
+    h = gn(F.conv2d(h, block.conv2.weight, padding=1), block.bn2)
+    conv, norm = block.downsample
+    shortcut = gn(F.conv2d(x, conv.weight, stride=2), norm)
+    with torch.no_grad():
+        assert torch.allclose(block(x), F.relu(h + shortcut), atol=1e-6)
+    assert block(x).shape == (2, 8, 6, 6)
+
+
+def test_zero_init_residual_starts_blocks_as_identities():
+    stem = build({"width": 4, "layers": [1, 1]})
+    x = torch.randn(2, 4, 12, 12).relu()
+    assert torch.equal(stem.layer1[0](x), x)  # no projection: relu(0 + x) = x
+    assert all(m.weight.abs().sum() == 0 for m in (stem.layer1[0].bn2, stem.layer2[0].bn2))
+
+
 def test_torchvision_resnet18_weights_load(tmp_path):
-    """A torchvision resnet18 state dict (classifier ignored) loads into the matching
-    config and gives torchvision's pooled features; a 1-channel stem sums the first conv."""
-    import torchvision
+    """Where torchvision is installed: its resnet18 state dict (classifier ignored) loads
+    into the matching config and gives its pooled features; a 1-channel stem sums the
+    first conv."""
+    torchvision = pytest.importorskip("torchvision")
 
     torch.manual_seed(1)
     reference = torchvision.models.resnet18(weights=None).eval()
