@@ -24,10 +24,9 @@ from cdkd_core.run.runner import resume_run
 from cdkd_core.stages import distillation
 from cdkd_core.stages.gating import paired_interval
 from tests.halves import make_host
+from tests.stopping import TIMING
 
 torch.set_num_threads(1)
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 
 
 def _config(target: dict, **train) -> dict:

@@ -11,22 +11,18 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from cdkd_core import load_config, run_pipeline
+from cdkd_core import run_pipeline
 from cdkd_core.artifacts.report import render_report
 from cdkd_core.artifacts.run_files import read_run
 from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.config.models import PipelineConfig
-from cdkd_core.errors import RunInterrupted
 from cdkd_core.files import load_weights
 from cdkd_core.nets.linear_teacher import LinearSlot, LinearTeacher
 from cdkd_core.nets.selected_teacher import SelectedTeacher
-from cdkd_core.run.checkpoint import Checkpointer
-from cdkd_core.run.runner import resume_run
 from cdkd_core.stages.teacher_selection import choose
+from tests.stopping import stopped_and_resumed, without_timing
 
 torch.set_num_threads(1)
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 
 
 def _write_arrays(path: Path, seed: int = 0, test_seed: int | None = None) -> Path:
@@ -161,21 +157,6 @@ def test_no_test_row_is_read_before_the_final_evaluation(tmp_path, cdkd_host):
     )
 
 
-class _Stop(KeyboardInterrupt):
-    pass
-
-
-class _StopAt(Checkpointer):
-    def __init__(self, n: int) -> None:
-        self.n, self.seen = n, 0
-
-    def save(self, run_dir, state) -> None:
-        super().save(run_dir, state)
-        self.seen += 1
-        if self.seen == self.n:
-            raise _Stop
-
-
 def _noisy(tmp_path: Path) -> Path:
     """A table no candidate separates perfectly, so the choice is not a tie."""
     path = tmp_path / "noisy"
@@ -203,21 +184,8 @@ def test_a_stop_inside_candidate_fitting_resumes_to_the_same_summary(
 ):
     cfg = {**_config(_noisy(tmp_path), epochs=1), "teacher": AUTO2}
     reference = run_pipeline(cfg, host=cdkd_host, output=tmp_path / "ref")
-    out = tmp_path / "stopped"
-    with pytest.raises(RunInterrupted):
-        run_pipeline(
-            load_config(cfg, host=cdkd_host),
-            host=cdkd_host,
-            output=out,
-            checkpointer=_StopAt(stop_after),
-        )
-    (run_dir,) = out.iterdir()
-    resumed = resume_run(run_dir, host=cdkd_host)
-
-    def drop(s: dict) -> dict:
-        return {k: v for k, v in s.items() if k not in TIMING}
-
-    assert drop(resumed.summary) == drop(reference.summary)
+    resumed = stopped_and_resumed(cfg, cdkd_host, tmp_path / "stopped", stop_after)
+    assert without_timing(resumed.summary) == without_timing(reference.summary)
 
 
 def test_teacher_checkpoint_reloads_the_chosen_candidates(tmp_path, cdkd_host):

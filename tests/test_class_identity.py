@@ -25,7 +25,7 @@ from cdkd_core.errors import ConfigError, RunInterrupted
 from cdkd_core.files import load_weights
 from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.run.runner import resume_run, run_pipeline
-from tests.test_resume import Watching
+from tests.stopping import Watching
 
 TRIED = {"prepared": 0, "refused": 0, "mapped": 0, "end_to_end": 0}
 

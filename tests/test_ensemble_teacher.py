@@ -11,19 +11,16 @@ from torch import nn
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.artifacts.run_teacher import load_run_teacher
-from cdkd_core.errors import ConfigError, RunInterrupted
+from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
 from cdkd_core.nets.ensemble import JoinedFeatures, TeacherEnsemble, member_seed
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import read_layer
-from cdkd_core.run.checkpoint import Checkpointer
-from cdkd_core.run.runner import resume_run
 from cdkd_core.stages.teacher import bootstrap_plans
 from cdkd_core.stages.training import domain_plans
+from tests.stopping import stopped_and_resumed, without_timing
 
 torch.set_num_threads(1)
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 
 
 def _net(head_weight: list[list[float]], head_bias: list[float], width: int = 2) -> MultiDomainNet:
@@ -153,41 +150,13 @@ def test_member_zero_of_an_unbagged_ensemble_is_the_single_teacher(
     assert load_config(cfg, host=cdkd_host).teacher.ensemble is None
 
 
-class _Stop(KeyboardInterrupt):
-    pass
-
-
-class _StopAt(Checkpointer):
-    def __init__(self, n: int) -> None:
-        self.n, self.seen = n, 0
-
-    def save(self, run_dir, state) -> None:
-        super().save(run_dir, state)
-        self.seen += 1
-        if self.seen == self.n:
-            raise _Stop
-
-
 @pytest.mark.parametrize("stop_after", [2, 5, 10])  # in member 0, member 1, the baseline
 def test_an_ensemble_resumes_inside_any_member(tiny_config, cdkd_host, tmp_path, stop_after):
     cfg = _ensemble_config(tiny_config, bagging=True)
     cfg["teacher"]["trunk"]["params"]["dropout"] = 0.1  # the torch RNG matters
     reference = run_pipeline(cfg, host=cdkd_host, output=tmp_path / "ref")
-    out = tmp_path / "stopped"
-    with pytest.raises(RunInterrupted):
-        run_pipeline(
-            load_config(cfg, host=cdkd_host),
-            host=cdkd_host,
-            output=out,
-            checkpointer=_StopAt(stop_after),
-        )
-    (run_dir,) = out.iterdir()
-    resumed = resume_run(run_dir, host=cdkd_host)
-
-    def drop(s: dict) -> dict:
-        return {k: v for k, v in s.items() if k not in TIMING}
-
-    assert drop(resumed.summary) == drop(reference.summary)
+    resumed = stopped_and_resumed(cfg, cdkd_host, tmp_path / "stopped", stop_after)
+    assert without_timing(resumed.summary) == without_timing(reference.summary)
 
 
 def test_validation_refuses_an_ensemble_with_maml_or_teacher_pca(tiny_config, cdkd_host):

@@ -19,12 +19,11 @@ from cdkd_core.errors import DataError, RunInterrupted
 from cdkd_core.files import load_weights, save_weights
 from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher, load_estimator
 from cdkd_core.nets.reading import read_layer
-from cdkd_core.run.checkpoint import Checkpointer
 from cdkd_core.run.runner import resume_run
+from tests.stopping import TIMING, StopAt
 
 torch.set_num_threads(1)
 
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 GBM = {"model": {"name": "hist_gbm", "params": {"max_iter": 40, "min_samples_leaf": 5}}}
 
 
@@ -139,18 +138,6 @@ def _rebuilt(run_dir: Path, host, weights: dict | None = None) -> EstimatorTeach
     return teacher
 
 
-class _StopAt(Checkpointer):
-    def __init__(self, n: int) -> None:
-        self.n, self.seen, self.teachers = n, 0, []
-
-    def save(self, run_dir, state) -> None:
-        super().save(run_dir, state)
-        self.seen += 1
-        self.teachers.append(state.teacher)
-        if self.seen == self.n:
-            raise KeyboardInterrupt
-
-
 def test_a_gbm_teacher_round_trips_through_checkpoint_and_resume(tiny_config, cdkd_host, tmp_path):
     cfg = _gbm_config(tiny_config)
     reference = run_pipeline(cfg, host=cdkd_host, output=tmp_path / "ref")
@@ -159,7 +146,7 @@ def test_a_gbm_teacher_round_trips_through_checkpoint_and_resume(tiny_config, cd
     assert summary["params"]["teacher_bytes"] > 0 and summary["params"]["teacher"] > 0
     for name in ("sklearn.wine", "sklearn.breast_cancer"):
         assert summary["domains"][name]["teacher"] > 0.85
-    stopper = _StopAt(2)  # inside the baseline, after the teacher stage
+    stopper = StopAt(2)  # inside the baseline, after the teacher stage
     with pytest.raises(RunInterrupted):
         run_pipeline(
             load_config(cfg, host=cdkd_host),

@@ -26,11 +26,10 @@ from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
 from cdkd_core.stages import teacher as teacher_module
+from tests.stopping import TIMING
 from tests.test_resume import _interrupt_at
 
 torch.set_num_threads(1)
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
 
 
 def _net(seed: int = 0) -> MultiDomainNet:

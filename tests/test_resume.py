@@ -8,9 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,14 +18,12 @@ from cdkd_core.errors import ConfigError, RunInterrupted
 from cdkd_core.run.checkpoint import (
     CHECKPOINT,
     PREVIOUS,
-    Checkpointer,
     load_checkpoint,
     save_checkpoint,
 )
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
+from tests.stopping import TIMING, Stop, Watching
 
 
 def _metrics(summary: dict) -> dict:
@@ -41,23 +37,6 @@ def _config(tiny_config: dict, feedback: dict) -> dict:
     return tiny_config
 
 
-class _Stop(KeyboardInterrupt):
-    pass
-
-
-class Watching(Checkpointer):
-    """Saves each checkpoint (unless ``write`` is False), then hands its state to
-    ``after``."""
-
-    def __init__(self, after: Callable[[Any], None], *, write: bool = True) -> None:
-        self.after, self.write = after, write
-
-    def save(self, run_dir, state) -> None:
-        if self.write:
-            super().save(run_dir, state)
-        self.after(state)
-
-
 def _interrupt_at(cfg: dict, host, out: Path, stop_after: int) -> Path:
     """Run ``cfg`` and stop it (as Ctrl-C would) right after its ``stop_after``-th
     checkpoint; the run directory."""
@@ -66,7 +45,7 @@ def _interrupt_at(cfg: dict, host, out: Path, stop_after: int) -> Path:
     def stopping(state):
         seen["n"] += 1
         if seen["n"] == stop_after:
-            raise _Stop
+            raise Stop
 
     with pytest.raises(RunInterrupted, match="cdkd run --resume"):
         run_pipeline(

@@ -11,7 +11,6 @@ import torch
 
 from cdkd_core import load_config, run_pipeline
 from cdkd_core.errors import RunInterrupted
-from cdkd_core.run.checkpoint import Checkpointer
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
 from cdkd_core.stages import distillation
@@ -24,8 +23,7 @@ from cdkd_core.stages.gating import (
     paired_interval,
     withheld,
 )
-
-TIMING = {"wall_s", "latency_ms_per_sample", "latency_ms_per_sample_batch1", "teacher_cache"}
+from tests.stopping import TIMING, StopAt
 
 
 def _metrics(summary: dict) -> dict:
@@ -161,22 +159,6 @@ def late_fallback(monkeypatch):
     monkeypatch.setattr(distillation, "after_training_check", falls_back)
 
 
-class _Stop(KeyboardInterrupt):
-    pass
-
-
-class _StopAt(Checkpointer):
-    """Saves each checkpoint, then stops the run at the first one ``when`` picks."""
-
-    def __init__(self, when) -> None:
-        self.when = when
-
-    def save(self, run_dir, state) -> None:
-        super().save(run_dir, state)
-        if self.when(state):
-            raise _Stop
-
-
 def test_a_student_below_the_baseline_is_trained_again_and_resumes(
     tiny_config, tmp_path, host, late_fallback
 ):
@@ -211,7 +193,7 @@ def test_a_student_below_the_baseline_is_trained_again_and_resumes(
         out = tmp_path / f"stop{i}"
         with pytest.raises(RunInterrupted, match="cdkd run --resume"):
             run_pipeline(
-                load_config(cfg, host=host), output=out, host=host, checkpointer=_StopAt(when)
+                load_config(cfg, host=host), output=out, host=host, checkpointer=StopAt(when)
             )
         (run_dir,) = out.iterdir()
         resumed = resume_run(run_dir, host=host)

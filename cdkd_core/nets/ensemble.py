@@ -76,13 +76,16 @@ class TeacherEnsemble(nn.Module):
         features = self._member_features(x, space)
         self.trunk(features)
         key = module_key(task)
-        log_probs = torch.stack(
-            [
-                F.log_softmax(m.heads[key](f).float(), dim=-1)
-                for m, f in zip(self.members, features, strict=True)
-            ]
+        return mean_probability_logits(
+            [m.heads[key](f) for m, f in zip(self.members, features, strict=True)]
         )
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+def mean_probability_logits(logits: list[torch.Tensor]) -> torch.Tensor:
+    """``log(mean_k softmax(z_k))`` of the members' logits ``z_k`` (in float32): logits
+    whose softmax is the members' averaged class probabilities."""
+    log_probs = torch.stack([F.log_softmax(z.float(), dim=-1) for z in logits])
+    return torch.logsumexp(log_probs, dim=0) - math.log(len(logits))
 
 
 def member_seed(seed: int, member: int) -> int:

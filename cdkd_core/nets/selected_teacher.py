@@ -19,15 +19,13 @@ teacher: loading a state applies its choice first.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cdkd_core.nets.ensemble import TeacherEnsemble
+from cdkd_core.nets.ensemble import TeacherEnsemble, mean_probability_logits
 from cdkd_core.nets.estimator_teacher import EstimatorTeacher, Representation
 from cdkd_core.nets.linear_teacher import LinearTeacher
 from cdkd_core.nets.network import MultiDomainNet, count_parameters
@@ -200,10 +198,7 @@ class SelectedTeacher(nn.Module):
             self.features(x, space)
         name = self._task_candidate(task)
         if name == "ensemble":
-            log_probs = torch.stack(
-                [F.log_softmax(m(x, space, task).float(), dim=-1) for m in self.members]
-            )
-            return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+            return mean_probability_logits([m(x, space, task) for m in self.members])
         return self.candidate(name)(x, space, task)
 
     # -- size -------------------------------------------------------------------------------------
