@@ -963,6 +963,11 @@ def render(results: dict, path: Path) -> None:
         from benchmarks.few_label import few_label_section
 
         lines += few_label_section(json.loads(few.read_text(encoding="utf-8")), 10)
+    defaults = Path(__file__).with_name("tabular_auto.json")
+    if defaults.is_file() and not results.get("quick"):
+        from benchmarks.report_tables import defaults_section
+
+        lines += defaults_section(json.loads(defaults.read_text(encoding="utf-8")), 11)
     notes = Path(__file__).with_name("notes.md")
     if notes.is_file() and not results.get("quick"):
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

@@ -22,7 +22,9 @@ teacher's standardised view and scored on the same test rows
 
 writes ``benchmarks/tabular_auto.{json,md}`` (``--quick``: ``*_quick.*``, one seed, the
 larger tables capped). Last-epoch numbers as the runs report them; nothing is selected on
-the test split.
+the test split. After training, each run's teacher and student are timed one at a time
+(``benchmarks.tabular_distill.time_one``: batch 1 and 256, eager and ONNX Runtime) for the
+size and speed targets; ``--time`` times the JSON's runs again.
 """
 
 from __future__ import annotations
@@ -324,7 +326,23 @@ def _yes(ok: bool | None) -> str:
 
 
 def _share(m: dict[str, Any] | None) -> str:
-    return "-" if m is None else f"{m['mean']:.1%}"
+    if m is None:
+        return "-"
+    return f"{m['mean']:.1%}" if m["mean"] <= 1 else f"{m['mean']:.0f}x"
+
+
+def versions() -> dict[str, str]:
+    """The versions the numbers were measured with."""
+    import platform
+
+    import sklearn
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def _chosen(values: list[str | None]) -> str:
@@ -447,7 +465,12 @@ def markdown(out: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {_chosen(row['chosen'])} |"
         )
-    lines += ["", f"Wall time: {out['wall_s'] / 60:.1f} minutes.", ""]
+    shown = ", ".join(f"{k} {v}" for k, v in out.get("versions", {}).items())
+    lines += [
+        "",
+        f"Wall time: {out['wall_s'] / 60:.1f} minutes" + (f" ({shown})." if shown else "."),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -471,6 +494,7 @@ def main(argv: list[str] | None = None) -> None:
         out = json.loads(path.read_text())
         if a.time:
             out["runs"] = [time_one(r) for r in out["runs"]]
+            out["versions"] = versions()
         out["rows"] = summarise(out["runs"], [t for t in TABLES if t in a.tables], a.jobs)
         write_study(path, out, markdown(out))
         return
@@ -496,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": summarise(runs, a.tables, a.jobs),
         "runs": runs,
         "wall_s": round(time.perf_counter() - start, 1),
+        "versions": versions(),
     }
     write_study(path, out, markdown(out))
 

@@ -167,12 +167,17 @@ def test_an_error_under_torchrun_is_reported_once(tiny_yaml: Path, tmp_path: Pat
     [
         {"trunk": {"name": "mlp", "params": {"width": 16, "depth": 1}}, "ensemble": 2},
         {"model": {"name": "hist_gbm", "params": {"max_iter": 20}}},
+        {
+            "auto": {"ensemble_members": 2},
+            "trunk": {"name": "mlp", "params": {"width": 16, "depth": 1}},
+        },
     ],
-    ids=["ensemble", "hist_gbm"],
+    ids=["ensemble", "hist_gbm", "auto"],
 )
 def test_ensemble_and_classical_teachers_under_torchrun(tmp_path: Path, teacher: dict) -> None:
     """An ensemble's members train sharded like one teacher; a classical teacher is fitted
-    by process 0 and handed to the others: both end as the one-process run does."""
+    by process 0 and handed to the others; ``teacher: auto`` fits every candidate so and
+    chooses once: all end as the one-process run does."""
     import yaml
 
     from cdkd_core.testing import tiny_pipeline_config
@@ -194,3 +199,7 @@ def test_ensemble_and_classical_teachers_under_torchrun(tmp_path: Path, teacher:
     for name, d in one["domains"].items():
         for who in ("teacher", "student", "baseline"):
             assert two["domains"][name][who] == pytest.approx(d[who], abs=1e-6)
+    selection = one.get("teacher_selection")
+    assert (selection is not None) == ("auto" in teacher)
+    if selection is not None:
+        assert two["teacher_selection"]["choice"] == selection["choice"]

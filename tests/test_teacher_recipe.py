@@ -134,3 +134,18 @@ def test_overrides_on_a_validated_config_keep_the_recipe(tiny_config, tmp_path, 
     training = result.summary["teacher_training"]
     assert (training["epochs"], training["lr"], training["patience"]) == (2, 0.003, 15)
     assert training["recipe"] is True
+
+
+def test_a_maml_fine_tune_takes_half_the_resolved_teacher_epochs(host):
+    from cdkd_core.stages.teacher import finetune_epochs
+
+    data = {
+        "domains": [{"name": "sklearn.wine", "role": "source"}],
+        "teacher": {"trunk": {"name": "mlp"}, "maml": {"algorithm": "reptile"}},
+        "train": {"device": "cpu"},
+    }
+    config = load_config(data, host=host)
+    assert finetune_epochs(config, TABLES) == DEFAULT_TEACHER_TRAIN["teacher_epochs"] // 2
+    assert finetune_epochs(config, IMAGE) == config.train.epochs // 2  # not all tables
+    data["train"]["teacher_epochs"] = 8
+    assert finetune_epochs(load_config(data, host=host), TABLES) == 4

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from cdkd_core import seeds
 from cdkd_core.run.knowledge_sample import (
     KNOWLEDGE_SAMPLE,
     PER_DOMAIN,
@@ -76,7 +77,9 @@ def recompute_knowledge_sample(
     device = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):  # building seeds torch: keep the caller's state
         teacher = build_network(config.teacher, sources, host, "teacher", seed=config.seed)
-        student = build_network(config.student, trained, host, "student", seed=config.seed + 1)
+        student = build_network(
+            config.student, trained, host, "student", seed=seeds.student_seed(config.seed)
+        )
     teacher.load_state_dict(read_run_file(run_dir / "teacher.safetensors"))
     student.load_state_dict(read_run_file(run_dir / "student.safetensors"))
     meta = read_run_file(run_dir / "encoder.json")

@@ -21,6 +21,7 @@ from cdkd_core.components.architecture import EstimatorArchitecture
 from cdkd_core.components.base import ComponentConfig
 from cdkd_core.host.hookspecs import Register, hookimpl
 from cdkd_core.nets.estimator_teacher import log_probabilities
+from cdkd_core.seeds import numpy_seed
 
 
 class HistGradientBoosting(EstimatorArchitecture):
@@ -84,7 +85,7 @@ class HistGradientBoosting(EstimatorArchitecture):
             max_features=c.max_features,
             max_bins=c.max_bins,
             early_stopping=False,
-            random_state=seed % 2**32,
+            random_state=numpy_seed(seed),
         )
 
     def fit_selected(

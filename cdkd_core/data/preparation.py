@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cdkd_core import seeds
 from cdkd_core.components.domain import DomainData, Split
 from cdkd_core.config.models import DomainEntry, PipelineConfig
 from cdkd_core.data.class_identity import align_classes
@@ -230,8 +231,8 @@ def _shots(
     splits (all of a class with fewer, with a warning)."""
     assert entry.shots is not None
     masks = []
-    for split, name, offset in ((train, "train", 0), (val, "val", 1)):
-        mask, short = shots_mask(split.y, entry.shots, seed + offset)
+    for split, name in ((train, "train"), (val, "val")):
+        mask, short = shots_mask(split.y, entry.shots, seeds.labelled_seed(seed, name))
         if short:
             warnings.warn(
                 f"domain {entry.key!r}: shots={entry.shots} but its {name} split has fewer "
@@ -306,9 +307,9 @@ def prepare_domains(
     for i, (entry, (data, note)) in enumerate(zip(config.domains, aligned, strict=True)):
         splits, standardizers = _standardize(data, scratch, f"domain{i}")
         train, quiz, quiz_mask = splits["train"], None, None
-        seed = config.seed * 1000 + i
+        seed = seeds.domain_seed(config.seed, i)
         if quiz_fraction > 0 and entry.role == "source":
-            quiz_mask = stratified_subset_mask(train.y, quiz_fraction, seed + 17)
+            quiz_mask = stratified_subset_mask(train.y, quiz_fraction, seeds.quiz_seed(seed))
             quiz = _subset(train, quiz_mask, scratch, f"domain{i}-quiz")
             train = _subset(train, ~quiz_mask, scratch, f"domain{i}-train")
         # a target's label_fraction holds for its val split too: model selection may use
@@ -316,8 +317,12 @@ def prepare_domains(
         if entry.shots is not None:  # few-shot: k per class, in val as in train
             labelled, val_labelled = _shots(entry, train, splits["val"], seed)
         else:
-            labelled = stratified_subset_mask(train.y, entry.fraction, seed)
-            val_labelled = stratified_subset_mask(splits["val"].y, entry.fraction, seed + 1)
+            labelled = stratified_subset_mask(
+                train.y, entry.fraction, seeds.labelled_seed(seed, "train")
+            )
+            val_labelled = stratified_subset_mask(
+                splits["val"].y, entry.fraction, seeds.labelled_seed(seed, "val")
+            )
         prepared.append(
             PreparedDomain(
                 entry,

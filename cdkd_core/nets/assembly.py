@@ -13,12 +13,13 @@ from torch import nn
 from cdkd_core.config.models import ComponentRef, ModelSpec, TeacherSpec
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
+from cdkd_core.nets.ensemble import TeacherEnsemble
 from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher
 from cdkd_core.nets.linear_teacher import LinearSlot, LinearTeacher
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import eval_mode
 from cdkd_core.nets.selected_teacher import SelectedTeacher
+from cdkd_core.seeds import member_seed
 
 
 def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
@@ -195,7 +196,7 @@ def build_teacher(
     without: frozenset[str] = frozenset(),
 ) -> MultiDomainNet | TeacherEnsemble | EstimatorTeacher | SelectedTeacher:
     """The teacher ``spec`` describes: one network, with ``teacher.ensemble`` K networks of
-    its architecture (member k built from :func:`~cdkd_core.nets.ensemble.member_seed`),
+    its architecture (member k built from :func:`~cdkd_core.seeds.member_seed`),
     with ``teacher.model`` a classical teacher, unfitted (one estimator per input space and
     task of ``domains``), or with ``teacher.auto`` the candidates (:func:`auto_teacher`;
     ``without``: candidates the rest of the config rules out)."""
@@ -233,7 +234,7 @@ def auto_teacher(
     alone (as a config naming it); else a :class:`SelectedTeacher` whose table tasks
     choose among ``teacher.auto.candidates`` (less ``without``) and whose other tasks get
     the network. Member k of the networks is built from
-    :func:`~cdkd_core.nets.ensemble.member_seed`, so member 0 is the single network."""
+    :func:`~cdkd_core.seeds.member_seed`, so member 0 is the single network."""
     assert spec.auto is not None
     slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, "teacher") for d in domains]
     tables = table_tasks(slots)

@@ -86,9 +86,3 @@ def mean_probability_logits(logits: list[torch.Tensor]) -> torch.Tensor:
     whose softmax is the members' averaged class probabilities."""
     log_probs = torch.stack([F.log_softmax(z.float(), dim=-1) for z in logits])
     return torch.logsumexp(log_probs, dim=0) - math.log(len(logits))
-
-
-def member_seed(seed: int, member: int) -> int:
-    """The seed of ensemble member ``member`` (member 0: ``seed`` itself, so a one-member
-    ensemble is the single teacher); distinct from the student's ``seed + 1``."""
-    return seed + 7919 * member

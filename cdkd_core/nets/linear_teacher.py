@@ -23,6 +23,7 @@ from torch import nn
 
 from cdkd_core.nets.estimator_teacher import MIN_PROB, Representation
 from cdkd_core.nets.network import module_key
+from cdkd_core.seeds import numpy_seed
 
 #: the inverse L2 strengths tried (scikit-learn's ``C``), strongest regularisation first:
 #: among equal val scores the earlier is kept
@@ -124,7 +125,7 @@ def fit_linear(
 
     best, best_score, scores = None, -math.inf, {}
     for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=2000, random_state=seed % 2**32)
+        model = LogisticRegression(C=c, max_iter=2000, random_state=numpy_seed(seed))
         model.fit(x, y)
         if not val_x:
             best = model

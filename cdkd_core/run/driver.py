@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from cdkd_core import seeds
 from cdkd_core.components.feedback import FeedbackStrategy
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.config.validation import auto_exclusions
@@ -237,7 +238,9 @@ class Runner:
         # an ensemble's members are built alike: probing one checks them all
         for network in teacher_networks(teacher)[:1]:
             probe_network(config.teacher, network, sources, self.host, "teacher")
-        baseline = build_network(config.student, trained, self.host, "student", config.seed + 1)
+        baseline = build_network(
+            config.student, trained, self.host, "student", seeds.student_seed(config.seed)
+        )
         find_module(baseline, config.student.feature_layer)
         probe_network(config.student, baseline, trained, self.host, "student")
         if self.world.main:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cdkd_core import seeds
 from cdkd_core.files import atomic_write_bytes
 from cdkd_core.nets.reading import eval_mode, read_layer
 
@@ -125,14 +126,14 @@ def sample_knowledge(
     seed: int = 0,
 ) -> dict[str, DomainSample]:
     """Sample up to ``per_domain`` train examples of every trained domain (``domains``:
-    the run's prepared domains, the ``i``-th sampled with seed ``seed + i``).
+    the run's prepared domains, the ``i``-th sampled with :func:`~cdkd_core.seeds.sample_seed`).
     ``knowledge(domain, rows)`` gives the knowledge vectors of those train rows, or None
     where the teacher cannot read the domain."""
     out = {}
     for i, d in enumerate(domains):
         if not d.trained:
             continue
-        rows = sample_rows(len(d.train), per_domain, seed + i)
+        rows = sample_rows(len(d.train), per_domain, seeds.sample_seed(seed, i))
         task = d.task if student.has_head(d.task) else None
         features = layer_features(
             student, student_layer, d.train.student_x[rows], d.space, task, device

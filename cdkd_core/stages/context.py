@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from cdkd_core import seeds
 from cdkd_core.components.domain import Split
 from cdkd_core.components.feedback import FeedbackStrategy
 from cdkd_core.config.models import PipelineConfig
@@ -29,7 +30,7 @@ View = Literal["teacher", "student"]
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seeds.numpy_seed(seed))
     torch.manual_seed(seed)
 
 
@@ -96,7 +97,7 @@ class StageContext:
     @property
     def student_seed(self) -> int:
         """The seed of the student and the baseline (which share it)."""
-        return self.config.seed + 1
+        return seeds.student_seed(self.config.seed)
 
     @property
     def sources(self) -> list[PreparedDomain]:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cdkd_core import seeds
 from cdkd_core.components.contracts import check_feedback_result
 from cdkd_core.components.domain import Split
 from cdkd_core.components.feedback import FeedbackContext, FeedbackDomain
@@ -76,7 +77,7 @@ def finetune_teacher(ctx: StageContext, batches: Batches, epochs: int, lr: float
         ctx.config,
         ctx.device,
         teacher=True,
-        seed=ctx.seed + 7,
+        seed=seeds.finetune_seed(ctx.seed),
         layer=ctx.config.teacher.feature_layer,
     )
     settings = replace(

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cdkd_core import seeds
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.metrics import compute
@@ -183,7 +184,7 @@ def gate_decisions(
         if teacher is None or base is None:
             continue
         y = d.val.y[mask]
-        seed = ctx.seed + round_
+        seed = seeds.round_seed(ctx.seed, round_)
         interval = above_interval if mode == "above" else paired_interval
         diff, low, high = interval(d.headline, teacher[mask], base[mask], y, seed)
         if math.isnan(diff):
@@ -239,7 +240,9 @@ def after_training_check(
         if mine is None or base is None:
             continue
         y = d.val.y[mask]
-        diff, low, high = above_interval(d.headline, mine[mask], base[mask], y, ctx.seed + round_)
+        diff, low, high = above_interval(
+            d.headline, mine[mask], base[mask], y, seeds.round_seed(ctx.seed, round_)
+        )
         if math.isnan(diff):
             continue
         after[name] = {

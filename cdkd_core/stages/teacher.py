@@ -21,7 +21,7 @@ from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
 from cdkd_core.metrics import compute
-from cdkd_core.nets.ensemble import TeacherEnsemble, member_seed
+from cdkd_core.nets.ensemble import TeacherEnsemble
 from cdkd_core.nets.estimator_teacher import (
     EstimatorTeacher,
     as_rows,
@@ -29,19 +29,25 @@ from cdkd_core.nets.estimator_teacher import (
     log_probabilities,
 )
 from cdkd_core.nets.selected_teacher import SelectedTeacher
+from cdkd_core.seeds import member_seed
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
 from cdkd_core.stages.teacher_selection import fit_linear_teacher, select_teacher
 from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
 
 
-def finetune_epochs(config: PipelineConfig) -> int:
-    """Epochs of the multi-task fine-tune after meta-training (``teacher.maml``)."""
-    maml, t = config.teacher.maml, config.train
+def finetune_epochs(config: PipelineConfig, sources: list[PreparedDomain] | None = None) -> int:
+    """Epochs of the multi-task fine-tune after meta-training (``teacher.maml``): its
+    ``finetune_epochs``, else half the teacher's epochs as
+    :func:`~cdkd_core.stages.training.teacher_train_values` resolves them over ``sources``
+    (the tabular recipe's where it applies)."""
+    from cdkd_core.stages.training import teacher_train_values
+
+    maml = config.teacher.maml
     assert maml is not None
     if maml.finetune_epochs is not None:
         return maml.finetune_epochs
-    return max(1, (t.teacher_epochs or t.epochs) // 2)
+    return max(1, teacher_train_values(config, sources)["epochs"] // 2)
 
 
 def teacher_training(
@@ -65,7 +71,7 @@ def teacher_training(
     return {
         "method": teacher.maml.algorithm,
         "maml": {**teacher.maml.model_dump(mode="json"), "meta_lr": teacher.maml.outer_lr},
-        "epochs": finetune_epochs(config),
+        "epochs": finetune_epochs(config, sources),
         **trained,
     }
 
@@ -140,7 +146,7 @@ class TeacherStage:
         if config.teacher.maml is not None:
             if resume is None:  # a resumed teacher stage goes on with its fine-tune
                 meta_train_teacher(ctx)
-            epochs = finetune_epochs(config)
+            epochs = finetune_epochs(config, ctx.sources)
         if epochs == 0:
             return
         if isinstance(ctx.teacher, EstimatorTeacher):
@@ -278,7 +284,7 @@ def member_schedule(
     members: list[nn.Module], plans: list[DomainPlan], seed: int, bagging: bool
 ) -> list[tuple[int, nn.Module, list[DomainPlan], int]]:
     """Each member of an ensemble (its index, itself) with the plans and the seed it trains
-    on: :func:`~cdkd_core.nets.ensemble.member_seed`, and with ``bagging`` a bootstrap
+    on: :func:`~cdkd_core.seeds.member_seed`, and with ``bagging`` a bootstrap
     resample of ``plans`` drawn from that seed."""
     schedule = []
     for k, member in enumerate(members):
