@@ -11,8 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from cdkd_core.host.hookspecs import hookimpl, hookspec
-
-__version__ = "0.1.0"
+from cdkd_core.version import __version__
 
 _LAZY = {
     "Component": "cdkd_core.components.base",

@@ -1,6 +1,9 @@
 """The plugin API: everything a cdkd plugin may import, in one place.
 
-This module is the stable surface for plugin authors. A plugin imports ``cdkd_core`` (the
+This module is the stable surface for plugin authors. Its one list of names is
+``_SOURCES`` (each name and the module that defines it); ``__all__``, the imports for type
+checkers, this docstring and the table in docs/writing-plugins.md are checked against it
+(tests/test_api_reference.py). A plugin imports ``cdkd_core`` (the
 ``hookimpl`` marker, the component base classes) and ``cdkd_core.plugin_api``, never the
 modules behind them, which may move between releases; an import-linter contract keeps the
 shipped plugins to that. Names are imported on first use, so ``import cdkd_core.plugin_api``
@@ -9,9 +12,9 @@ stays cheap when the host loads a plugin (heavy imports happen when a component 
 - hooks: :data:`hookimpl`, :data:`Register`
 - component bases, their configs and contexts: :class:`Component`, :class:`ComponentConfig`,
   :class:`Domain`, :class:`DomainData`, :class:`Split`, :class:`Architecture`,
-  :class:`NetworkSlot`, :class:`KnowledgeEncoder`, :class:`Loss`, :class:`BatchContext`,
-  :class:`FeedbackStrategy`, :class:`FeedbackContext`, :class:`FeedbackDomain`,
-  :class:`StudentStep`
+  :class:`EstimatorArchitecture`, :class:`NetworkSlot`, :class:`KnowledgeEncoder`,
+  :class:`Loss`, :class:`BatchContext`, :class:`FeedbackStrategy`, :class:`FeedbackContext`,
+  :class:`FeedbackDomain`, :class:`StudentStep`
 - splits: :class:`SplitConfig`, :func:`cap_examples`, :func:`stratified_split_indices`,
   :func:`stratified_subset_mask`
 - readers: :class:`Table`, :func:`read_csv`, :data:`Delimiter`, :data:`MISSING`,
@@ -44,7 +47,7 @@ _SOURCES = {
     "cdkd_core.components.base": ("Component", "ComponentConfig"),
     "cdkd_core.components.domain": ("Domain", "DomainData", "Split"),
     "cdkd_core.components.architecture": ("Architecture", "EstimatorArchitecture"),
-    "cdkd_core.nets.assembly": ("NetworkSlot",),
+    "cdkd_core.components.slot": ("NetworkSlot",),
     "cdkd_core.components.encoder": ("KnowledgeEncoder",),
     "cdkd_core.components.loss": ("BatchContext", "Loss"),
     "cdkd_core.components.feedback": (
@@ -186,6 +189,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from cdkd_core.components.loss import BatchContext, Loss
     from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
+    from cdkd_core.components.slot import NetworkSlot
     from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
     from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels, parse_number
     from cdkd_core.data.path_id import path_digest
@@ -220,7 +224,6 @@ if TYPE_CHECKING:  # pragma: no cover
         load_weights,
         save_weights,
     )
-    from cdkd_core.nets.assembly import NetworkSlot
     from cdkd_core.stages.token_knowledge import (
         SIF,
         BarFactory,

@@ -551,7 +551,7 @@ def check_architecture(
     import torch
 
     from cdkd_core.components import contracts
-    from cdkd_core.nets.assembly import NetworkSlot
+    from cdkd_core.components.slot import NetworkSlot
 
     x = torch.randn(4, 13) if inputs is None else inputs
 

@@ -209,3 +209,20 @@ def test_the_site_builds_strict(tmp_path) -> None:
     for identifier in _public():
         if identifier.startswith("cdkd_core.plugin_api."):
             assert f'id="{identifier}"' in page, identifier
+
+
+def test_plugin_api_lists_its_names_once_and_agrees_everywhere():
+    """``plugin_api``'s one name list (its lazy map, ``_SOURCES``) is what ``__all__``
+    exports, what type checkers see imported, what its docstring and the plugin guide's
+    table name: none of them may drift from it."""
+    listed = set(plugin_api._LAZY) | {"Register", "hookimpl"}
+    assert set(plugin_api.__all__) == listed
+    assert set(_plugin_api_sources()) == listed
+    doc = plugin_api.__doc__ or ""
+    in_doc = set(re.findall(r":(?:class|func|data):`([A-Za-z_]+)`", doc))
+    assert in_doc == listed, (sorted(listed - in_doc), sorted(in_doc - listed))
+    guide = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    table = guide[guide.index("| what | names in `cdkd_core.plugin_api` |") :]
+    table = table[: table.index("\n\n")]
+    in_table = set(re.findall(r"`([A-Za-z_]+)`", table)) - {"cdkd_core"}
+    assert in_table - {"Config"} == listed, (sorted(listed - in_table), sorted(in_table - listed))

@@ -13,9 +13,10 @@ from cdkd_core import load_config, run_pipeline
 from cdkd_core.artifacts.run_teacher import load_run_teacher
 from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
-from cdkd_core.nets.ensemble import JoinedFeatures, TeacherEnsemble, member_seed
+from cdkd_core.nets.ensemble import JoinedFeatures, TeacherEnsemble
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import read_layer
+from cdkd_core.seeds import member_seed
 from cdkd_core.stages.teacher import bootstrap_plans
 from cdkd_core.stages.training import domain_plans
 from tests.stopping import stopped_and_resumed, without_timing

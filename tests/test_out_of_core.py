@@ -23,7 +23,8 @@ from cdkd_core.engine.inference import read_features
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.nets.assembly import build_network
 from cdkd_core.run.runner import run_pipeline
-from cdkd_core.stages.knowledge import TeacherCache, extract_knowledge
+from cdkd_core.stages.knowledge import extract_knowledge
+from cdkd_core.stages.teacher_cache import TeacherCache
 
 torch.set_num_threads(1)
 

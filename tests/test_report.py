@@ -160,7 +160,8 @@ def test_saved_knowledge_sample_is_used(run_dir, tmp_path, builtins):
     from cdkd_core.data.preparation import prepare_domains
     from cdkd_core.files import load_weights
     from cdkd_core.nets.assembly import build_network
-    from cdkd_core.stages.knowledge import TeacherCache, extract_knowledge
+    from cdkd_core.stages.knowledge import extract_knowledge
+    from cdkd_core.stages.teacher_cache import TeacherCache
 
     run = _copy(run_dir, tmp_path)
     config = load_config(run / "config.yaml", host=builtins)

@@ -269,7 +269,7 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
 def test_the_run_records_its_providers_and_resume_refuses_a_changed_one(tiny_config, tmp_path):
     from cdkd_core import __version__
     from cdkd_core.host.plugin_host import PluginHost
-    from cdkd_core.host.providers import check_providers
+    from cdkd_core.run.providers import check_providers
 
     host = PluginHost(entry_points=False)
     run_dir = _interrupt_at(_config(tiny_config, {"name": "none"}), host, tmp_path / "a", 1)

@@ -26,7 +26,7 @@ from cdkd_core.engine.step import TrainStep
 from cdkd_core.errors import TrainingError
 from cdkd_core.nets.network import MultiDomainNet, module_key
 from cdkd_core.nets.reading import FeatureHook
-from cdkd_core.stages.knowledge import TeacherCache, state_hash
+from cdkd_core.stages.teacher_cache import TeacherCache, state_hash
 
 torch.set_num_threads(1)
 

@@ -69,9 +69,9 @@ def export_run(
     ``manifest.json`` and, where ONNX graphs hold weights alike, ``shared.onnx_data``. An
     existing ``export/`` is replaced as a whole, and only once every file is written and
     checked. ``on_file`` is called with each file's final path. Returns the manifest."""
-    from cdkd_core import __version__
     from cdkd_core.files import atomic_dir, atomic_write_json
     from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core.version import __version__
 
     run_dir = check_run_dir(run_dir)
     formats = check_formats(formats)

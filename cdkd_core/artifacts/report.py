@@ -57,7 +57,7 @@ def write_report(
 
 def render_report(run: RunFiles, host: Any = None) -> str:
     """The report's HTML."""
-    from cdkd_core import __version__
+    from cdkd_core.version import __version__
 
     title = f"cdkd run {run.run_dir.resolve().name}"
     sections = [

@@ -49,7 +49,7 @@ SetOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        from cdkd_core import __version__
+        from cdkd_core.version import __version__
 
         typer.echo(f"cdkd {__version__}")
         raise typer.Exit()

@@ -17,7 +17,7 @@ from torch import nn
 from cdkd_core.components.base import Component
 
 if TYPE_CHECKING:
-    from cdkd_core.nets.assembly import NetworkSlot
+    from cdkd_core.components.slot import NetworkSlot
 
 
 class Architecture(Component):

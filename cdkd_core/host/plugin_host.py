@@ -222,7 +222,7 @@ class PluginHost:
                 self.skipped.add(name)
             return
         if source == "builtin":
-            from cdkd_core import __version__
+            from cdkd_core.version import __version__
 
             version = __version__
         if name in self.plugins:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
+from cdkd_core.components.slot import NetworkSlot
 from cdkd_core.config.models import ComponentRef, ModelSpec, TeacherSpec
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.errors import ConfigError, DataError
@@ -40,86 +40,27 @@ def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
     )
 
 
-@dataclass(frozen=True)
-class NetworkSlot:
-    """What a network needs of one domain: its input space and shape, modality and task.
-
-    A run directory keeps these (``layout.json``) so a network can be rebuilt from its
-    weights without loading any data (``cdkd export``).
+def network_slot(domain: PreparedDomain, view: Literal["teacher", "student"]) -> NetworkSlot:
+    """The slot of a prepared domain on the teacher or student side.
 
     Args:
-        name: The domain's name.
-        space: Its input space (domains sharing one share a stem).
-        modality: ``"tabular"``, ``"image"``, ``"text"``, ``"series"``, ...
-        task: Its task (domains sharing one share a head).
-        num_classes: The task's number of classes.
-        input_shape: One example's shape in this view (without batch).
-        input_dtype: The view's dtype without ``torch.`` (``"float32"``, ``"int64"``).
-        vocabulary: The token vocabulary of an integer view
-            (``DomainData.student_vocabulary``; student slots only).
+        domain: A domain as the core prepared it (its splits standardised).
+        view: ``"teacher"`` or ``"student"``: whose view's shape and dtype.
 
-    Examples:
-        >>> from cdkd_core.plugin_api import NetworkSlot
-        >>> slot = NetworkSlot(name="toy.parity", space="toy.parity", modality="tabular",
-        ...                    task="toy.parity", num_classes=2, input_shape=(13,),
-        ...                    input_dtype="float32")
-        >>> slot.to_dict()["input_shape"], NetworkSlot.from_dict(slot.to_dict()) == slot
-        ([13], True)
+    Returns:
+        The slot.
     """
-
-    name: str
-    space: str
-    modality: str
-    task: str
-    num_classes: int
-    input_shape: tuple[int, ...]
-    input_dtype: str
-    #: the token vocabulary of an integer view (``DomainData.student_vocabulary``; the
-    #: teacher's view of text is a vector, so only student slots carry one)
-    vocabulary: str | None = None
-
-    @classmethod
-    def of(cls, domain: PreparedDomain, view: Literal["teacher", "student"]) -> NetworkSlot:
-        """The slot of a prepared domain on the teacher or student side.
-
-        Args:
-            domain: A domain as the core prepared it (its splits standardised).
-            view: ``"teacher"`` or ``"student"``: whose view's shape and dtype.
-
-        Returns:
-            The slot.
-        """
-        x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
-        return cls(
-            name=domain.name,
-            space=domain.space,
-            modality=domain.modality,
-            task=domain.task,
-            num_classes=domain.num_classes,
-            input_shape=tuple(int(n) for n in x.shape[1:]),
-            input_dtype=str(x.dtype).removeprefix("torch."),
-            vocabulary=domain.data.student_vocabulary if view == "student" else None,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form.
-
-        Returns:
-            The fields as a dict, ``input_shape`` as a list.
-        """
-        return {**asdict(self), "input_shape": list(self.input_shape)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NetworkSlot:
-        """Inverse of :meth:`to_dict`.
-
-        Args:
-            data: What :meth:`to_dict` returned (e.g. read back from ``layout.json``).
-
-        Returns:
-            The slot.
-        """
-        return cls(**{**data, "input_shape": tuple(data["input_shape"])})
+    x = domain.train.teacher_x if view == "teacher" else domain.train.student_x
+    return NetworkSlot(
+        name=domain.name,
+        space=domain.space,
+        modality=domain.modality,
+        task=domain.task,
+        num_classes=domain.num_classes,
+        input_shape=tuple(int(n) for n in x.shape[1:]),
+        input_dtype=str(x.dtype).removeprefix("torch."),
+        vocabulary=domain.data.student_vocabulary if view == "student" else None,
+    )
 
 
 def _check_vocabulary(stem: nn.Module, arch: str, slot: NetworkSlot, view: str) -> None:
@@ -144,7 +85,7 @@ def build_network(
 
     Built under ``torch.manual_seed(seed)`` so two builds with one seed are identical.
     """
-    slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, view) for d in domains]
+    slots = [d if isinstance(d, NetworkSlot) else network_slot(d, view) for d in domains]
     torch.manual_seed(seed)
     trunk = host.get("architectures", spec.trunk.name).from_params(spec.trunk.params)
     trunk_module = trunk.build_trunk()
@@ -236,7 +177,7 @@ def auto_teacher(
     the network. Member k of the networks is built from
     :func:`~cdkd_core.seeds.member_seed`, so member 0 is the single network."""
     assert spec.auto is not None
-    slots = [d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, "teacher") for d in domains]
+    slots = [d if isinstance(d, NetworkSlot) else network_slot(d, "teacher") for d in domains]
     tables = table_tasks(slots)
     if not tables:
         return build_network(spec, domains, host, "teacher", seed)
@@ -282,7 +223,7 @@ def estimator_teacher(
         )
     slots: dict[tuple[str, str], EstimatorSlot] = {}
     for d in domains:
-        slot = d if isinstance(d, NetworkSlot) else NetworkSlot.of(d, "teacher")
+        slot = d if isinstance(d, NetworkSlot) else network_slot(d, "teacher")
         if slot.input_dtype.startswith(("int", "uint", "bool")):
             raise DataError(
                 f"teacher.model: {arch.name} reads numbers, and {slot.name}'s teacher view is "

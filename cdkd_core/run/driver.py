@@ -51,8 +51,8 @@ from cdkd_core.stages.distillation import DistillationStage, feedback_views
 from cdkd_core.stages.evaluation import BaselineReference
 from cdkd_core.stages.feedback import FeedbackStage
 from cdkd_core.stages.keys import Stage, feedback_key
-from cdkd_core.stages.knowledge import TeacherCache
 from cdkd_core.stages.teacher import TeacherStage, load_teacher_checkpoint
+from cdkd_core.stages.teacher_cache import TeacherCache
 from cdkd_core.stages.token_knowledge import check_token_stems
 
 
@@ -189,8 +189,7 @@ class Runner:
                         seed=ctx.seed,
                     )
                 self.checkpoint(
-                    "feedback",
-                    round_,
+                    feedback_key(round_),
                     student=distil.student.state_dict(),
                     torch_rng=torch.get_rng_state(),
                     fit=distil.saved_state(),  # what restoring the stage needs
@@ -331,15 +330,15 @@ class Runner:
         if self.world.main:
             save_weights(self.run_dir / f"{name}.safetensors", state)
 
-    def checkpoint(self, stage: str, round_: int | None, **extra: Any) -> None:
+    def checkpoint(self, key: StageKey, **extra: Any) -> None:
         """Save where the run stands (``checkpoint.safetensors``) for ``cdkd run --resume``:
-        stage ``stage`` of round ``round_`` is in progress; ``extra``: ``fit`` (the training
-        loop's state), ``student`` and ``torch_rng``."""
+        the stage ``key`` is in progress; ``extra``: ``fit`` (the training loop's state),
+        ``student`` and ``torch_rng``."""
         if not self.config.train.checkpoints or not self.world.main:
             return
         assert self.ctx is not None
         state = RunState(
-            stage=StageKey(stage, round_),
+            stage=key,
             teacher=self.ctx.teacher.state_dict(),
             baseline=self._baseline_state,
             round_start_teacher=self.ctx.round_start_teacher,

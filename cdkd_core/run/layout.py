@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.files import atomic_write_json, save_weights
-from cdkd_core.nets.assembly import NetworkSlot
+from cdkd_core.nets.assembly import network_slot
 
 
 def write_layout(run_dir: Path, domains: list[PreparedDomain]) -> None:
@@ -15,8 +15,8 @@ def write_layout(run_dir: Path, domains: list[PreparedDomain]) -> None:
     sources = [d for d in domains if d.role == "source"]
     trained = [d for d in domains if d.trained]
     layout = {
-        "teacher": [NetworkSlot.of(d, "teacher").to_dict() for d in sources],
-        "student": [NetworkSlot.of(d, "student").to_dict() for d in trained],
+        "teacher": [network_slot(d, "teacher").to_dict() for d in sources],
+        "student": [network_slot(d, "student").to_dict() for d in trained],
         "domains": {
             d.name: {
                 "role": d.role,

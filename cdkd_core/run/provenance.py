@@ -9,8 +9,8 @@ from typing import Any
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.files import atomic_write_json
-from cdkd_core.host.providers import PROVIDERS, provider_record
 from cdkd_core.nets.assembly import stem_architecture
+from cdkd_core.run.providers import PROVIDERS, provider_record
 
 
 def write_providers(

@@ -19,11 +19,11 @@ from cdkd_core.engine.distributed import broadcast_object, current_world, proces
 from cdkd_core.engine.progress import Progress
 from cdkd_core.errors import CdkdError, ConfigError, RunInterrupted
 from cdkd_core.files import atomic_write_text
-from cdkd_core.host.providers import check_providers
 from cdkd_core.run.blame import attribute_contract, plugin_error
 from cdkd_core.run.checkpoint import CHECKPOINT, PREVIOUS, Checkpointer
 from cdkd_core.run.driver import Runner
 from cdkd_core.run.interrupts import InterruptWatch
+from cdkd_core.run.providers import check_providers
 from cdkd_core.run.rundir import check_output_root, create_run_dir
 from cdkd_core.run.state import RunState
 from cdkd_core.stages.context import seed_everything

@@ -140,7 +140,7 @@ def _builtin_names(kind: str) -> dict[str, str]:
 def cdkd_requirement() -> str:
     """The ``cdkd`` requirement of a new plugin: this release's minor series (``>=0.1,<0.2``)
     before 1.0, its major series after."""
-    from cdkd_core import __version__
+    from cdkd_core.version import __version__
 
     major, minor = (int(part) for part in __version__.split(".")[:2])
     if major == 0:

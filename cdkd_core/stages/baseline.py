@@ -25,7 +25,7 @@ class BaselineStage:
             self.baseline,
             domain_plans(self.ctx.trained, "student", use_labels_only=True),
             cross_entropy(self.ctx.host),
-            stage="baseline",
+            key=BASELINE,
             teacher=False,
             resume=resume.fit if resume is not None else None,
         )

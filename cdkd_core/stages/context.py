@@ -4,7 +4,6 @@ where it logs, and how it asks for a checkpoint or learns of a stop request."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -21,7 +20,8 @@ from cdkd_core.engine.distributed import World
 from cdkd_core.engine.progress import Progress
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.target_heads import TargetHeads
-from cdkd_core.stages.knowledge import TeacherCache
+from cdkd_core.stages.keys import StageKey
+from cdkd_core.stages.teacher_cache import TeacherCache
 
 #: which input a network reads: the teacher's view of a domain or the student's
 View = Literal["teacher", "student"]
@@ -57,8 +57,11 @@ class StopSignal:
         return self.requested
 
 
-#: ``checkpoint(stage, round, fit=...)``: save where the run stands (the runner's)
-CheckpointRequest = Callable[..., None]
+class CheckpointRequest(Protocol):
+    """``checkpoint(key, fit=..., ...)``: save where the run stands, the stage ``key`` in
+    progress (the runner's :meth:`~cdkd_core.run.driver.Runner.checkpoint`)."""
+
+    def __call__(self, key: StageKey, **extra: Any) -> None: ...
 
 
 @dataclass

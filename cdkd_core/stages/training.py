@@ -17,6 +17,7 @@ from cdkd_core.engine.non_finite import Diverged
 from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
 from cdkd_core.engine.settings import FitResult, FitSettings
 from cdkd_core.stages.context import StageContext, View, seed_everything, view_x
+from cdkd_core.stages.keys import StageKey
 
 
 def teacher_train_values(
@@ -176,9 +177,8 @@ def train_stage(
     plans: list[DomainPlan],
     losses: list[tuple[Loss, float]],
     *,
-    stage: str,
+    key: StageKey,
     teacher: bool,
-    round_: int | None = None,
     live: Any = None,
     resume: dict | None = None,
     epochs: int | None = None,
@@ -186,8 +186,9 @@ def train_stage(
     seed: int | None = None,
     saved: dict[str, Any] | None = None,
 ) -> FitResult:
-    """Train ``model`` for stage ``stage`` (continuing ``resume``, a checkpointed loop
-    state, where given), logging each epoch and checkpointing as the loop asks.
+    """Train ``model`` for the stage ``key`` (continuing ``resume``, a checkpointed loop
+    state, where given), logging each epoch and checkpointing as the loop asks, under that
+    key.
     ``member``: which member of an ensemble teacher ``model`` is (logged, and kept in the
     checkpoint's loop state), trained from its own ``seed``. ``saved``: what else the
     stage needs to resume, kept in each checkpoint's loop state beside the loop's own."""
@@ -206,6 +207,7 @@ def train_stage(
     )
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
+    stage, round_ = key.name, key.round
     label = stage if round_ is None else f"{stage} (round {round_})"
     if member is not None:
         label = f"{label} member {member}"
@@ -230,7 +232,7 @@ def train_stage(
                 live=live,
                 on_epoch=on_epoch,
                 on_checkpoint=lambda fit_state: ctx.checkpoint(
-                    stage, round_, fit={**fit_state, **tag, **(saved or {})}
+                    key, fit={**fit_state, **tag, **(saved or {})}
                 ),
                 resume=resume,
                 stop_requested=ctx.stop,

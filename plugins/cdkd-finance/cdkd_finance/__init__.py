@@ -11,8 +11,8 @@ from __future__ import annotations
 from cdkd_core import hookimpl
 from cdkd_finance.architectures import GRU, TCN
 from cdkd_finance.credit import CreditCSV, CreditData, Default, GermanCredit
-from cdkd_finance.market import SP500
 from cdkd_finance.price_csv import PriceCSV
+from cdkd_finance.sp500 import SP500
 
 __version__ = "0.1.0"
 

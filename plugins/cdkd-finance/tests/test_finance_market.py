@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 import torch
 from cdkd_finance.market import (
-    SP500,
     WindowConfig,
     chronological_index,
     daily_features,
     direction_task,
     lookback,
-    sp500_prices,
 )
 from cdkd_finance.price_csv import PriceCSV, read_prices
+from cdkd_finance.sp500 import SP500, sp500_prices
 from pydantic import ValidationError
 
 from cdkd_core.errors import DataError

@@ -206,7 +206,7 @@ def test_sp500_reads_a_price_file_into_the_loaded_windows(tmp_path):
     """The index's own series written as a price CSV: its last labelled windows are the
     loaded test split's (the windows do not depend on where the file starts, once a window
     and its look-back fit)."""
-    from cdkd_finance.market import SP500, sp500_prices
+    from cdkd_finance.sp500 import SP500, sp500_prices
 
     params = {"max_examples": 200, "window": 10, "vol_window": 5}
     test = SP500.from_params(params).load(0).splits["test"]
