@@ -108,7 +108,14 @@ def _config(domains: list[dict], epochs: int = 8) -> dict:
         "student": {"trunk": {"name": "mlp", "params": {"width": 8, "depth": 1}}},
         "encoder": {"name": "pca", "params": {"dim": 2}},
         "losses": [{"name": "ce"}, {"name": "kd", "params": {"temperature": 2.0}}],
-        "train": {"epochs": epochs, "batch_size": 32, "lr": 0.03, "device": "cpu"},
+        # class identity does not depend on the teacher gate: no second student pass
+        "train": {
+            "epochs": epochs,
+            "batch_size": 32,
+            "lr": 0.03,
+            "device": "cpu",
+            "teacher_gate": "none",
+        },
     }
 
 

@@ -342,3 +342,21 @@ def test_cli_run_needing_a_plugin_that_is_not_installed(cli_run):
     assert "config.yaml" in result.output and "medical.nuclei" in result.output
     assert "cdkd plugins install medical" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_onnx_exporter_writes_no_log_lines(tmp_path, capfd):
+    """The ONNX exporter's own warnings (one per torchvision operator it cannot register
+    when torchvision is absent) stay out of ``cdkd export``'s output; its logger's level is
+    restored afterwards."""
+    import logging
+
+    from cdkd_core.artifacts.export_formats import write_graph
+
+    logger = logging.getLogger("torch.onnx")
+    before = logger.level
+    linear = torch.nn.Linear(3, 2).eval()
+    write_graph("onnx", linear, torch.randn(4, 3), tmp_path / "m.onnx", "d")
+    assert (tmp_path / "m.onnx").is_file()
+    out, err = capfd.readouterr()
+    assert out == "" and "torchvision" not in err and "W1" not in err, err[-500:]
+    assert logger.level == before

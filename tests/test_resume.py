@@ -30,8 +30,13 @@ def _metrics(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in TIMING}
 
 
-def _config(tiny_config: dict, feedback: dict) -> dict:
+def _config(tiny_config: dict, feedback: dict, gate: str | None = "none") -> dict:
+    """The tiny run with ``feedback``, 3 epochs; ``gate`` None keeps the default teacher
+    gate, whose second student pass (resumed in tests/test_teacher_gate_modes.py) the
+    subprocess tests here leave out: their stops land in the stages every run has."""
     tiny_config["train"].update({"epochs": 3, "threads": 1})
+    if gate is not None:
+        tiny_config["train"]["teacher_gate"] = gate
     tiny_config["teacher"]["trunk"]["params"]["dropout"] = 0.1  # the torch RNG matters
     tiny_config["feedback"] = feedback
     return tiny_config
@@ -63,7 +68,7 @@ FEEDBACK = [
 
 @pytest.mark.parametrize("feedback", FEEDBACK, ids=lambda f: f["name"])
 def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path, host, feedback):
-    cfg = _config(tiny_config, feedback)
+    cfg = _config(tiny_config, feedback, gate=None)
     reference = run_pipeline(load_config(cfg, host=host), output=tmp_path / "ref", host=host)
     calls = {"n": 0}
 

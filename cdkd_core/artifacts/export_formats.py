@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -70,6 +71,19 @@ def file_stems(names: list[str]) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise the logger ``name``'s level for the block (torch's ONNX exporter logs a
+    warning per torchvision operator it cannot register when torchvision is absent)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def write_graph(
     fmt: str,
     module: nn.Module,
@@ -94,7 +108,7 @@ def write_graph(
                 program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
                 torch.export.save(program, path)
             else:
-                with contextlib.redirect_stdout(io.StringIO()):
+                with contextlib.redirect_stdout(io.StringIO()), _quiet_logger("torch.onnx"):
                     program = torch.onnx.export(
                         module,
                         (example,),
