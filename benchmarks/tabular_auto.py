@@ -43,6 +43,7 @@ from benchmarks.tabular_distill import (
     _ms,
     _pts,
     _shown,
+    domain_record,
     hmda_csv,
     intervals,
     served_speedup,
@@ -174,16 +175,12 @@ def run_one(job: tuple) -> dict[str, Any]:
         "seed": seed,
         "run_dir": _shown(result.run_dir),
         "domains": {
-            name: {
-                "role": d["role"],
-                "metric": d["metric"],
-                "teacher": d["teacher"],
-                "student": d["student"],
-                "baseline": d["baseline"],
+            name: domain_record(
+                d,
+                refs.get(name, {}),
                 **teacher_choice(result.run_dir, summary, name),
-                "gate": d.get("gate"),
-                **refs.get(name, {}),
-            }
+                gate=d.get("gate"),
+            )
             for name, d in summary["domains"].items()
         },
         "teacher_training": summary.get("teacher_training"),

@@ -192,19 +192,19 @@ def run_one(job: tuple) -> dict[str, Any]:
         "seed": seed,
         "run_dir": _shown(result.run_dir),
         "domains": {
-            name: {
-                "role": d["role"],
-                "metric": d["metric"],
-                "teacher": d["teacher"],
-                "student": d["student"],
-                "baseline": d["baseline"],
-                **refs.get(name, {}),
-            }
+            name: domain_record(d, refs.get(name, {}))
             for name, d in result.summary["domains"].items()
         },
         "params": result.summary["params"],
         "seconds": round(seconds, 1),
     }
+
+
+def domain_record(d: dict[str, Any], refs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A domain of a run's summary as a study keeps it: role, metric, the three models'
+    test scores, ``extra``, then the classical references on the same rows (``refs``)."""
+    kept = {k: d[k] for k in ("role", "metric", "teacher", "student", "baseline")}
+    return {**kept, **extra, **refs}
 
 
 def _shown(path: Path) -> str:

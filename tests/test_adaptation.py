@@ -24,7 +24,7 @@ from cdkd_core.run.runner import resume_run
 from cdkd_core.stages import distillation
 from cdkd_core.stages.gating import paired_interval
 from tests.halves import make_host
-from tests.stopping import TIMING
+from tests.stopping import without_timing
 
 torch.set_num_threads(1)
 
@@ -241,8 +241,7 @@ def test_resume_after_a_kill_inside_the_adaptation_gives_the_uninterrupted_summa
     monkeypatch.setattr(distillation, "adapt_teacher", real)
     (run_dir,) = (tmp_path / "stopped").iterdir()
     resumed = resume_run(run_dir, host=host)
-    strip = lambda s: {k: v for k, v in s.items() if k not in TIMING}  # noqa: E731
-    assert strip(resumed.summary) == strip(reference.summary)
+    assert without_timing(resumed.summary) == without_timing(reference.summary)
     target = resumed.summary["domains"]["testing.digits_b"]
     assert target["adaptation"] is not None and target["gate"] is not None
     # the report shows what the round adapted, set and decided on the target

@@ -20,7 +20,7 @@ from cdkd_core.files import load_weights, save_weights
 from cdkd_core.nets.estimator_teacher import EstimatorSlot, EstimatorTeacher, load_estimator
 from cdkd_core.nets.reading import read_layer
 from cdkd_core.run.runner import resume_run
-from tests.stopping import TIMING, StopAt
+from tests.stopping import StopAt, without_timing
 
 torch.set_num_threads(1)
 
@@ -157,10 +157,7 @@ def test_a_gbm_teacher_round_trips_through_checkpoint_and_resume(tiny_config, cd
     (run_dir,) = (tmp_path / "stopped").iterdir()
     resumed = resume_run(run_dir, host=cdkd_host)
 
-    def drop(s: dict) -> dict:
-        return {k: v for k, v in s.items() if k not in TIMING}
-
-    assert drop(resumed.summary) == drop(summary)
+    assert without_timing(resumed.summary) == without_timing(summary)
     # the teacher in the checkpoint, in teacher.safetensors of both runs: same predictions
     x = torch.randn(64, 13)
     teachers = [

@@ -26,7 +26,7 @@ from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
 from cdkd_core.stages import teacher as teacher_module
-from tests.stopping import TIMING
+from tests.stopping import without_timing
 from tests.test_resume import _interrupt_at
 
 torch.set_num_threads(1)
@@ -258,10 +258,7 @@ def test_a_maml_run_resumes_to_the_same_summary(tiny_config, tmp_path, host, sto
     run_dir = _interrupt_at(cfg, host, tmp_path / "stop", stop_after)
     resumed = resume_run(run_dir, host=host)
 
-    def strip(summary: dict) -> dict:
-        return {k: v for k, v in summary.items() if k not in TIMING}
-
-    assert strip(resumed.summary) == strip(reference.summary)
+    assert without_timing(resumed.summary) == without_timing(reference.summary)
 
 
 @pytest.mark.parametrize(
@@ -317,5 +314,4 @@ def test_a_run_stopped_during_meta_training_starts_it_again_on_resume(
     monkeypatch.setattr(teacher_module, "meta_train_teacher", real)
     (run_dir,) = (tmp_path / "stop").iterdir()
     resumed = resume_run(run_dir, host=host)
-    strip = {k: v for k, v in reference.summary.items() if k not in TIMING}
-    assert {k: v for k, v in resumed.summary.items() if k not in TIMING} == strip
+    assert without_timing(resumed.summary) == without_timing(reference.summary)

@@ -23,11 +23,7 @@ from cdkd_core.run.checkpoint import (
 )
 from cdkd_core.run.rundir import read_metrics
 from cdkd_core.run.runner import resume_run
-from tests.stopping import TIMING, Stop, Watching
-
-
-def _metrics(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k not in TIMING}
+from tests.stopping import Stop, Watching, without_timing
 
 
 def _config(tiny_config: dict, feedback: dict, gate: str | None = "none") -> dict:
@@ -98,7 +94,7 @@ def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path,
         run_dir = _interrupt_at(cfg, host, tmp_path / f"stop{stop_after}", stop_after)
         assert not (run_dir / "summary.json").exists()
         resumed = resume_run(run_dir, host=host)
-        assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
+        assert without_timing(resumed.summary) == without_timing(reference.summary), stop_after
         assert not (run_dir / CHECKPOINT).exists()  # a finished run keeps no checkpoint
         records = read_metrics(run_dir / "metrics.jsonl")
         assert any(r.get("event") == "resumed" for r in records)
@@ -196,7 +192,7 @@ def test_a_killed_cdkd_run_resumes_to_the_same_summary(tiny_config, tmp_path):
         resumed = _cli("run", "--resume", str(run_dir), "--quiet", "--json", env=env)
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err
-        assert _metrics(json.loads(out)) == _metrics(reference), kill_at
+        assert without_timing(json.loads(out)) == without_timing(reference), kill_at
     assert interrupted == 2
 
 
@@ -230,7 +226,7 @@ def test_resume_from_a_checkpoint_inside_an_epoch(tiny_config, tmp_path, host):
     for stop_after in inside[:: max(1, len(inside) // 6)]:
         run_dir = _interrupt_at(cfg, host, tmp_path / f"stop{stop_after}", stop_after)
         resumed = resume_run(run_dir, host=host)
-        assert _metrics(resumed.summary) == _metrics(reference.summary), stop_after
+        assert without_timing(resumed.summary) == without_timing(reference.summary), stop_after
 
 
 def test_a_diverging_run_stops_with_advice_and_keeps_its_last_checkpoint(tiny_config, tmp_path):
@@ -272,7 +268,7 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(tiny_config, tmp_path):
     resumed = _cli("run", "--resume", str(run_dir), "--quiet", "--json", env=env)
     out2, err2 = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err2
-    assert _metrics(json.loads(out2)) == _metrics(json.loads(out))
+    assert without_timing(json.loads(out2)) == without_timing(json.loads(out))
 
 
 def test_the_run_records_its_providers_and_resume_refuses_a_changed_one(tiny_config, tmp_path):

@@ -23,11 +23,7 @@ from cdkd_core.stages.gating import (
     paired_interval,
     withheld,
 )
-from tests.stopping import TIMING, StopAt
-
-
-def _metrics(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k not in TIMING}
+from tests.stopping import StopAt, without_timing
 
 
 def _rows(n: int = 40) -> torch.Tensor:
@@ -197,4 +193,4 @@ def test_a_student_below_the_baseline_is_trained_again_and_resumes(
             )
         (run_dir,) = out.iterdir()
         resumed = resume_run(run_dir, host=host)
-        assert _metrics(resumed.summary) == _metrics(reference.summary), when.__name__
+        assert without_timing(resumed.summary) == without_timing(reference.summary), when.__name__

@@ -4,7 +4,6 @@ meta-trained first with ``teacher.maml``, or loaded from ``teacher.checkpoint``.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,11 +19,9 @@ from cdkd_core.engine.distributed import broadcast_module, broadcast_object
 from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.errors import ConfigError
 from cdkd_core.files import load_weights
-from cdkd_core.metrics import compute
 from cdkd_core.nets.ensemble import TeacherEnsemble
 from cdkd_core.nets.estimator_teacher import (
     EstimatorTeacher,
-    as_rows,
     load_estimator,
     log_probabilities,
 )
@@ -32,6 +29,7 @@ from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.seeds import member_seed
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
+from cdkd_core.stages.slot_rows import slot_rows
 from cdkd_core.stages.teacher_selection import fit_linear_teacher, select_teacher
 from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
 
@@ -244,39 +242,21 @@ def fit_estimators(
     estimator."""
     arch, records = teacher.arch, []
     for slot in teacher.slots.values():
-        group = [d for d in sources if (d.space, d.task) == (slot.space, slot.task)]
-        x = np.concatenate([as_rows(d.train.teacher_x[d.labelled]) for d in group])
-        y = torch.cat([d.train.y[d.labelled] for d in group]).numpy()
-        val = [(d, d.val_labelled) for d in group if bool(d.val_labelled.any())]
+        rows = slot_rows(sources, slot.space, slot.task)
 
-        def score(probs: list[np.ndarray], val=val) -> float:
-            scores = [
-                compute(d.headline, torch.from_numpy(log_probabilities(p)), d.val.y[m])
-                for (d, m), p in zip(val, probs, strict=True)
-            ]
-            scores = [s for s in scores if not math.isnan(s)]
-            return sum(scores) / len(scores) if scores else -math.inf
+        def score(probs: list[np.ndarray], rows=rows) -> float:
+            return rows.mean_headline([torch.from_numpy(log_probabilities(p)) for p in probs])
 
-        start = time.perf_counter()
         estimator, chosen = arch.fit_selected(
             arch.build_estimator(seed),
-            x,
-            y,
-            [as_rows(d.val.teacher_x[m]) for d, m in val],
-            [d.val.y[m].numpy() for d, m in val],
+            rows.x,
+            rows.y,
+            rows.val_x,
+            [d.val.y[m].numpy() for d, m in rows.val],
             score,
         )
         teacher.set_estimator(slot, estimator)
-        records.append(
-            {
-                "model": arch.name,
-                "space": slot.space,
-                "task": slot.task,
-                "rows": len(x),
-                "wall_s": round(time.perf_counter() - start, 3),
-                **chosen,
-            }
-        )
+        records.append(rows.record(arch.name, chosen))
     return records
 
 

@@ -16,17 +16,16 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.distributed import broadcast_module, broadcast_object
 from cdkd_core.engine.inference import predict
 from cdkd_core.metrics import compute
-from cdkd_core.nets.estimator_teacher import as_rows
 from cdkd_core.nets.linear_teacher import LinearTeacher, fit_linear
 from cdkd_core.nets.selected_teacher import CANDIDATE_ORDER, SelectedTeacher
 from cdkd_core.stages.context import StageContext
+from cdkd_core.stages.slot_rows import slot_rows
 
 #: val scores closer than this count as a tie (the cheaper candidate is kept)
 TIE = 1e-6
@@ -39,32 +38,13 @@ def fit_linear_teacher(ctx: StageContext, linear: LinearTeacher) -> list[dict[st
     records = []
     if ctx.world.main:
         for slot in linear.slots.values():
-            group = [d for d in ctx.sources if (d.space, d.task) == (slot.space, slot.task)]
-            x = np.concatenate([as_rows(d.train.teacher_x[d.labelled]) for d in group])
-            y = torch.cat([d.train.y[d.labelled] for d in group]).numpy()
-            val = [(d, d.val_labelled) for d in group if bool(d.val_labelled.any())]
-            val_x = [as_rows(d.val.teacher_x[m]) for d, m in val]
+            rows = slot_rows(ctx.sources, slot.space, slot.task)
 
-            def score(logits_of, val=val, val_x=val_x) -> float:
-                scores = [
-                    compute(d.headline, torch.from_numpy(logits_of(rows)), d.val.y[m])
-                    for (d, m), rows in zip(val, val_x, strict=True)
-                ]
-                scores = [s for s in scores if not math.isnan(s)]
-                return sum(scores) / len(scores) if scores else -math.inf
+            def score(logits_of, rows=rows) -> float:
+                return rows.mean_headline([torch.from_numpy(logits_of(x)) for x in rows.val_x])
 
-            start = time.perf_counter()
-            chosen = fit_linear(linear, slot, x, y, val_x, score, ctx.seed)
-            records.append(
-                {
-                    "model": "linear",
-                    "space": slot.space,
-                    "task": slot.task,
-                    "rows": len(x),
-                    "wall_s": round(time.perf_counter() - start, 3),
-                    **chosen,
-                }
-            )
+            chosen = fit_linear(linear, slot, rows.x, rows.y, rows.val_x, score, ctx.seed)
+            records.append(rows.record("linear", chosen))
     broadcast_module(linear)
     return records
 
