@@ -89,7 +89,7 @@ def _merge(
 ) -> None:
     """Write one suite's result into the results file, keeping the other suites (read
     again just before writing, so runs of different suites can go side by side)."""
-    from cdkd_core.files import atomic_write_json
+    from cdkd_core.plugin_api import atomic_write_json
 
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update(header)

@@ -9,7 +9,7 @@ from typing import Any
 from benchmarks.harness import Harness, Run
 from benchmarks.settings import feedback_setting
 from benchmarks.stats import mean_std, paired_bootstrap
-from cdkd_core.run.rundir import read_metrics
+from cdkd_core.experimental import read_metrics
 
 ROUNDS = 3
 STRATEGIES = {

@@ -39,11 +39,14 @@ import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmarks.settings import finance_transfer, medical, text_indomain, text_lodo
+
+if TYPE_CHECKING:
+    from cdkd_core import PluginHost
 
 HERE = Path(__file__).resolve().parent
 #: the targets' few-label fractions (the issue's targets)
@@ -110,13 +113,14 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _peers(run_dir: Path, host: Any, seed: int, table: bool) -> tuple[dict, dict, np.ndarray]:
+def _peers(
+    run_dir: Path, host: PluginHost, seed: int, table: bool
+) -> tuple[dict, dict, np.ndarray]:
     """The target's peers' test probabilities, its test labels and its prepared domain's
     test prior."""
     from benchmarks.harness import classical_probabilities
     from cdkd_core import load_config
-    from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.stages.peers import peer_probabilities
+    from cdkd_core.experimental import peer_probabilities, prepare_domains
 
     domains = prepare_domains(load_config(run_dir / "config.yaml", host=host), host)
     (d,) = [d for d in domains if d.role == "target"]
@@ -132,7 +136,9 @@ def _peers(run_dir: Path, host: Any, seed: int, table: bool) -> tuple[dict, dict
     return probs, chosen, prior
 
 
-def record(run: Any, setting: str, seed: int, fraction: float, variant: str, host: Any) -> dict:
+def record(
+    run: Any, setting: str, seed: int, fraction: float, variant: str, host: PluginHost
+) -> dict:
     """What the study keeps of one finished run, with its target's test labels and the
     test probabilities of its models and peers (``_labels``, ``_probs``: not in the JSON)."""
     (name,) = [n for n, d in run.summary["domains"].items() if d["role"] == "target"]
@@ -202,7 +208,7 @@ def run_setting(job: tuple) -> list[dict[str, Any]]:
 def reload(saved: dict) -> dict:
     """A run of the JSON read back from its run directory, peers fitted again."""
     from benchmarks.harness import Run
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
 
     run = Run.load(Path(saved["run_dir"]))
     keys = ("setting", "seed", "fraction", "variant")

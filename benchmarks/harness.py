@@ -20,15 +20,17 @@ import numpy as np
 import torch
 
 from benchmarks.stats import probabilities, score
-from cdkd_core import load_config, run_pipeline
-from cdkd_core.data.preparation import PreparedDomain, prepare_domains
-from cdkd_core.engine.settings import FitSettings
-from cdkd_core.files import load_weights
-from cdkd_core.host.plugin_host import PluginHost
-from cdkd_core.nets.assembly import NetworkSlot, build_network
-from cdkd_core.nets.network import MultiDomainNet
-from cdkd_core.run.footprint import measure_latency
-from cdkd_core.run.rundir import read_metrics
+from cdkd_core import PluginHost, load_config, run_pipeline
+from cdkd_core.experimental import (
+    FitSettings,
+    MultiDomainNet,
+    PreparedDomain,
+    build_network,
+    measure_latency,
+    prepare_domains,
+    read_metrics,
+)
+from cdkd_core.plugin_api import NetworkSlot, load_weights
 
 MODELS = ("teacher", "student", "baseline")
 
@@ -155,8 +157,7 @@ def plain_loop(student: MultiDomainNet, d: PreparedDomain, batch_loss, s: FitSet
     import copy
     import math
 
-    from cdkd_core.engine.inference import predict
-    from cdkd_core.metrics import compute
+    from cdkd_core.experimental import compute, predict
 
     optimizer = torch.optim.AdamW(student.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     steps = math.ceil(len(d.train) / s.batch_size) * s.epochs
@@ -234,7 +235,7 @@ def latencies(
 def text_view_latency(texts: list[str], embedder) -> dict[str, float]:
     """Milliseconds per text of the text views at batch 256 and 1: the teacher's sentence
     embedding (``embedder``) and the student's hashed n-gram ids."""
-    from cdkd_nlp.tokenize import encode
+    from cdkd_nlp import encode_hashed as encode
 
     def per_item(fn, batch: list[str], repeats: int) -> float:
         fn(batch)  # warm-up
@@ -245,7 +246,7 @@ def text_view_latency(texts: list[str], embedder) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
         return float(np.median(times)) * 1000 / len(batch)
 
-    from cdkd_nlp.tokenize import MAX_TOKENS
+    from cdkd_nlp import MAX_TOKENS
 
     batch = (texts * (256 // max(len(texts), 1) + 1))[:256]
     single = [[t] for t in texts[:20]]

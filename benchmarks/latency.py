@@ -23,7 +23,10 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdkd_core import PluginHost
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,7 +55,7 @@ def config_of(name: str, seed: int, quick: bool) -> dict[str, Any]:
     """The config dict of ``name`` at ``seed`` (``quick``: 2 epochs), on one CPU thread."""
     import yaml
 
-    from cdkd_core.config.quickstart import CORE_QUICKSTART
+    from cdkd_core.experimental import CORE_QUICKSTART
 
     source = CONFIGS[name][1]
     if name == "sklearn_bc":
@@ -69,19 +72,18 @@ def config_of(name: str, seed: int, quick: bool) -> dict[str, Any]:
     return config
 
 
-def run_domains(run_dir: Path, host: Any) -> list[Any]:
+def run_domains(run_dir: Path, host: PluginHost) -> list[Any]:
     """A finished run's domains prepared again from its ``config.yaml`` (the same splits
     and subsets: seeded as the runner seeds before preparing)."""
     from cdkd_core import load_config
-    from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.stages.context import seed_everything
+    from cdkd_core.experimental import prepare_domains, seed_everything
 
     config = load_config(run_dir / "config.yaml", host=host, machine=False)
     seed_everything(config.seed)
     return prepare_domains(config, host)
 
 
-def timed_domain(run_dir: Path, teacher: Any, student: Any, host: Any) -> Any:
+def timed_domain(run_dir: Path, teacher: Any, student: Any, host: PluginHost) -> Any:
     """The run's first prepared domain (in the run's order) both networks predict."""
     for d in run_domains(run_dir, host):
         if all(m.has_stem(d.space) and m.has_head(d.task) for m in (teacher, student)):
@@ -89,13 +91,15 @@ def timed_domain(run_dir: Path, teacher: Any, student: Any, host: Any) -> Any:
     raise SystemExit(f"{run_dir}: teacher and student predict no common domain")
 
 
-def measure(name: str, seed: int, quick: bool, root: Path, host: Any) -> dict[str, Any]:
+def measure(name: str, seed: int, quick: bool, root: Path, host: PluginHost) -> dict[str, Any]:
     """Run config ``name`` at ``seed`` and time its teacher and student."""
     from cdkd_core import load_config, run_pipeline
-    from cdkd_core.artifacts.latency import latency_table
-    from cdkd_core.artifacts.run_student import load_run_student
-    from cdkd_core.artifacts.run_teacher import load_run_teacher
-    from cdkd_core.nets.network import count_parameters
+    from cdkd_core.experimental import (
+        count_parameters,
+        latency_table,
+        load_run_student,
+        load_run_teacher,
+    )
 
     start = time.perf_counter()
     config = load_config(config_of(name, seed, quick), host=host)
@@ -266,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from benchmarks.harness import machine
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
 
     torch.set_num_threads(1)
     host = PluginHost()

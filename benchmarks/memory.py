@@ -55,7 +55,7 @@ def replicate(root: Path, copies: int, seed: int = 0) -> dict[str, int]:
     ``arrays`` domain's files under ``root``; returns the rows per split."""
     from sklearn.datasets import load_digits
 
-    from cdkd_core.data.splits import stratified_split_indices
+    from cdkd_core.plugin_api import stratified_split_indices
 
     digits = load_digits()
     x, y = digits.data.astype(np.float32), digits.target.astype(np.int64)
@@ -169,8 +169,7 @@ def child(cfg: dict[str, Any], runs: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from cdkd_core import load_config, run_pipeline
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost, load_config, run_pipeline
 
     host = PluginHost(entry_points=False)
     # what every run imports on its way (the optimiser pulls in torch._dynamo, the encoders

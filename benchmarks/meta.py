@@ -23,7 +23,7 @@ from benchmarks.feedback import ROUNDS, _round_times
 from benchmarks.harness import Harness, Run
 from benchmarks.settings import CE, GRAPH, HINT, KD, QUALITY_SETTINGS, TRANSFER_SETTINGS
 from benchmarks.stats import mean_std, paired_bootstrap
-from cdkd_core.errors import ConfigError
+from cdkd_core.plugin_api import ConfigError
 
 PARTS = ("feedback", "encoders", "few_shot")
 ENCODER_SETTINGS = ("medical", "finance", "nlp")
@@ -171,7 +171,7 @@ def encoders_part(
 
 def _meta_training_seconds(run: Run) -> float:
     """Seconds the run's teacher spent meta-training (0 for a multi-task teacher)."""
-    from cdkd_core.run.rundir import read_metrics
+    from cdkd_core.experimental import read_metrics
 
     for r in read_metrics(run.run_dir / "metrics.jsonl"):
         if r.get("stage") == "teacher_meta" and r.get("event") == "done":

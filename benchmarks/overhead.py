@@ -14,13 +14,17 @@ import torch.nn.functional as F
 from benchmarks.harness import Harness, fit_settings, plain_loop
 from benchmarks.settings import finance, medical
 from cdkd_core import load_config
-from cdkd_core.data.preparation import PreparedDomain, prepare_domains
-from cdkd_core.engine.fit import fit
-from cdkd_core.engine.inference import predict
-from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
-from cdkd_core.engine.settings import FitSettings
-from cdkd_core.files import load_weights
-from cdkd_core.nets.assembly import build_network
+from cdkd_core.experimental import (
+    DomainPlan,
+    FitSettings,
+    PreparedDomain,
+    TeacherOutputs,
+    build_network,
+    fit,
+    predict,
+    prepare_domains,
+)
+from cdkd_core.plugin_api import load_weights
 
 REPEATS = 3
 

@@ -12,10 +12,13 @@ from benchmarks.harness import Harness, fit_settings, load_networks, plain_loop
 from benchmarks.settings import peer_setting
 from benchmarks.stats import mean_std, paired_bootstrap, paired_t, probabilities
 from cdkd_core import load_config
-from cdkd_core.engine.inference import predict
-from cdkd_core.metrics import compute
-from cdkd_core.nets.assembly import build_network
-from cdkd_core.run.runner import seed_everything
+from cdkd_core.experimental import (
+    build_network,
+    compute,
+    predict,
+    seed_everything,
+    student_seed,
+)
 
 
 def torchdistill_student(run, host, *, alpha: float, temperature: float) -> dict[str, Any]:
@@ -29,9 +32,9 @@ def torchdistill_student(run, host, *, alpha: float, temperature: float) -> dict
     teacher, _, domains = load_networks(run, host)
     (d,) = domains
     t = config.train
-    # the pipeline builds the student (and seeds its stage) with seed + 1
-    student = build_network(config.student, domains, host, "student", config.seed + 1)
-    seed_everything(config.seed + 1)
+    # the pipeline builds the student (and seeds its stage) with the student's seed
+    student = build_network(config.student, domains, host, "student", student_seed(config.seed))
+    seed_everything(student_seed(config.seed))
     head = f"heads.{d.task.replace('.', '~')}"
     s_hooks, t_hooks = ForwardHookManager("cpu"), ForwardHookManager("cpu")
     s_hooks.add_hook(student, head, requires_input=False, requires_output=True)

@@ -83,14 +83,14 @@ def run_setting(
 
 
 def _text_views(name: str) -> dict[str, Any]:
-    from cdkd_nlp.vader import read_vader
+    from cdkd_nlp import read_vader
 
     texts = read_vader("movies").texts[:256]
     if name == "multilingual":
-        from cdkd_nlp.multilingual import USEEmbedder
+        from cdkd_nlp import USEEmbedder
 
         return {"embedder": "multilingual USE v3", **text_view_latency(texts, USEEmbedder())}
-    from cdkd_nlp.embeddings import MiniLMEmbedder
+    from cdkd_nlp import MiniLMEmbedder
 
     return {"embedder": "all-MiniLM-L6-v2", **text_view_latency(texts, MiniLMEmbedder(256))}
 

@@ -40,8 +40,8 @@ def run_seed(seed: int) -> dict[str, Any]:
     labels and probabilities of the student and the baseline."""
     from benchmarks.stats import probabilities
     from cdkd_core import PluginHost, load_config, run_pipeline
-    from cdkd_core.config.quickstart import quickstart_config
-    from cdkd_core.files import load_weights
+    from cdkd_core.experimental import quickstart_config
+    from cdkd_core.plugin_api import load_weights
 
     host = PluginHost()
     config = quickstart_config(host)

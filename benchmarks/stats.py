@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata, ttest_rel
 
-from cdkd_core.metrics import METRICS
+from cdkd_core.experimental import METRICS
 
 
 def probabilities(logits: torch.Tensor) -> np.ndarray:

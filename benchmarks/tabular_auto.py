@@ -156,10 +156,8 @@ def _init_worker() -> None:
 def run_one(job: tuple) -> dict[str, Any]:
     """Train and score one (table, seed); the classical references on the same rows."""
     from benchmarks.harness import classical_references
-    from cdkd_core import load_config, run_pipeline
-    from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.host.plugin_host import PluginHost
-    from cdkd_core.stages.context import seed_everything
+    from cdkd_core import PluginHost, load_config, run_pipeline
+    from cdkd_core.experimental import prepare_domains, seed_everything
 
     table, seed, quick, root = job
     host = PluginHost()

@@ -173,10 +173,8 @@ def run_one(job: tuple) -> dict[str, Any]:
     """Train and score one (setting, teacher, seed); the classical references on the same
     rows. Timing comes later, one run at a time."""
     from benchmarks.harness import classical_references
-    from cdkd_core import load_config, run_pipeline
-    from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.host.plugin_host import PluginHost
-    from cdkd_core.stages.context import seed_everything
+    from cdkd_core import PluginHost, load_config, run_pipeline
+    from cdkd_core.experimental import prepare_domains, seed_everything
 
     setting, kind, seed, quick, root = job
     host = PluginHost()
@@ -218,10 +216,8 @@ def time_one(run: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from benchmarks.latency import timed_domain
-    from cdkd_core.artifacts.latency import latency_table
-    from cdkd_core.artifacts.run_student import load_run_student
-    from cdkd_core.artifacts.run_teacher import load_run_teacher
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
+    from cdkd_core.experimental import latency_table, load_run_student, load_run_teacher
 
     torch.set_num_threads(1)
     host = PluginHost()
@@ -284,7 +280,7 @@ def test_probabilities(run: dict[str, Any], domain: str) -> dict[str, Any]:
     from benchmarks.harness import classical_probabilities
     from benchmarks.latency import run_domains
     from benchmarks.stats import probabilities
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
 
     run_dir = ROOT / run["run_dir"]
     saved = load_file(str(run_dir / "predictions.safetensors"))

@@ -179,7 +179,7 @@ def _init_worker() -> None:
 
 @lru_cache(maxsize=1)
 def _host():
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
 
     return PluginHost()
 
@@ -188,8 +188,7 @@ def _host():
 def _prepared(setting: str, seed: int, quick: bool):
     """The prepared domains of a setting at a seed (recipe-independent)."""
     from cdkd_core import load_config
-    from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.stages.context import seed_everything
+    from cdkd_core.experimental import prepare_domains, seed_everything
 
     config = load_config(config_of(setting, recipe("base", setting), seed, quick), host=_host())
     seed_everything(seed)
@@ -202,11 +201,15 @@ def train_teacher(setting: str, name: str, seed: int, quick: bool) -> dict[str, 
     import torch
 
     from cdkd_core import load_config
-    from cdkd_core.engine.fit import fit
-    from cdkd_core.engine.inference import predict
-    from cdkd_core.nets.assembly import build_network
-    from cdkd_core.stages.context import seed_everything
-    from cdkd_core.stages.training import cross_entropy, domain_plans, fit_settings
+    from cdkd_core.experimental import (
+        build_network,
+        cross_entropy,
+        domain_plans,
+        fit,
+        fit_settings,
+        predict,
+        seed_everything,
+    )
 
     torch.set_num_threads(1)
     host = _host()
@@ -257,13 +260,18 @@ def _teacher_as_the_stage_trains_it(setting, name, seed, config, sources, start)
     on val as one teacher."""
     import torch
 
-    from cdkd_core.engine.fit import fit
-    from cdkd_core.engine.inference import predict
-    from cdkd_core.metrics import compute
-    from cdkd_core.nets.assembly import build_teacher
-    from cdkd_core.stages.context import seed_everything
-    from cdkd_core.stages.teacher import fit_estimators, member_schedule
-    from cdkd_core.stages.training import cross_entropy, domain_plans, fit_settings
+    from cdkd_core.experimental import (
+        build_teacher,
+        compute,
+        cross_entropy,
+        domain_plans,
+        fit,
+        fit_estimators,
+        fit_settings,
+        member_schedule,
+        predict,
+        seed_everything,
+    )
 
     host = _host()
     teacher = build_teacher(config.teacher, sources, host, seed)

@@ -182,7 +182,7 @@ def peers_and_throughput(
     already in ``results_path``), with paired bootstraps of the cdkd student against
     Model2Vec(256) + LR, and the raw-text throughput of the in-domain student."""
     from benchmarks.text_peers import text_peer_rows
-    from cdkd_core.files import load_weights
+    from cdkd_core.plugin_api import load_weights
 
     settings = _results_text(results_path, fresh)
     out: dict[str, Any] = {}
@@ -232,11 +232,12 @@ def _metric(run_dir: Path, domain: str) -> str:
 
 def _throughput(run_dir: str) -> dict[str, Any] | None:
     """Sentences/s from raw text (tokenisation included, one thread, batch 256)."""
-    from cdkd_nlp.vader import read_vader
+    from cdkd_nlp import read_vader
 
     from benchmarks.text_export import raw_text_throughput
-    from cdkd_core.artifacts.export import export_run
+    from cdkd_core import PluginHost
+    from cdkd_core.experimental import export_run
 
-    export_run(Path(run_dir), formats=("onnx", "torchscript"))
+    export_run(Path(run_dir), formats=("onnx", "torchscript"), host=PluginHost())
     texts = read_vader("movies").texts[:2048]
     return raw_text_throughput(Path(run_dir), texts, domain="nlp.sentiment_movies")

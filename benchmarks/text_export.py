@@ -5,7 +5,7 @@ under ONNX Runtime, its TorchScript export, and the MiniLM teacher for reference
 Every variant takes the same batches of raw strings and tokenises each batch itself:
 
 - ``pytorch``: the run's student rebuilt by :func:`cdkd_core.artifacts.export.load_run_student`
-  (eval mode, ``torch.no_grad``) on the ids of ``cdkd_nlp.vocabulary.student_tokenizer``,
+  (eval mode, ``torch.no_grad``) on the ids of ``cdkd_nlp.student_tokenizer``,
   each batch right-padded to its longest text;
 - ``pytorch_max_tokens``: the same student on ``student_tokenizer(...).encode(texts,
   max_tokens)``, the domains' own view (padded to ``max_tokens``; the stem drops the
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from cdkd_nlp.tokenize import pad_ids
+from cdkd_nlp import pad_ids
 
 #: variant -> what it is (the table's rows, in order)
 VARIANTS = {
@@ -120,9 +120,10 @@ def raw_text_throughput(
     ``RUN_DIR/export/``), and MiniLM (``teacher``); medians over ``repeats``. Also the
     largest logit difference of each export from the in-process student on the first batch,
     and the model-only rate of each student variant on pre-tokenised batches."""
-    from cdkd_nlp.vocabulary import student_tokenizer
+    from cdkd_nlp import student_tokenizer
 
-    from cdkd_core.artifacts.export import load_run_student
+    from cdkd_core import PluginHost
+    from cdkd_core.experimental import load_run_student
 
     run_dir = Path(run_dir)
     export_dir = run_dir / "export"
@@ -145,7 +146,7 @@ def raw_text_throughput(
 
     with one_thread(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
-        module = load_run_student(run_dir).domain_module(domain).eval()
+        module = load_run_student(run_dir, PluginHost()).domain_module(domain).eval()
         cdkd_tok = student_tokenizer(text_input["vocabulary"])
         exported_tok = exported_tokenizer(export_dir, entry)
 
@@ -190,7 +191,7 @@ def raw_text_throughput(
         )
         steps["tokenize_only/export folder"] = (exported_tok, batches)
         if teacher:  # every text in one call, as cdkd embeds a domain (sorted by length)
-            from cdkd_nlp.embeddings import MiniLMEmbedder
+            from cdkd_nlp import MiniLMEmbedder
 
             steps["teacher"] = (MiniLMEmbedder(batch_size=batch).encode, [list(texts)])
         rates = _rates(steps, repeats)
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-teacher", action="store_true", help="leave MiniLM out")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    from cdkd_nlp.vader import read_vader
+    from cdkd_nlp import read_vader
 
     texts = read_vader(args.dataset).texts[: args.texts]
     result = raw_text_throughput(

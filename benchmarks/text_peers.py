@@ -59,38 +59,27 @@ class _Corpus:
 
 
 def _corpus(name: str, params: dict[str, Any]) -> _Corpus:
-    """Gather a domain's de-duplicated texts and labels as its ``load`` does, before
-    :func:`~cdkd_nlp.textdata.build_domain_data`."""
-    from cdkd_nlp import DOMAINS, BBCNews, Chatterbot, vader
-    from cdkd_nlp import chatterbot as chat
-    from cdkd_nlp.bbc import read_bbc
-    from cdkd_nlp.textdata import dedupe
+    """Gather a domain's de-duplicated texts and labels as its ``load`` does (the domain's
+    ``labelled_texts()``), before :func:`~cdkd_nlp.textdata.build_domain_data`."""
+    from cdkd_nlp import DOMAINS, SENTIMENT_DOMAINS, BBCNews, Chatterbot
 
     cls = next((c for c in DOMAINS if c.name == name), None)
     if cls is None:
         raise ValueError(f"unknown nlp domain {name!r}")
-    config = cls.Config.model_validate(params or {})
-    if cls in vader.SENTIMENT_DOMAINS:
-        rated = vader.read_vader(cls.dataset)  # type: ignore[attr-defined]
-        texts, labels, _ = vader.label_by_rating(
-            rated.texts, rated.ratings, config.neutral_threshold
+    if cls not in (*SENTIMENT_DOMAINS, BBCNews, Chatterbot):
+        raise ValueError(
+            f"{name}: no raw-text reader here (known: sentiment, bbc_news, chatterbot)"
         )
-        return _Corpus(texts, labels, len(vader.CLASSES), "sentiment", vader.METRICS[0], config)
-    if cls is BBCNews:  # as BBCNews.load, whose gathering is inline
-        texts, topics = read_bbc()
-        texts, topics, _ = dedupe(texts, topics, lambda v: v[0])
-        classes = sorted(set(topics))
-        labels = np.asarray([classes.index(t) for t in topics], dtype=np.int64)
-        return _Corpus(texts, labels, len(classes), "topic", "accuracy", config)
-    if cls is Chatterbot:
-        texts, topics, _ = chat.read_chatterbot(config.languages)
-        texts, labels, _ = chat.prepare(texts, topics)
-        return _Corpus(texts, labels, len(chat.CLASSES), chat.TASK, "accuracy", config)
-    raise ValueError(f"{name}: no raw-text reader here (known: sentiment, bbc_news, chatterbot)")
+    domain = cls.from_params(params or {})
+    corpus = domain.labelled_texts()  # type: ignore[attr-defined]
+    metric = corpus.metrics[0]
+    return _Corpus(
+        corpus.texts, corpus.labels, len(corpus.classes), corpus.task, metric, domain.config
+    )
 
 
 def _split(corpus: _Corpus) -> dict[str, Rows]:
-    from cdkd_core.data.splits import cap_examples, stratified_split_indices
+    from cdkd_core.plugin_api import cap_examples, stratified_split_indices
 
     cfg = corpus.config
     labels = np.asarray(corpus.labels, dtype=np.int64)
@@ -117,11 +106,11 @@ def static_model(dims: int) -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from model2vec import StaticModel
 
-    from cdkd_core.data.fetch import cache_dir
+    from cdkd_core.plugin_api import cache_dir
 
     path = cache_dir() / "model2vec" / f"minilm-{dims}"
     if not (path / "config.json").is_file():
-        from cdkd_nlp.embeddings import minilm_model_dir
+        from cdkd_nlp import minilm_model_dir
         from model2vec.distill import distill
 
         t0 = time.perf_counter()
@@ -184,7 +173,8 @@ def _labelled(spec: dict[str, Any], y: np.ndarray, seed: int) -> np.ndarray:
     """cdkd's labelled mask of a trained domain's train split (see ``prepare_domains``)."""
     import torch
 
-    from cdkd_core.data.splits import shots_mask, stratified_subset_mask
+    from cdkd_core.experimental import shots_mask
+    from cdkd_core.plugin_api import stratified_subset_mask
 
     labels = torch.from_numpy(y)
     if spec.get("shots") is not None:
@@ -203,8 +193,8 @@ def text_peer_rows(domain_specs: list[dict[str, Any]], seed: int) -> dict[str, d
 
     - a source, or a target without ``label_fraction``: its whole train split;
     - a target with ``label_fraction`` f > 0 (or ``shots``): the labelled subset cdkd's
-      student sees, the same mask as ``prepare_domains`` draws (seed ``seed * 1000 + i``, i
-      the entry's position), and nothing of the sources;
+      student sees, the same mask as ``prepare_domains`` draws (from the ``i``-th domain's
+      ``labelled_seed``, i the entry's position), and nothing of the sources;
     - an ``unseen`` domain or a target with ``label_fraction: 0``: the train splits of the
       config's sources of the same task, together (the peers' zero-shot transfer; they cannot
       use the unlabelled target text cdkd's student distils on).
@@ -212,6 +202,8 @@ def text_peer_rows(domain_specs: list[dict[str, Any]], seed: int) -> dict[str, d
     A domain with no such rows, or rows of a single class, gets ``{}``. A source's quiz split
     (carved only under a feedback strategy that asks for one) is not held out here.
     """
+    from cdkd_core.experimental import domain_seed, labelled_seed
+
     corpora = [_corpus(s["name"], s.get("params") or {}) for s in domain_specs]
     splits = [_split(c) for c in corpora]
     pools: dict[str, tuple[list[str], list[np.ndarray]]] = {}
@@ -229,7 +221,7 @@ def text_peer_rows(domain_specs: list[dict[str, Any]], seed: int) -> dict[str, d
             train: Rows = (texts, np.concatenate(labels) if labels else np.zeros(0, np.int64))
         else:
             texts, y = split["train"]
-            mask = _labelled(spec, y, seed * 1000 + i)
+            mask = _labelled(spec, y, labelled_seed(domain_seed(seed, i), "train"))
             train = ([t for t, m in zip(texts, mask, strict=True) if m], y[mask])
         if len(np.unique(train[1])) < 2:
             out[key] = {}

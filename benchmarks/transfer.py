@@ -9,7 +9,7 @@ from benchmarks.harness import Harness, Run, classical_references, for_settings
 from benchmarks.settings import CE, KD, TRANSFER_SETTINGS
 from benchmarks.stats import mean_std, paired_bootstrap
 from cdkd_core import load_config
-from cdkd_core.data.preparation import prepare_domains
+from cdkd_core.experimental import prepare_domains
 
 FRACTIONS = (0.1, 0.01)
 
@@ -32,7 +32,7 @@ def _compare(runs_a: list[Run], runs_b: list[Run], a: str, b: str, replicates: i
 
 def _soft_labels(run: Run, domain: str) -> bool | None:
     """Whether the gate let the teacher's soft labels reach ``domain``."""
-    from cdkd_core.run.rundir import read_metrics
+    from cdkd_core.experimental import read_metrics
 
     for r in read_metrics(run.run_dir / "metrics.jsonl"):
         if r.get("stage") == "gate" and r.get("domain") == domain:

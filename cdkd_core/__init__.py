@@ -1,8 +1,23 @@
 """cdkd: cross-domain knowledge distillation with plugins.
 
-The public API: hook markers for plugin authors, the component base classes, and
-``load_config`` / ``run_pipeline`` for running a pipeline from Python. Heavy modules are
-imported on first use, so ``import cdkd_core`` stays cheap.
+The Python API: what a notebook or script needs to do what ``cdkd run`` does, and the
+marker a plugin's hook implementations carry. Its one list of names is ``_SOURCES`` (each
+name and the module that defines it); ``__all__``, the imports for type checkers and this
+docstring are checked against it (tests/test_api_reference.py).
+
+- running a pipeline: :func:`load_config`, :class:`PipelineConfig`, :func:`run_pipeline`,
+  :class:`PluginHost`
+- using what a run wrote: :func:`load_student`, :func:`load_teacher`
+- errors: :class:`CdkdError`
+- writing a plugin: :data:`hookimpl`, :data:`hookspec`; the component base classes
+  :class:`Component`, :class:`ComponentConfig`, :class:`Domain`, :class:`DomainData`,
+  :class:`Split`, :class:`Architecture`, :class:`KnowledgeEncoder`, :class:`Loss`,
+  :class:`BatchContext`, :class:`FeedbackStrategy`, :class:`FeedbackContext` (the same
+  objects as in :mod:`cdkd_core.plugin_api`, the one import path for everything else a
+  plugin uses)
+- :data:`__version__`
+
+Heavy modules are imported on first use, so ``import cdkd_core`` stays cheap.
 """
 
 from __future__ import annotations
@@ -13,26 +28,21 @@ from typing import TYPE_CHECKING, Any
 from cdkd_core.host.hookspecs import hookimpl, hookspec
 from cdkd_core.version import __version__
 
-_LAZY = {
-    "Component": "cdkd_core.components.base",
-    "ComponentConfig": "cdkd_core.components.base",
-    "Domain": "cdkd_core.components.domain",
-    "DomainData": "cdkd_core.components.domain",
-    "Split": "cdkd_core.components.domain",
-    "Architecture": "cdkd_core.components.architecture",
-    "KnowledgeEncoder": "cdkd_core.components.encoder",
-    "Loss": "cdkd_core.components.loss",
-    "BatchContext": "cdkd_core.components.loss",
-    "FeedbackStrategy": "cdkd_core.components.feedback",
-    "FeedbackContext": "cdkd_core.components.feedback",
-    "PipelineConfig": "cdkd_core.config.models",
-    "load_config": "cdkd_core.config.loading",
-    "run_pipeline": "cdkd_core.run.runner",
-    "load_student": "cdkd_core.artifacts.predict",
-    "load_teacher": "cdkd_core.artifacts.predict",
-    "PluginHost": "cdkd_core.host.plugin_host",
-    "CdkdError": "cdkd_core.errors",
+_SOURCES = {
+    "cdkd_core.config.loading": ("load_config",),
+    "cdkd_core.config.models": ("PipelineConfig",),
+    "cdkd_core.run.runner": ("run_pipeline",),
+    "cdkd_core.host.plugin_host": ("PluginHost",),
+    "cdkd_core.artifacts.predict": ("load_student", "load_teacher"),
+    "cdkd_core.errors": ("CdkdError",),
+    "cdkd_core.components.base": ("Component", "ComponentConfig"),
+    "cdkd_core.components.domain": ("Domain", "DomainData", "Split"),
+    "cdkd_core.components.architecture": ("Architecture",),
+    "cdkd_core.components.encoder": ("KnowledgeEncoder",),
+    "cdkd_core.components.loss": ("BatchContext", "Loss"),
+    "cdkd_core.components.feedback": ("FeedbackContext", "FeedbackStrategy"),
 }
+_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "Architecture",
@@ -80,3 +90,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -91,13 +91,13 @@ _SOURCES = {
         "load_weights",
         "save_weights",
     ),
-    "cdkd_core.stages.token_knowledge": (
+    "cdkd_core.components.token_vocabulary": (
         "SIF",
         "BarFactory",
         "TokenVocabulary",
-        "token_table",
         "zipf_sif_weights",
     ),
+    "cdkd_core.stages.token_knowledge": ("token_table",),
     "cdkd_core.testing": (
         "check_architecture",
         "check_domain",
@@ -190,6 +190,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.components.loss import BatchContext, Loss
     from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
     from cdkd_core.components.slot import NetworkSlot
+    from cdkd_core.components.token_vocabulary import (
+        SIF,
+        BarFactory,
+        TokenVocabulary,
+        zipf_sif_weights,
+    )
     from cdkd_core.data.fetch import cache_dir, fetch_distribution, read_member
     from cdkd_core.data.labels import CLASSES_HELP, ClassList, encode_labels, parse_number
     from cdkd_core.data.path_id import path_digest
@@ -224,13 +230,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_weights,
         save_weights,
     )
-    from cdkd_core.stages.token_knowledge import (
-        SIF,
-        BarFactory,
-        TokenVocabulary,
-        token_table,
-        zipf_sif_weights,
-    )
+    from cdkd_core.stages.token_knowledge import token_table
     from cdkd_core.testing import (
         check_architecture,
         check_domain,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cdkd_core import load_config, run_pipeline
+from cdkd_core import PluginHost, load_config, run_pipeline
 from cdkd_core.errors import RunInterrupted
 from cdkd_core.run.checkpoint import Checkpointer
 from cdkd_core.run.runner import resume_run
@@ -56,7 +56,9 @@ def without_timing(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in TIMING}
 
 
-def stopped_and_resumed(config: dict, host: Any, output: Path, when: int | Callable[[Any], bool]):
+def stopped_and_resumed(
+    config: dict, host: PluginHost, output: Path, when: int | Callable[[Any], bool]
+):
     """Run ``config`` into ``output``, stop it at a checkpoint (:class:`StopAt`), check that
     it says how to resume, and resume it; the resumed run's result."""
     with pytest.raises(RunInterrupted, match="cdkd run --resume"):

@@ -1,6 +1,7 @@
-"""The API reference for plugin authors (docs/api/*.md, built by ``mkdocs build --strict``
-in .ci/run) covers every public name of ``cdkd_core.plugin_api`` and ``cdkd_core.testing``,
-and their docstrings have what a reference needs: Args, Returns, an Example that runs.
+"""The API reference (docs/api/*.md, built by ``mkdocs build --strict`` in .ci/run) covers
+the run API of ``cdkd_core`` and every public name of ``cdkd_core.plugin_api`` and
+``cdkd_core.testing``, and their docstrings have what a reference needs: Args, Returns, an
+Example that runs.
 
 The docstrings are read from the source (the AST), as the site's generator (griffe) reads
 them: a module attribute is documented by the string right below its assignment.
@@ -17,14 +18,19 @@ import shutil
 import subprocess
 import sys
 from functools import cache
+from importlib import import_module
 from pathlib import Path
 
 import pytest
 
+import cdkd_core
 import cdkd_core.plugin_api as plugin_api
 
 ROOT = Path(__file__).resolve().parents[1]
 API_PAGES = sorted((ROOT / "docs" / "api").glob("*.md"))
+#: the functions of ``cdkd_core``'s run API (docs/api/python-api.md); the rest of its names
+#: are plugin_api's, documented there
+RUN_API = ("load_config", "run_pipeline", "load_student", "load_teacher")
 SECTION = re.compile(r"^(Args|Returns|Yields|Raises|Examples):\s*$", re.M)
 
 
@@ -61,6 +67,8 @@ def _public() -> dict[str, tuple[str, str]]:
     """Identifier in the reference -> (module that defines it, name there)."""
     sources = _plugin_api_sources()
     public = {f"cdkd_core.plugin_api.{n}": (sources[n], n) for n in plugin_api.__all__}
+    for name in RUN_API:
+        public[f"cdkd_core.{name}"] = (cdkd_core._LAZY[name], name)
     for name in _testing_public():
         if name not in plugin_api.__all__:  # the checks are documented as plugin API
             public[f"cdkd_core.testing.{name}"] = ("cdkd_core.testing", name)
@@ -226,3 +234,25 @@ def test_plugin_api_lists_its_names_once_and_agrees_everywhere():
     table = table[: table.index("\n\n")]
     in_table = set(re.findall(r"`([A-Za-z_]+)`", table)) - {"cdkd_core"}
     assert in_table - {"Config"} == listed, (sorted(listed - in_table), sorted(in_table - listed))
+
+
+def test_cdkd_core_lists_its_names_once_and_shares_the_component_bases():
+    """``cdkd_core``'s one name list (``_SOURCES``) is what ``__all__`` exports, what type
+    checkers see imported and what its docstring names; the component base classes it
+    re-exports are the very objects ``plugin_api`` exports."""
+    listed = set(cdkd_core._LAZY) | {"hookimpl", "hookspec", "__version__"}
+    assert set(cdkd_core.__all__) == listed
+    imported = set()
+    for node in ast.walk(_tree("cdkd_core")):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cdkd_"):
+            imported.update(alias.asname or alias.name for alias in node.names)
+    assert imported == listed
+    in_doc = set(re.findall(r":(?:class|func|data):`([A-Za-z_]+)`", cdkd_core.__doc__ or ""))
+    assert in_doc == listed, (sorted(listed - in_doc), sorted(in_doc - listed))
+    for module, names in cdkd_core._SOURCES.items():
+        for name in names:
+            assert getattr(cdkd_core, name) is getattr(import_module(module), name), name
+    shared = set(cdkd_core.__all__) & set(plugin_api.__all__)
+    assert {"Domain", "Loss", "hookimpl"} <= shared
+    for name in shared:
+        assert getattr(cdkd_core, name) is getattr(plugin_api, name), name

@@ -134,7 +134,7 @@ def test_auto_picks_the_linear_teacher_on_a_linearly_separable_table(tmp_path, c
     assert not any(k.startswith(("members.", "trees.")) for k in state)
     assert result.summary["params"]["teacher"] == 5 * 2 + 2  # a 5 -> 2 linear map
     # the report's "Teacher choice" section: the kept candidate in bold beside the others
-    html = render_report(read_run(result.run_dir))
+    html = render_report(read_run(result.run_dir), cdkd_host)
     section = html[html.index('<section id="teacher">') :]
     section = section[: section.index("</section>")]
     assert "<b>linear " in section and "hist_gbm " in section and "<b>hist_gbm" not in section

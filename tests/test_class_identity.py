@@ -335,7 +335,7 @@ def test_a_target_no_teacher_stem_reads_is_warned_about(tiny_config, tmp_path, h
     assert result.summary["domains"]["sklearn.iris"]["teacher"] is None
     print_summary(result.summary, result.run_dir)
     assert f"warning: {line}" in capsys.readouterr().out
-    assert html.escape(line) in render_report(read_run(result.run_dir))
+    assert html.escape(line) in render_report(read_run(result.run_dir), host)
 
 
 def test_no_warning_when_every_target_has_a_teacher_stem(tiny_config, tmp_path, host):

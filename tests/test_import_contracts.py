@@ -18,8 +18,12 @@ OUTSIDE_LAYERS = {"plugin_api", "testing", "scaffold", "__main__"}
 
 
 def _contracts() -> dict[str, dict]:
+    """The first contract of each type (the first ``forbidden`` one is the plugins')."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return {c["type"]: c for c in config["tool"]["importlinter"]["contracts"]}
+    contracts: dict[str, dict] = {}
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        contracts.setdefault(contract["type"], contract)
+    return contracts
 
 
 def _top_level() -> set[str]:

@@ -243,7 +243,7 @@ def test_unfinished_or_missing_runs_are_refused(run_dir, tmp_path):
     assert "cdkd run --resume" in runner.invoke(app, ["report", str(unfinished)]).output
     assert not (unfinished / REPORT).exists()
     with pytest.raises(ReportError, match="is a directory"):
-        write_report(run_dir, tmp_path)
+        write_report(run_dir, tmp_path, host=PluginHost(entry_points=False))
 
 
 def test_pca_and_least_squares():

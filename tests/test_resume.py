@@ -100,6 +100,33 @@ def test_resume_after_an_interruption_at_every_checkpoint(tiny_config, tmp_path,
         assert any(r.get("event") == "resumed" for r in records)
 
 
+def test_a_checkpoint_records_the_stage_key_whatever_the_labels(
+    tiny_config, tmp_path, host, monkeypatch
+):
+    # every label a run shows (what it is doing, a key's text) renamed: a key rebuilt from
+    # a label would come out wrong, and the resumed run would differ
+    from cdkd_core.stages.context import StageContext
+    from cdkd_core.stages.keys import BASELINE, TEACHER, StageKey, feedback_key, student_key
+
+    monkeypatch.setattr(StageKey, "__str__", lambda self: "renamed")
+    monkeypatch.setattr(
+        StageContext, "where", property(lambda self: "renamed", lambda self, value: None)
+    )
+    cfg = _config(tiny_config, {"name": "mutual", "params": {"rounds": 2}})
+    keys = []
+    reference = run_pipeline(
+        load_config(cfg, host=host),
+        output=tmp_path / "ref",
+        host=host,
+        checkpointer=Watching(lambda state: keys.append(state.stage), write=False),
+    )
+    rounds = [[student_key(r)] * 3 + [feedback_key(r)] for r in range(2)]
+    assert keys == [TEACHER] * 3 + [BASELINE] * 3 + rounds[0] + rounds[1]
+    run_dir = _interrupt_at(cfg, host, tmp_path / "stop", 10)  # the first feedback's
+    resumed = resume_run(run_dir, host=host)
+    assert without_timing(resumed.summary) == without_timing(reference.summary)
+
+
 def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path):
     save_checkpoint(tmp_path, {"stage": "teacher", "x": 1})
     save_checkpoint(tmp_path, {"stage": "baseline", "x": 2})

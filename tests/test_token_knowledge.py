@@ -16,17 +16,12 @@ from torch import nn
 import cdkd_core.stages.token_knowledge as tk
 from cdkd_core import hookimpl, load_config, run_pipeline
 from cdkd_core.components.architecture import Architecture
+from cdkd_core.components.token_vocabulary import TokenKnowledgeStem, TokenVocabulary
 from cdkd_core.config.models import StudentSpec
 from cdkd_core.errors import ConfigError, DataError
 from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.nets.assembly import NetworkSlot, build_network
-from cdkd_core.stages.token_knowledge import (
-    TokenKnowledgeStem,
-    TokenVocabulary,
-    check_token_stems,
-    inject_teacher_tokens,
-    token_table,
-)
+from cdkd_core.stages.token_knowledge import check_token_stems, inject_teacher_tokens, token_table
 
 #: id 0 is padding and id 4 a special token: neither is shown to the teacher. The rank
 #: order (most frequent first) is not the id order, so rank and id cannot be confused.

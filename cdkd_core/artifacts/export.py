@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -49,6 +49,9 @@ from cdkd_core.artifacts.text_export import (
 )
 from cdkd_core.errors import ExportError
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
+
 __all__ = ["EXPORT_DIR", "FORMATS", "MANIFEST", "example_input", "export_run", "load_run_student"]
 
 EXPORT_DIR = "export"
@@ -60,7 +63,8 @@ TRACE_BATCH, CHECK_BATCH = 2, 3
 def export_run(
     run_dir: Path,
     formats: Sequence[str] = ("onnx",),
-    host: Any = None,
+    *,
+    host: PluginHost,
     on_file: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Export the student of the finished run in ``run_dir`` to ``run_dir/export/``: for each
@@ -68,14 +72,13 @@ def export_run(
     ``<domain>.pt``; ``export``: ``<domain>.pt2``, a ``torch.export`` program), plus
     ``manifest.json`` and, where ONNX graphs hold weights alike, ``shared.onnx_data``. An
     existing ``export/`` is replaced as a whole, and only once every file is written and
-    checked. ``on_file`` is called with each file's final path. Returns the manifest."""
+    checked. ``host``: the plugin host the run's components come from. ``on_file`` is
+    called with each file's final path. Returns the manifest."""
     from cdkd_core.files import atomic_dir, atomic_write_json
-    from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.version import __version__
 
     run_dir = check_run_dir(run_dir)
     formats = check_formats(formats)
-    host = host if host is not None else PluginHost()
     student = load_run_student(run_dir, host)
     components = _domain_components(student.config, host)
     domains, skipped = _exportable_domains(student)
@@ -215,7 +218,7 @@ def _copy_text_files(
     return list(copies)
 
 
-def _domain_components(config: Any, host: Any) -> dict[str, dict[str, str]]:
+def _domain_components(config: Any, host: PluginHost) -> dict[str, dict[str, str]]:
     """Each domain's registered component name and, where known, its plugin."""
     from cdkd_core.errors import ConfigError
 

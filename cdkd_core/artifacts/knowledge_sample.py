@@ -1,19 +1,19 @@
 """Reading a run's knowledge sample back for the report (``knowledge_sample.safetensors``,
-written by the runner: :mod:`cdkd_core.run.knowledge_sample`), or recomputing it for a run
-without that file: the teacher, student and encoder are rebuilt, the domains loaded again,
-and the knowledge vectors encoded from the run's final teacher.
+written by the distillation stage: :mod:`cdkd_core.stages.knowledge_sample`), or
+recomputing it for a run without that file: the teacher, student and encoder are rebuilt,
+the domains loaded again, and the knowledge vectors encoded from the run's final teacher.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cdkd_core import seeds
-from cdkd_core.run.knowledge_sample import (
+from cdkd_core.stages.knowledge_sample import (
     KNOWLEDGE_SAMPLE,
     PER_DOMAIN,
     DomainSample,
@@ -25,6 +25,9 @@ from cdkd_core.run.knowledge_sample import (
     save_knowledge_sample,
     write_knowledge_sample,
 )
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 __all__ = [
     "KNOWLEDGE_SAMPLE",
@@ -55,7 +58,7 @@ def read_knowledge_sample(run_dir: Path) -> KnowledgeSample | None:
 
 
 def recompute_knowledge_sample(
-    run_dir: Path, host: Any = None, per_domain: int = PER_DOMAIN
+    run_dir: Path, host: PluginHost, per_domain: int = PER_DOMAIN
 ) -> KnowledgeSample:
     """Rebuild a finished run's teacher, student and encoder from its directory, load its
     domains again (the same splits: same config and seed) and sample as the pipeline does.
@@ -64,11 +67,9 @@ def recompute_knowledge_sample(
     from cdkd_core.config.loading import load_config
     from cdkd_core.data.preparation import prepare_domains
     from cdkd_core.files import read_run_file
-    from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.nets.assembly import build_network
 
     run_dir = Path(run_dir)
-    host = host if host is not None else PluginHost()
     config = load_config(run_dir / "config.yaml", host=host, machine=False)  # a finished run's
     feedback = host.get("feedback", config.feedback.name).from_params(config.feedback.params)
     domains = prepare_domains(config, host, feedback.quiz_fraction)

@@ -3,12 +3,15 @@ features projected into that space, on two PCA panels, with how well they agree 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cdkd_core.artifacts.html import escape, html_table, img, td
 from cdkd_core.artifacts.run_files import RunFiles, first_line
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 
 def pca_2d(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
@@ -73,7 +76,7 @@ def _cosine(pred: torch.Tensor, target: torch.Tensor) -> float | None:
     return float(torch.nn.functional.cosine_similarity(pred.double(), target.double()).mean())
 
 
-def knowledge_section(run: RunFiles, host: Any) -> str:
+def knowledge_section(run: RunFiles, host: PluginHost) -> str:
     """The "Knowledge space" section, from the run's saved knowledge sample or, where it
     saved none, one recomputed from the run directory."""
     from cdkd_core.artifacts import knowledge_sample

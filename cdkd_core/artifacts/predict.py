@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from cdkd_core.artifacts.run_files import first_line
 from cdkd_core.artifacts.run_student import RunStudent, input_dtype, load_run_student
 from cdkd_core.components.raw_input import InputBatch, InputOptions, InputReader
 from cdkd_core.errors import CdkdError, DataError, ExportError
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 #: the models ``cdkd predict --model`` runs
 MODELS = ("student", "teacher")
@@ -77,7 +80,7 @@ class TeacherPath:
     (``target_heads.safetensors``), and a target's class prior as ``summary.json`` records
     it (``label_shift``), as the run's own teacher results were computed."""
 
-    def __init__(self, student: RunStudent, host: Any) -> None:
+    def __init__(self, student: RunStudent, host: PluginHost) -> None:
         from cdkd_core.artifacts.run_teacher import load_run_teacher
         from cdkd_core.files import read_run_file
         from cdkd_core.nets.target_heads import TargetHeads
@@ -143,7 +146,7 @@ class RunPredictor:
     raw input in, class probabilities out (:func:`load_student` and :func:`load_teacher`
     make one)."""
 
-    def __init__(self, student: RunStudent, host: Any, model: str = "student") -> None:
+    def __init__(self, student: RunStudent, host: PluginHost, model: str = "student") -> None:
         if model not in MODELS:
             raise DataError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
         self.student = student
@@ -277,7 +280,7 @@ class RunPredictor:
         return Predictions.concat(parts)
 
 
-def _domain_reader(student: RunStudent, domain: str, host: Any) -> InputReader:
+def _domain_reader(student: RunStudent, domain: str, host: PluginHost) -> InputReader:
     """The reader of the configured domain ``domain`` (built from the run's config)."""
     config = student.config
     index, entry = next((i, e) for i, e in enumerate(config.domains) if e.key == domain)
@@ -300,14 +303,15 @@ def _domain_reader(student: RunStudent, domain: str, host: Any) -> InputReader:
         ) from exc
 
 
-def load_student(run_dir: Path | str, host: Any = None) -> RunPredictor:
+def load_student(run_dir: Path | str, host: PluginHost | None = None) -> RunPredictor:
     """The student of the finished run in ``run_dir`` (or of the run whose ``export/``
     folder ``run_dir`` is), ready to predict from raw input; the run's plugins must be
     installed (their domains read the input).
 
     Args:
         run_dir: a finished run directory, or its ``export/`` folder.
-        host: the plugin host (default: built-ins and installed plugins).
+        host: the plugin host; by default one over the built-ins and the installed
+            plugins.
 
     Returns:
         A :class:`RunPredictor`; its ``predict(data, domain=...)`` gives :class:`Predictions`.
@@ -315,26 +319,49 @@ def load_student(run_dir: Path | str, host: Any = None) -> RunPredictor:
     Raises:
         ExportError: ``run_dir`` is not a finished run directory.
 
-    Example:
+    Examples:
         >>> from cdkd_core import load_student  # doctest: +SKIP
-        >>> predictions = load_student("runs/my-run").predict("new_rows.csv", domain="my_loans")
-        >>> predictions.labels[:3], predictions.probabilities.shape
+        >>> student = load_student("runs/my-run")  # doctest: +SKIP
+        >>> predictions = student.predict("new_rows.csv", domain="my_loans")  # doctest: +SKIP
+        >>> predictions.labels[:3], predictions.probabilities.shape  # doctest: +SKIP
     """
-    return _load(run_dir, host, "student")
+    return _load(run_dir, host if host is not None else _default_host(), "student")
 
 
-def load_teacher(run_dir: Path | str, host: Any = None) -> RunPredictor:
+def load_teacher(run_dir: Path | str, host: PluginHost | None = None) -> RunPredictor:
     """The teacher of the finished run in ``run_dir``, ready to predict from raw input where
     its domains' plugins can compute the teacher's views (e.g. MiniLM embeddings of texts);
-    as :func:`load_student` otherwise."""
-    return _load(run_dir, host, "teacher")
+    as :func:`load_student` otherwise.
+
+    Args:
+        run_dir: a finished run directory, or its ``export/`` folder.
+        host: the plugin host; by default one over the built-ins and the installed
+            plugins.
+
+    Returns:
+        A :class:`RunPredictor` over the teacher.
+
+    Raises:
+        ExportError: ``run_dir`` is not a finished run directory.
+
+    Examples:
+        >>> from cdkd_core import load_teacher  # doctest: +SKIP
+        >>> teacher = load_teacher("runs/my-run")  # doctest: +SKIP
+        >>> teacher.predict("new_rows.csv", domain="my_loans").labels  # doctest: +SKIP
+    """
+    return _load(run_dir, host if host is not None else _default_host(), "teacher")
 
 
-def _load(run_dir: Path | str, host: Any, model: str) -> RunPredictor:
+def _default_host() -> PluginHost:
+    """The host :func:`load_student` and :func:`load_teacher` build when given none: the
+    built-ins and the installed plugins."""
     from cdkd_core.host.plugin_host import PluginHost
 
+    return PluginHost()
+
+
+def _load(run_dir: Path | str, host: PluginHost, model: str) -> RunPredictor:
     run_dir = resolve_run_dir(Path(run_dir))
-    host = host if host is not None else PluginHost()
     return RunPredictor(load_run_student(run_dir, host), host, model)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.artifacts.curves import curves_section
 from cdkd_core.artifacts.graph_section import graph_sections
@@ -31,17 +31,22 @@ from cdkd_core.artifacts.summary_sections import (
 )
 from cdkd_core.errors import ReportError
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
+
 #: the report's file name in the run directory
 REPORT = "report.html"
 
 
 def write_report(
-    run_dir: Path, output: Path | None = None, host: Any = None, peers: bool = False
+    run_dir: Path, output: Path | None = None, *, host: PluginHost, peers: bool = False
 ) -> Path:
     """Write the report of the finished run in ``run_dir`` to ``output`` (default
     ``run_dir/report.html``) atomically, and return its path. With ``peers`` the run's
     reference peers are computed first and written to ``run_dir/peers.json``
-    (:mod:`cdkd_core.artifacts.run_peers`); without, an existing ``peers.json`` is shown."""
+    (:mod:`cdkd_core.artifacts.run_peers`); without, an existing ``peers.json`` is shown.
+    ``host``: the plugin host the run's domains (peers, a recomputed knowledge sample) come
+    from."""
     from cdkd_core.artifacts.run_peers import write_peers
     from cdkd_core.files import atomic_write_text
 
@@ -55,8 +60,9 @@ def write_report(
     return path
 
 
-def render_report(run: RunFiles, host: Any = None) -> str:
-    """The report's HTML."""
+def render_report(run: RunFiles, host: PluginHost) -> str:
+    """The report's HTML (``host``: the plugin host a run's knowledge sample is
+    recomputed with, where the run saved none)."""
     from cdkd_core.version import __version__
 
     title = f"cdkd run {run.run_dir.resolve().name}"

@@ -6,27 +6,28 @@ fitted on them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdkd_core.artifacts.run_files import first_line
 from cdkd_core.errors import CdkdError, ReportError
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 #: the peers' file name in the run directory
 PEERS_FILE = "peers.json"
 
 
-def compute_peers(run_dir: Path, host: Any = None) -> dict[str, Any]:
+def compute_peers(run_dir: Path, host: PluginHost) -> dict[str, Any]:
     """The reference peers of the run in ``run_dir``: ``{"seed", "c_grid", "domains":
     {domain: {peer: {"metrics", "headline", "C", "labelled"}}}}`` (see
     :func:`~cdkd_core.stages.peers.peer_results`). A :class:`ReportError` says why the run's
     domains could not be loaded again (a plugin or data file gone, a changed config)."""
     from cdkd_core.config.loading import load_config
     from cdkd_core.data.preparation import prepare_domains
-    from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.stages.peers import C_GRID, peer_results
 
     run_dir = Path(run_dir)
-    host = host if host is not None else PluginHost()
     try:
         config = load_config(run_dir / "config.yaml", host=host, machine=False)
         feedback = host.get("feedback", config.feedback.name).from_params(config.feedback.params)
@@ -42,7 +43,7 @@ def compute_peers(run_dir: Path, host: Any = None) -> dict[str, Any]:
     }
 
 
-def write_peers(run_dir: Path, host: Any = None) -> dict[str, Any]:
+def write_peers(run_dir: Path, host: PluginHost) -> dict[str, Any]:
     """Compute the run's reference peers and write them to ``run_dir/peers.json``
     atomically; returns what was written."""
     from cdkd_core.files import atomic_write_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -14,6 +14,9 @@ from torch import nn
 from cdkd_core.artifacts.run_files import finished_run_dir, first_line
 from cdkd_core.errors import CdkdError, ConfigError, ExportError
 from cdkd_core.nets.network import MultiDomainNet, module_key
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 #: files a finished run directory holds that the export reads (summary.json: it finished)
 RUN_FILES = (
@@ -119,16 +122,14 @@ def check_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def load_run_student(run_dir: Path, host: Any = None) -> RunStudent:
+def load_run_student(run_dir: Path, host: PluginHost) -> RunStudent:
     """Rebuild a finished run's student from ``config.yaml`` and ``layout.json`` and load
-    ``student.safetensors``; the run's plugins must be installed."""
+    ``student.safetensors``; the run's plugins must be in ``host``."""
     from cdkd_core.config.loading import load_config
     from cdkd_core.files import read_run_file
-    from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.nets.assembly import NetworkSlot, build_network
 
     run_dir = check_run_dir(run_dir)
-    host = host if host is not None else PluginHost()
     config_path = run_dir / "config.yaml"
     try:
         config = load_config(config_path, host=host, machine=False)  # trained elsewhere, maybe

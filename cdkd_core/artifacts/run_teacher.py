@@ -5,15 +5,18 @@ classical teacher, as the run's config describes it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from cdkd_core.files import read_run_file
 from cdkd_core.nets.assembly import NetworkSlot, build_teacher
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
-def load_run_teacher(run_dir: Path, host: Any) -> nn.Module:
+
+def load_run_teacher(run_dir: Path, host: PluginHost) -> nn.Module:
     """The teacher of the run in ``run_dir`` with its saved state loaded, in eval mode."""
     from cdkd_core.config.loading import load_config
 

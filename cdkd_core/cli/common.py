@@ -10,9 +10,12 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,7 +89,7 @@ def user_errors(fn: F) -> F:
 
 
 #: the plugin hosts the running command made (:func:`make_host`), to blame a plugin's error
-_hosts: list[Any] = []
+_hosts: list[PluginHost] = []
 
 
 def _plugin_error(exc: BaseException) -> Any:
@@ -100,7 +103,7 @@ def _plugin_error(exc: BaseException) -> Any:
     return None
 
 
-def make_host(warn: bool = True) -> Any:
+def make_host(warn: bool = True) -> PluginHost:
     """The plugin host with built-ins and installed plugins; failures are warned about
     (unless not ``warn``). What a plugin prints while it loads goes to standard error, so
     standard output stays the command's own (a table, JSON, CSV a script reads)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -15,6 +15,9 @@ from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
 from cdkd_core.config.validation import validate_components
 from cdkd_core.config.yaml_reader import MAX_BYTES, MAX_DEPTH, load_yaml
 from cdkd_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 _EXAMPLE = "domains: [{name: sklearn.wine, role: source}]"
 
@@ -167,14 +170,39 @@ def load_config(
     source: str | Path | dict[str, Any] | None = None,
     overrides: list[str] | None = None,
     *,
-    host: Any = None,
+    host: PluginHost | None = None,
     machine: bool = True,
 ) -> PipelineConfig:
     """Read (path), or take (mapping), a config, apply overrides and validate it fully —
     including each component's params against its own ``Config`` and, with ``machine``,
-    that this machine has the CPU threads and the device ``train`` names (off for a
-    finished run's config read elsewhere, e.g. to export it). ``None`` gives the
-    built-in quickstart config."""
+    that this machine has the CPU threads and the device ``train`` names.
+
+    Args:
+        source: a YAML file's path, a mapping, or ``None`` for the built-in quickstart
+            config (what ``cdkd run`` runs with no config).
+        overrides: ``key.path=value`` strings, as ``cdkd run``'s ``--set`` takes them.
+        host: the plugin host whose components the config names; by default one over the
+            built-ins and the installed plugins.
+        machine: check this machine's threads and device too (off for a finished run's
+            config read elsewhere, e.g. to export it).
+
+    Returns:
+        The validated :class:`PipelineConfig`.
+
+    Raises:
+        ConfigError: the file is unreadable, a key or value is wrong (the message names
+            where), or a component it names is not installed.
+
+    Examples:
+        >>> from cdkd_core import load_config
+        >>> config = load_config(overrides=["train.epochs=3"])
+        >>> config.train.epochs
+        3
+    """
+    if host is None:
+        from cdkd_core.host.plugin_host import PluginHost
+
+        host = PluginHost()
     if source is None:
         from cdkd_core.config.quickstart import quickstart_config
 

@@ -10,7 +10,10 @@ instead.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 CORE_QUICKSTART: dict[str, Any] = {
     "name": "quickstart",
@@ -49,7 +52,7 @@ CORE_QUICKSTART: dict[str, Any] = {
 }
 
 
-def plugin_fragments(host: Any) -> list[dict[str, Any]]:
+def plugin_fragments(host: PluginHost) -> list[dict[str, Any]]:
     """The ``quickstart`` fragments of catalogued plugins that are loaded without error and
     register every domain their fragment names."""
     from cdkd_core.host.catalog import catalog
@@ -66,13 +69,12 @@ def plugin_fragments(host: Any) -> list[dict[str, Any]]:
     return fragments
 
 
-def quickstart_config(host: Any = None) -> dict[str, Any]:
-    """The quickstart config: the installed plugins' cross-domain example, else the core's
-    scikit-learn domains; capped in size so it finishes in minutes on two CPU cores."""
-    from cdkd_core.host.plugin_host import PluginHost
-
+def quickstart_config(host: PluginHost) -> dict[str, Any]:
+    """The quickstart config: the cross-domain example of the plugins ``host`` loaded,
+    else the core's scikit-learn domains; capped in size so it finishes in minutes on two
+    CPU cores."""
     config = copy.deepcopy(CORE_QUICKSTART)
-    fragments = plugin_fragments(host if host is not None else PluginHost())
+    fragments = plugin_fragments(host)
     if not fragments:
         return config
     config["domains"] = [copy.deepcopy(d) for f in fragments for d in f["domains"]]

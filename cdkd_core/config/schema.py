@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from cdkd_core.config.models import PipelineConfig
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 #: where each kind of component is named in a config: (definition, kind)
 COMPONENT_REFS = {
@@ -48,7 +51,7 @@ def _params_schema(config: type[BaseModel], prefix: str, defs: dict[str, Any]) -
     return schema
 
 
-def pipeline_schema(host: Any | None = None) -> dict[str, Any]:
+def pipeline_schema(host: PluginHost | None = None) -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a pipeline config.
 
     With a plugin ``host``, every place that names a component (a domain, an architecture,
@@ -89,7 +92,7 @@ def pipeline_schema(host: Any | None = None) -> dict[str, Any]:
     return schema
 
 
-def schema_json(host: Any | None = None) -> str:
+def schema_json(host: PluginHost | None = None) -> str:
     """:func:`pipeline_schema` as indented JSON."""
     return json.dumps(pipeline_schema(host), indent=2) + "\n"
 
@@ -175,7 +178,7 @@ def _table(schema: dict[str, Any], model: type[BaseModel] | None = None) -> list
     return lines
 
 
-def markdown_reference(host: Any | None = None) -> str:
+def markdown_reference(host: PluginHost | None = None) -> str:
     """Every config key (type, default, bounds, description) and every registered
     component's params, as Markdown, from the same models :func:`pipeline_schema` reads."""
     from cdkd_core.config import models as models

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from cdkd_core.config.machine import machine_problems
 from cdkd_core.config.models import ComponentRef, PipelineConfig
 from cdkd_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 
 def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
@@ -30,13 +33,10 @@ def _check_params(kind: str, cls: type, ref: ComponentRef, where: str) -> Any:
         raise ConfigError("\n".join(lines)) from None
 
 
-def validate_components(config: PipelineConfig, host: Any = None, *, machine: bool = True) -> None:
-    """Resolve every component name and validate its params; check loss/encoder pairing,
-    and (``machine``) that this machine has the CPU threads and the device ``train`` asks
-    for."""
-    from cdkd_core.host.plugin_host import PluginHost
-
-    host = host if host is not None else PluginHost()
+def validate_components(config: PipelineConfig, host: PluginHost, *, machine: bool = True) -> None:
+    """Resolve every component name in ``host`` and validate its params; check
+    loss/encoder pairing, and (``machine``) that this machine has the CPU threads and the
+    device ``train`` asks for."""
     errors: list[str] = []
 
     def check(kind: str, ref: ComponentRef, where: str) -> type | None:
@@ -79,7 +79,11 @@ def validate_components(config: PipelineConfig, host: Any = None, *, machine: bo
 
 
 def estimator_teacher_problems(
-    config: PipelineConfig, model: type, encoder: type | None, feedback: type | None, host: Any
+    config: PipelineConfig,
+    model: type,
+    encoder: type | None,
+    feedback: type | None,
+    host: PluginHost,
 ) -> list[str]:
     """What a classical teacher (``teacher.model``) cannot do in ``config``, one line each:
     an architecture that is no whole teacher, an encoder it refuses, a loss needing what it
@@ -120,7 +124,7 @@ def estimator_teacher_problems(
     return problems
 
 
-def auto_exclusions(config: PipelineConfig, host: Any) -> frozenset[str]:
+def auto_exclusions(config: PipelineConfig, host: PluginHost) -> frozenset[str]:
     """The candidates of ``teacher: auto`` the rest of ``config`` rules out: ``hist_gbm``
     where a loss, the encoder or the feedback strategy needs what a fitted classical model
     cannot give (:func:`estimator_teacher_problems`)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +26,9 @@ from cdkd_core.data.scratch import ScratchSpace, is_memory_mapped, row_chunks, r
 from cdkd_core.data.splits import shots_mask, stratified_subset_mask
 from cdkd_core.errors import CdkdError, DataError
 from cdkd_core.metrics import METRICS
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 
 @dataclass
@@ -245,7 +249,7 @@ def _shots(
     return masks[0], masks[1]
 
 
-def _provided(host, cls: type, name: str) -> str:
+def _provided(host: PluginHost, cls: type, name: str) -> str:
     """``name``, and the plugin (with its version) that provides it unless a built-in."""
     from cdkd_core.host.plugin_host import BUILTIN_PLUGINS
 
@@ -255,7 +259,7 @@ def _provided(host, cls: type, name: str) -> str:
     return f"{name} from plugin {host.describe(info.plugin)}"
 
 
-def _check_returned(host, domain, data, seed: int) -> None:
+def _check_returned(host: PluginHost, domain, data, seed: int) -> None:
     """``load`` gave a DomainData; a broken contract names the plugin and its version."""
     from cdkd_core.components.contracts import ContractError, check_domain_data
 
@@ -271,7 +275,7 @@ def _check_returned(host, domain, data, seed: int) -> None:
 
 def prepare_domains(
     config: PipelineConfig,
-    host,
+    host: PluginHost,
     quiz_fraction: float = 0.0,
     scratch: ScratchSpace | None = None,
 ) -> list[PreparedDomain]:

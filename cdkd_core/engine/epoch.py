@@ -13,6 +13,7 @@ import torch
 
 from cdkd_core.engine.batching import draw_batches, process_share
 from cdkd_core.engine.distributed import any_across, sum_across
+from cdkd_core.engine.fit_state import EpochPosition, LoopSnapshot
 from cdkd_core.engine.inference import val_score
 from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.engine.step import Stepper
@@ -26,7 +27,7 @@ class EpochLoop:
     stepper: Stepper
     plans: list[DomainPlan]
     on_epoch: Callable[[dict], None] | None = None
-    on_checkpoint: Callable[[dict], None] | None = None
+    on_checkpoint: Callable[[LoopSnapshot], None] | None = None
     stop_requested: Callable[[], bool] | None = None
 
     def run(self, epoch: int) -> None:
@@ -41,14 +42,14 @@ class EpochLoop:
         self.stepper.module.train()
         partial = state.in_epoch
         if partial is not None:  # resuming mid-epoch: the same batches as before
-            state.generator.set_state(partial["generator"])
+            state.generator.set_state(partial.generator)
         epoch_generator = state.generator.get_state()
         batches, order = draw_batches(self.plans, settings.batch_size, state.generator)
         sums: dict[str, Any] = {}
         steps, skip = 0, 0
         if partial is not None:
-            sums, steps, skip = dict(partial["sums"]), partial["steps"], partial["position"]
-            torch.set_rng_state(partial["torch_rng"])
+            sums, steps, skip = dict(partial.sums), partial.steps, partial.position
+            torch.set_rng_state(partial.torch_rng)
             state.in_epoch = None
         for position, b in enumerate(order):
             if position < skip:
@@ -89,13 +90,13 @@ class EpochLoop:
         if self.on_checkpoint is not None and (
             stop or (every and state.global_step % every == 0 and not last)
         ):
-            in_epoch = {
-                "generator": epoch_generator,
-                "position": position + 1,
-                "sums": sums,
-                "steps": steps,
-                "torch_rng": torch.get_rng_state(),
-            }
+            in_epoch = EpochPosition(
+                generator=epoch_generator,
+                position=position + 1,
+                sums=sums,
+                steps=steps,
+                torch_rng=torch.get_rng_state(),
+            )
             self.on_checkpoint(state.snapshot(epoch - 1, in_epoch))
         if stop:
             raise KeyboardInterrupt

@@ -16,7 +16,7 @@ from cdkd_core.components.loss import Loss
 from cdkd_core.engine.batching import BatchSource
 from cdkd_core.engine.distributed import current_world
 from cdkd_core.engine.epoch import EpochLoop
-from cdkd_core.engine.fit_state import FitState
+from cdkd_core.engine.fit_state import FitState, LoopSnapshot
 from cdkd_core.engine.plans import DomainPlan, LiveTeacher
 from cdkd_core.engine.settings import FitResult, FitSettings
 from cdkd_core.engine.step import Stepper, step_module
@@ -31,16 +31,17 @@ def fit(
     *,
     live: LiveTeacher | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-    on_checkpoint: Callable[[dict], None] | None = None,
-    resume: dict | None = None,
+    on_checkpoint: Callable[[LoopSnapshot], None] | None = None,
+    resume: LoopSnapshot | None = None,
     stop_requested: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``plans`` with the weighted ``losses``; keep the best val epoch.
 
     Each step is one batch of one domain; an epoch visits every planned example once, the
     batches of all domains shuffled together. A domain's ``weight`` scales its loss.
-    ``on_checkpoint`` gets the loop's whole state after every epoch; ``resume`` (such a
-    state) continues from it, bit for bit as if the loop had not stopped. When
+    ``on_checkpoint`` gets the loop's whole state after every epoch (a
+    :class:`~cdkd_core.engine.fit_state.LoopSnapshot`); ``resume`` (such a state) continues
+    from it, bit for bit as if the loop had not stopped. When
     ``stop_requested()`` turns true (Ctrl-C), the loop checkpoints after the current step
     and raises :class:`KeyboardInterrupt`.
 

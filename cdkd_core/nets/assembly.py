@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -21,8 +21,11 @@ from cdkd_core.nets.reading import eval_mode
 from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.seeds import member_seed
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
-def stem_architecture(spec: ModelSpec, modality: str, host, view: str):
+
+def stem_architecture(spec: ModelSpec, modality: str, host: PluginHost, view: str):
     """The stem component for ``modality`` in the teacher or student (``view``): the
     config's choice, else the architecture whose ``default_for`` lists ``"<modality>:<view>"``,
     else one listing ``"<modality>"``."""
@@ -77,7 +80,7 @@ def _check_vocabulary(stem: nn.Module, arch: str, slot: NetworkSlot, view: str) 
 def build_network(
     spec: ModelSpec,
     domains: Sequence[PreparedDomain | NetworkSlot],
-    host,
+    host: PluginHost,
     view: Literal["teacher", "student"],
     seed: int,
 ) -> MultiDomainNet:
@@ -132,7 +135,7 @@ def build_network(
 def build_teacher(
     spec: TeacherSpec,
     domains: Sequence[PreparedDomain | NetworkSlot],
-    host,
+    host: PluginHost,
     seed: int,
     without: frozenset[str] = frozenset(),
 ) -> MultiDomainNet | TeacherEnsemble | EstimatorTeacher | SelectedTeacher:
@@ -167,7 +170,7 @@ def table_tasks(slots: Sequence[NetworkSlot]) -> list[str]:
 def auto_teacher(
     spec: TeacherSpec,
     domains: Sequence[PreparedDomain | NetworkSlot],
-    host,
+    host: PluginHost,
     seed: int,
     without: frozenset[str] = frozenset(),
 ) -> MultiDomainNet | SelectedTeacher:
@@ -209,7 +212,7 @@ def auto_teacher(
 
 
 def estimator_teacher(
-    spec: TeacherSpec, domains: Sequence[PreparedDomain | NetworkSlot], host
+    spec: TeacherSpec, domains: Sequence[PreparedDomain | NetworkSlot], host: PluginHost
 ) -> EstimatorTeacher:
     """``teacher.model``'s classical teacher, unfitted, with one estimator slot per (input
     space, task) of ``domains``."""
@@ -253,7 +256,7 @@ def probe_network(
     spec: ModelSpec,
     net: MultiDomainNet,
     domains: Sequence[PreparedDomain],
-    host,
+    host: PluginHost,
     view: Literal["teacher", "student"],
 ) -> None:
     """Check the contract of every part of ``net`` on two examples of each input space,

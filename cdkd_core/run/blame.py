@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.components.contracts import ContractError
 from cdkd_core.errors import PluginError
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
-def plugin_error(host: Any, exc: BaseException, stage: str | None = None) -> PluginError | None:
+
+def plugin_error(
+    host: PluginHost, exc: BaseException, stage: str | None = None
+) -> PluginError | None:
     """A :class:`PluginError` naming the plugin (and its version and component) whose code
     raised ``exc``, and the pipeline ``stage`` it was in; None when the error did not come
     from a plugin, and for ``KeyboardInterrupt`` (the user's Ctrl-C, never a plugin's
@@ -31,7 +36,7 @@ def plugin_error(host: Any, exc: BaseException, stage: str | None = None) -> Plu
     )
 
 
-def attribute_contract(host: Any, exc: ContractError, stage: str | None) -> None:
+def attribute_contract(host: PluginHost, exc: ContractError, stage: str | None) -> None:
     """Name the plugin (and version) that provides the component of a broken contract."""
     info = host.provider(exc.kind, exc.cls)
     plugin = host.plugins.get(info.plugin) if info is not None else None

@@ -7,9 +7,10 @@
 4. evaluation (:mod:`cdkd_core.stages.evaluation`), then the feedback strategy
    (:mod:`cdkd_core.stages.feedback`); stages 2-4 repeat for the strategy's rounds.
 
-Every stage has a stable key (:mod:`cdkd_core.stages.keys`); a checkpoint
-(:class:`~cdkd_core.run.state.RunState`) names the one in progress, and a resumed run
-restores the stages before it and runs the rest.
+Every stage has a stable key (:mod:`cdkd_core.stages.keys`) and saves what it owns; a
+checkpoint (:class:`~cdkd_core.run.state.RunState`) names the stage in progress, and
+:meth:`Runner._run_stage`, the whole of resuming, restores the stages before it, goes on
+with it and runs the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,14 +32,13 @@ from cdkd_core.engine.distributed import current_world
 from cdkd_core.engine.progress import Progress
 from cdkd_core.engine.settings import resolve_device
 from cdkd_core.errors import ConfigError
-from cdkd_core.files import atomic_write_json, save_weights
+from cdkd_core.files import atomic_write_json
 from cdkd_core.nets.assembly import build_network, build_teacher, probe_network, teacher_networks
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.reading import find_module
 from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.nets.weight_init import pair_layers, same_view_spaces
 from cdkd_core.run.checkpoint import Checkpointer
-from cdkd_core.run.knowledge_sample import save_knowledge_sample
 from cdkd_core.run.layout import write_layout
 from cdkd_core.run.provenance import write_providers
 from cdkd_core.run.reachability import check_reachability, unreached_targets
@@ -50,10 +50,14 @@ from cdkd_core.stages.context import StageContext, StopSignal, seed_everything
 from cdkd_core.stages.distillation import DistillationStage, feedback_views
 from cdkd_core.stages.evaluation import BaselineReference
 from cdkd_core.stages.feedback import FeedbackStage
-from cdkd_core.stages.keys import Stage, feedback_key
+from cdkd_core.stages.keys import Stage
+from cdkd_core.stages.outputs import WritesWeights, write_weights
 from cdkd_core.stages.teacher import TeacherStage, load_teacher_checkpoint
 from cdkd_core.stages.teacher_cache import TeacherCache
 from cdkd_core.stages.token_knowledge import check_token_stems
+
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
 
 
 class _NullLog:
@@ -73,7 +77,7 @@ class Runner:
     def __init__(
         self,
         config: PipelineConfig,
-        host: Any,
+        host: PluginHost,
         run_dir: Path,
         progress: Progress,
         resume: RunState | None = None,
@@ -101,7 +105,6 @@ class Runner:
         self.stop = StopSignal()  # set by Ctrl-C: checkpoint after this step, then stop
         self.training_started = False
         self.resume = resume
-        self.round_results: list[dict[str, Any]] = []
         #: warnings about the run's data and domains (summary.json "warnings")
         self.warnings: list[str] = []
         self.ctx: StageContext | None = None
@@ -127,23 +130,19 @@ class Runner:
         start = time.perf_counter()
         ctx, baseline = self._setup()
         ctx.where = "teacher training"
-        self._run_stage(TeacherStage(ctx))
-        if self.resume is None or not self.resume.finished(TeacherStage.key):
-            self._save("teacher", ctx.teacher.state_dict())
+        self._run_stage(WritesWeights(TeacherStage(ctx), ctx, "teacher", ctx.teacher))
         ctx.where = "baseline"
-        self._run_stage(BaselineStage(ctx, baseline))
+        self._run_stage(WritesWeights(BaselineStage(ctx, baseline), ctx, "baseline", baseline))
         self._baseline_state = baseline.state_dict()
-        self._save("baseline", baseline.state_dict())
-        reference = BaselineReference(ctx, baseline)
-        student, predictions = self._rounds(ctx, baseline, reference)
+        student, predictions = self._rounds(ctx, baseline, BaselineReference(ctx, baseline))
         ctx.where = "saving"
-        self._save("student", student.state_dict())
+        write_weights(ctx, "student", student.state_dict())
         if ctx.student_offsets:  # its decision rule on targets with an estimated prior
-            self._save("student_offsets", ctx.student_offsets)
+            write_weights(ctx, "student_offsets", ctx.student_offsets)
         if ctx.target_heads is not None and len(ctx.target_heads.heads):
-            self._save("target_heads", ctx.target_heads.state_dict())
-        self._save("predictions", predictions)
-        summary = build_summary(ctx, student, self.round_results, self.warnings)
+            write_weights(ctx, "target_heads", ctx.target_heads.state_dict())
+        write_weights(ctx, "predictions", predictions)
+        summary = build_summary(ctx, student, ctx.round_results, self.warnings)
         summary["wall_s"] = round(time.perf_counter() - start, 3)
         if self.world.main:
             atomic_write_json(self.run_dir / "summary.json", summary)
@@ -152,7 +151,7 @@ class Runner:
 
     def _run_stage(self, stage: Stage) -> None:
         """Restore ``stage`` when the checkpoint was taken after it, else run it (going on
-        from the checkpoint when it was taken inside it)."""
+        from the checkpoint when it was taken inside it): the whole of resuming."""
         resume = self.resume
         if resume is not None and resume.finished(stage.key):
             stage.restore(resume)
@@ -164,53 +163,14 @@ class Runner:
     ) -> tuple[MultiDomainNet, dict[str, torch.Tensor]]:
         """Stages 2-4 and the feedback, round by round; the last student and its test
         predictions."""
-        resume = self.resume
         views = feedback_views(ctx)
-        self.round_results = list(resume.round_results) if resume is not None else []
         distil = None
         for round_ in range(ctx.feedback.rounds):
-            if resume is not None and resume.finished(feedback_key(round_)):
-                continue  # this round, its feedback included, finished before the stop
             distil = DistillationStage(ctx, round_, baseline, reference, views)
-            finished = resume is not None and resume.finished(distil.key)
             self._run_stage(distil)
-            assert distil.student is not None
-            if not finished:
-                if self.world.main:  # for the report's knowledge-space plot
-                    save_knowledge_sample(
-                        self.run_dir,
-                        ctx.domains,
-                        distil.outputs,
-                        distil.student,
-                        distil.losses,
-                        self.config.student.feature_layer,
-                        self.device,
-                        round_=round_,
-                        seed=ctx.seed,
-                    )
-                self.checkpoint(
-                    feedback_key(round_),
-                    student=distil.student.state_dict(),
-                    torch_rng=torch.get_rng_state(),
-                    fit=distil.saved_state(),  # what restoring the stage needs
-                )
-            self._record_round(round_, distil.results)
-            feedback = FeedbackStage(ctx, round_, views, distil.student)
-            self._run_stage(feedback)
-            if feedback.changed:
-                self._save("teacher", ctx.teacher.state_dict())
+            self._run_stage(FeedbackStage(ctx, round_, views, distil))
         assert distil is not None and distil.student is not None
         return distil.student, distil.predictions
-
-    def _record_round(self, round_: int, results: dict[str, Any]) -> None:
-        self.round_results.append({"round": round_, "domains": results})
-        self.log.log(
-            stage="evaluation",
-            round=round_,
-            domains={
-                k: {r: v[r] for r in ("teacher", "student", "baseline")} for k, v in results.items()
-            },
-        )
 
     # -- before the stages -----------------------------------------------------------------------
     def _setup(self) -> tuple[StageContext, MultiDomainNet]:
@@ -324,12 +284,7 @@ class Runner:
             key = self.resume.stage
             self.log.log(event="resumed", stage=key.name, round=key.round)
 
-    # -- files -----------------------------------------------------------------------------------
-    def _save(self, name: str, state: dict[str, torch.Tensor]) -> None:
-        """Write ``<name>.safetensors`` in the run directory (process 0 only)."""
-        if self.world.main:
-            save_weights(self.run_dir / f"{name}.safetensors", state)
-
+    # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint(self, key: StageKey, **extra: Any) -> None:
         """Save where the run stands (``checkpoint.safetensors``) for ``cdkd run --resume``:
         the stage ``key`` is in progress; ``extra``: ``fit`` (the training loop's state),
@@ -343,7 +298,7 @@ class Runner:
             baseline=self._baseline_state,
             round_start_teacher=self.ctx.round_start_teacher,
             feedback=self.feedback.state_dict(),
-            round_results=self.round_results,
+            round_results=self.ctx.round_results,
             **extra,
         )
         self.checkpointer.save(self.run_dir, state)

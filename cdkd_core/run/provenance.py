@@ -4,7 +4,7 @@ stems included), checked by ``cdkd run --resume``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
@@ -12,9 +12,12 @@ from cdkd_core.files import atomic_write_json
 from cdkd_core.nets.assembly import stem_architecture
 from cdkd_core.run.providers import PROVIDERS, provider_record
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
+
 
 def write_providers(
-    run_dir: Path, config: PipelineConfig, host: Any, domains: list[PreparedDomain]
+    run_dir: Path, config: PipelineConfig, host: PluginHost, domains: list[PreparedDomain]
 ) -> None:
     """Write the run's ``providers.json``."""
     sources = [d for d in domains if d.role == "source"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from cdkd_core.config.models import PipelineConfig
+    from cdkd_core.host.plugin_host import PluginHost
 
 PROVIDERS = "providers.json"
 
@@ -39,7 +40,7 @@ def used_components(config: PipelineConfig) -> list[tuple[str, str]]:
 
 
 def provider_record(
-    config: PipelineConfig, host: Any, stems: Iterable[type] = ()
+    config: PipelineConfig, host: PluginHost, stems: Iterable[type] = ()
 ) -> dict[str, dict[str, dict[str, str | None]]]:
     """``{kind: {name: {"plugin": ..., "version": ...}}}`` for every component ``config``
     uses, and the architectures ``stems`` (classes of the default stems it was given)."""
@@ -56,7 +57,7 @@ def provider_record(
     return record
 
 
-def check_providers(run_dir: Path, host: Any) -> None:
+def check_providers(run_dir: Path, host: PluginHost) -> None:
     """Refuse to resume ``run_dir`` when a component it used now comes from another plugin
     or another version of its plugin (a run without ``providers.json`` is not checked)."""
     from cdkd_core.components.kinds import kind_label

@@ -8,7 +8,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +28,9 @@ from cdkd_core.run.rundir import check_output_root, create_run_dir
 from cdkd_core.run.state import RunState
 from cdkd_core.stages.context import seed_everything
 
+if TYPE_CHECKING:
+    from cdkd_core.host.plugin_host import PluginHost
+
 __all__ = ["RunResult", "Runner", "resume_run", "run_pipeline", "seed_everything"]
 
 
@@ -46,21 +49,46 @@ def run_pipeline(
     *,
     output: str | Path = "runs",
     overrides: list[str] | None = None,
-    host: Any = None,
+    host: PluginHost | None = None,
     quiet: bool = True,
     checkpointer: Checkpointer | None = None,
 ) -> RunResult:
-    """Run a pipeline and write its run directory under ``output``.
+    """Run a pipeline and write its run directory under ``output``: what ``cdkd run``
+    does.
 
-    ``config`` is a validated :class:`PipelineConfig`, a mapping, a YAML path, or ``None``
-    for the built-in quickstart. Started by torchrun as one of several processes, it joins
-    their process group (unless the caller has) and trains with DistributedDataParallel;
-    process 0 alone writes the run directory. ``checkpointer`` saves the run's state
-    (default: :class:`~cdkd_core.run.checkpoint.Checkpointer`).
+    Started by torchrun as one of several processes, it joins their process group (unless
+    the caller has) and trains with DistributedDataParallel; process 0 alone writes the
+    run directory.
+
+    Args:
+        config: a validated :class:`PipelineConfig` (from :func:`load_config`), a mapping,
+            a YAML path, or ``None`` for the built-in quickstart.
+        output: the folder the run directory is made in.
+        overrides: ``key.path=value`` strings applied to ``config`` before it runs.
+        host: the plugin host; by default one over the built-ins and the installed
+            plugins.
+        quiet: no progress on the terminal.
+        checkpointer: saves the run's state for ``cdkd run --resume`` (by default into
+            the run directory's ``checkpoint.safetensors``).
+
+    Returns:
+        A ``RunResult``: ``run_dir`` (the run directory) and ``summary`` (its
+        ``summary.json`` as a dict); ``main`` is False in torchrun's other processes.
+
+    Raises:
+        ConfigError: the config is invalid (nothing is written).
+        DataError: a domain's data cannot be read.
+        TrainingError: training diverged (the run directory says where).
+
+    Examples:
+        >>> from cdkd_core import load_config, run_pipeline  # doctest: +SKIP
+        >>> result = run_pipeline(load_config("my.yaml"), output="runs")  # doctest: +SKIP
+        >>> result.summary["domains"]["my_loans"]["student"]  # doctest: +SKIP
     """
-    from cdkd_core.host.plugin_host import PluginHost
+    if host is None:
+        from cdkd_core.host.plugin_host import PluginHost
 
-    host = host if host is not None else PluginHost()
+        host = PluginHost()
     if not isinstance(config, PipelineConfig) or overrides:
         source = config_mapping(config) if isinstance(config, PipelineConfig) else config
         config = load_config(source, overrides, host=host)
@@ -83,21 +111,24 @@ def run_pipeline(
 def resume_run(
     run_dir: str | Path,
     *,
-    host: Any = None,
+    host: PluginHost | None = None,
     quiet: bool = True,
     checkpointer: Checkpointer | None = None,
 ) -> RunResult:
     """Continue a killed or interrupted run from its last checkpoint (``cdkd run
-    --resume``); on CPU it ends with the metrics the run would have had uninterrupted."""
-    from cdkd_core.host.plugin_host import PluginHost
-
+    --resume``); on CPU it ends with the metrics the run would have had uninterrupted.
+    ``host``: the plugin host (the run's plugins and versions must be the ones it started
+    with); by default one over the built-ins and the installed plugins."""
     run_dir = Path(run_dir)
     where = f"--resume {run_dir}"
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{where}: not a run directory (no config.yaml)")
     if (run_dir / "summary.json").is_file():
         raise ConfigError(f"{where}: this run finished already (summary.json exists)")
-    host = host if host is not None else PluginHost()
+    if host is None:
+        from cdkd_core.host.plugin_host import PluginHost
+
+        host = PluginHost()
     check_providers(run_dir, host)  # a changed plugin or version is refused
     config = load_config(run_dir / "config.yaml", host=host)
     checkpointer = checkpointer if checkpointer is not None else Checkpointer()
@@ -109,7 +140,7 @@ def resume_run(
 
 def _start(
     config: PipelineConfig,
-    host: Any,
+    host: PluginHost,
     run_dir: Path,
     progress: Progress,
     resume: RunState | None,
@@ -131,7 +162,7 @@ def _start(
         raise blamed from exc
 
 
-def _run_blaming(runner: Runner, host: Any) -> dict[str, Any]:
+def _run_blaming(runner: Runner, host: PluginHost) -> dict[str, Any]:
     """``runner.run()``, an error from plugin code naming the plugin and the stage."""
     try:
         return runner.run()
@@ -149,7 +180,7 @@ def _run_blaming(runner: Runner, host: Any) -> dict[str, Any]:
 
 def _execute(
     config: PipelineConfig,
-    host: Any,
+    host: PluginHost,
     run_dir: Path,
     quiet: bool,
     resume: RunState | None,

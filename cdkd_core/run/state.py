@@ -3,7 +3,9 @@
 Every stage of a run has a stable :class:`StageKey`: ``teacher``, ``baseline``, then per
 feedback round ``student`` (knowledge extraction, distillation, evaluation) and
 ``feedback``. A checkpoint names the stage in progress; the stages before it finished,
-so a resumed run restores them from the state and runs the rest.
+so a resumed run restores them from the state and runs the rest. The training stages
+checkpoint after their epochs (``fit``: the loop's state); each feedback stage as it
+starts (``student``, ``torch_rng`` and the student stage's ``fit``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ __all__ = ["RunState", "StageKey"]
 class RunState:
     """Where a run stands: the stage in progress (``stage``) and what resuming needs.
 
-    ``fit`` is the training loop's own state inside a training stage (None between
-    epochs of no stage: before the feedback); ``student`` and ``torch_rng`` are set at the
-    feedback checkpoint, taken after the round's student was trained and evaluated.
+    ``fit`` is the training loop's own state inside a training stage; at a feedback
+    checkpoint (taken as the feedback stage starts, after the round's student was trained
+    and evaluated) what restoring the student stage needs beyond ``student`` and
+    ``torch_rng``, which are set there alone.
     """
 
     stage: StageKey

@@ -6,7 +6,13 @@ from __future__ import annotations
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.stages.context import StageContext
 from cdkd_core.stages.keys import BASELINE, SavedRun
-from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
+from cdkd_core.stages.training import (
+    TrainSpec,
+    cross_entropy,
+    domain_plans,
+    resumed_loop,
+    train_stage,
+)
 
 
 class BaselineStage:
@@ -25,9 +31,8 @@ class BaselineStage:
             self.baseline,
             domain_plans(self.ctx.trained, "student", use_labels_only=True),
             cross_entropy(self.ctx.host),
-            key=BASELINE,
-            teacher=False,
-            resume=resume.fit if resume is not None else None,
+            TrainSpec(key=BASELINE, network="student"),
+            resumed_loop(resume),
         )
 
     def restore(self, state: SavedRun) -> None:

@@ -18,6 +18,7 @@ from cdkd_core.config.models import PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.distributed import World
 from cdkd_core.engine.progress import Progress
+from cdkd_core.host.plugin_host import PluginHost
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.nets.target_heads import TargetHeads
 from cdkd_core.stages.keys import StageKey
@@ -69,7 +70,7 @@ class StageContext:
     """The run as the stages see it (built by the runner)."""
 
     config: PipelineConfig
-    host: Any
+    host: PluginHost
     run_dir: Path
     device: torch.device
     world: World
@@ -91,6 +92,9 @@ class StageContext:
     priors: dict[str, Any] = field(default_factory=dict)
     #: the round's logit offset of the student on each target with an estimated prior
     student_offsets: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: the results of the rounds finished so far (``{"round": r, "domains": ...}``, kept in
+    #: each checkpoint); each round's feedback stage adds its round's
+    round_results: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def seed(self) -> int:

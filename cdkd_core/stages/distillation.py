@@ -33,9 +33,10 @@ from cdkd_core.stages.gating import (
 )
 from cdkd_core.stages.keys import SavedRun, student_key
 from cdkd_core.stages.knowledge import encode_round
+from cdkd_core.stages.knowledge_sample import save_knowledge_sample
 from cdkd_core.stages.priors import estimate_priors, live_teacher_logits, student_offsets
 from cdkd_core.stages.token_knowledge import inject_teacher_tokens
-from cdkd_core.stages.training import domain_plans, train_stage
+from cdkd_core.stages.training import TrainSpec, domain_plans, resumed_loop, train_stage
 
 Losses = list[tuple[Loss, float]]
 
@@ -141,9 +142,9 @@ def build_student(ctx: StageContext, round_: int) -> MultiDomainNet:
 
 
 class DistillationStage:
-    """One round's ``student`` stage; after it ran (or was restored) it holds the
-    student, its test results and predictions (and, when it ran, the round's teacher
-    outputs and losses, for the knowledge sample)."""
+    """One round's ``student`` stage; after it ran (or was restored from its round's
+    feedback checkpoint) it holds the student, its test results and predictions. As it
+    finishes it saves the round's knowledge sample (``knowledge_sample.safetensors``)."""
 
     def __init__(
         self,
@@ -205,6 +206,25 @@ class DistillationStage:
         assert self.student is not None
         ctx.student_offsets = student_offsets(ctx, self.student)
         self._evaluate()
+        self._save_knowledge_sample()
+
+    def _save_knowledge_sample(self) -> None:
+        """The report's sample of the knowledge space: the round's teacher outputs, the
+        student's features and its losses' projector (process 0 writes it)."""
+        ctx = self.ctx
+        assert self.student is not None
+        if ctx.world.main:
+            save_knowledge_sample(
+                ctx.run_dir,
+                ctx.domains,
+                self.outputs,
+                self.student,
+                self.losses,
+                ctx.config.student.feature_layer,
+                ctx.device,
+                round_=self.round,
+                seed=ctx.seed,
+            )
 
     def _distil_pass(
         self, encoder: KnowledgeEncoder, resume: SavedRun | None, saved: dict | None
@@ -244,7 +264,7 @@ class DistillationStage:
         """Train the student on the teacher's ``outputs`` (beside a live teacher where the
         strategy has one; it gives no logits on the ``gated`` domains)."""
         ctx, feedback = self.ctx, self.ctx.feedback
-        live = None
+        live: LiveTeacherAdapter | None = None
         if feedback.live_teacher:
             feedback.begin_round(ctx.teacher, self.views)
             live = LiveTeacherAdapter(feedback, ctx.teacher, self.views, ctx.device, gated, ctx)
@@ -260,18 +280,18 @@ class DistillationStage:
                 self.student,
                 domain_plans(ctx.trained, "student", use_labels_only=False, outputs=outputs),
                 self.losses,
-                key=self.key,
-                teacher=False,
-                live=live,
-                resume=resume.fit if resume is not None else None,
-                saved=saved,
+                TrainSpec(key=self.key, network="student", live=live, saved=saved),
+                resumed_loop(resume),
             )
 
     def restore(self, state: SavedRun) -> None:
-        """The student trained and evaluated before the checkpoint: evaluate it again
-        (deterministic, the gate's decisions too, with the after-training check the
-        checkpoint kept: :meth:`saved_state`); the teacher and the torch RNG as they
-        were."""
+        """From its round's feedback checkpoint: the student trained and evaluated before
+        it, evaluated again (deterministic, the gate's decisions too, with the
+        after-training check the checkpoint kept: :meth:`saved_state`); the teacher and
+        the torch RNG as they were. From a later round's checkpoint: nothing, the round is
+        over (its results are restored by its feedback stage)."""
+        if state.stage.round != self.round:
+            return
         ctx = self.ctx
         assert state.student is not None and state.torch_rng is not None
         student = build_network(

@@ -1,10 +1,15 @@
 """Feedback: after each round but the last, the strategy looks at the round's teacher and
 student and may change the teacher (fine-tune it on examples it weights) before the next
-round; a live strategy trained it beside the student already."""
+round; a live strategy trained it beside the student already.
+
+The feedback stage closes its round: as it starts it checkpoints the round's trained
+student (``feedback[r]`` in progress) and records the round's results, and when the
+teacher changed it rewrites ``teacher.safetensors``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +27,10 @@ from cdkd_core.engine.non_finite import Diverged
 from cdkd_core.engine.plans import DomainPlan
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.stages.context import StageContext, View, view_x
+from cdkd_core.stages.distillation import DistillationStage
 from cdkd_core.stages.evaluation import domain_metrics
 from cdkd_core.stages.keys import SavedRun, feedback_key
+from cdkd_core.stages.outputs import write_weights
 from cdkd_core.stages.training import attribute_divergence, fit_settings
 
 Batches = dict[str, tuple[Split, torch.Tensor]]
@@ -107,33 +114,60 @@ def finetune_teacher(ctx: StageContext, batches: Batches, epochs: int, lr: float
 
 
 class FeedbackStage:
-    """One round's ``feedback`` stage. ``changed`` says, after it ran, whether the
-    teacher changed in the round (then it is saved and every process takes process 0's)."""
+    """One round's ``feedback`` stage, after the round's ``student`` stage ``distil`` (run
+    or restored). ``changed`` says, after it ran, whether the teacher changed in the round
+    (then every process takes process 0's, and it is saved)."""
 
     def __init__(
         self,
         ctx: StageContext,
         round_: int,
         views: dict[str, FeedbackDomain],
-        student: MultiDomainNet,
+        distil: DistillationStage,
     ) -> None:
         self.ctx, self.round, self.key, self.views = ctx, round_, feedback_key(round_), views
-        self.student = student
+        self.distil = distil
         self.changed = False
 
-    def run(self, resume: SavedRun | None = None) -> None:
-        """The strategy's ``after_round`` on the round's student (all rounds but the
-        last); a feedback stage is never checkpointed inside, so ``resume`` is None."""
-        ctx, student = self.ctx, self.student
+    def run(self, resume: SavedRun | None) -> None:
+        """Checkpoint the round (``resume``: the state of that checkpoint, which a resumed
+        stage starts from), record its results, then the strategy's ``after_round`` on the
+        round's student (all rounds but the last)."""
+        ctx, student = self.ctx, self.distil.student
+        assert student is not None
+        if resume is None:
+            ctx.checkpoint(
+                self.key,
+                student=student.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                fit=self.distil.saved_state(),  # what restoring the student stage needs
+            )
+        self._record({"round": self.round, "domains": self.distil.results})
         self.changed = ctx.feedback.live_teacher  # it trained beside the student
         ctx.where = f"feedback (round {self.round})"
         if self.round + 1 < ctx.feedback.rounds:
             self.changed = self._after_round(student) or self.changed
         if self.changed:
             broadcast_module(ctx.teacher)  # every process goes on with process 0's
+            write_weights(ctx, "teacher", ctx.teacher.state_dict())
 
     def restore(self, state: SavedRun) -> None:
-        """Nothing to restore: no checkpoint is taken inside a feedback stage."""
+        """The round's results as the checkpoint kept them (the teacher it left is the
+        later stages' to restore)."""
+        (result,) = (r for r in state.round_results if r["round"] == self.round)
+        self.ctx.round_results.append(result)  # logged before the stop
+
+    def _record(self, result: dict[str, Any]) -> None:
+        """Add the round's ``result`` to the run's, and log it (``evaluation``)."""
+        self.ctx.round_results.append(result)
+        self.ctx.log.log(
+            stage="evaluation",
+            round=self.round,
+            domains={
+                k: {r: v[r] for r in ("teacher", "student", "baseline")}
+                for k, v in result["domains"].items()
+            },
+        )
 
     def _after_round(self, student: MultiDomainNet) -> bool:
         ctx = self.ctx

@@ -2,7 +2,9 @@
 
 ``teacher`` and ``baseline`` run once, then per feedback round ``student`` (knowledge
 extraction, distillation, evaluation) and ``feedback``. A checkpoint names the stage in
-progress by its key; the runner restores the stages before it and runs the rest.
+progress by its key; the runner restores the stages before it and runs the rest. A key is
+the stage's identity in checkpoint files: log and progress labels are derived from it,
+never the other way round.
 """
 
 from __future__ import annotations
@@ -64,13 +66,15 @@ class SavedRun(Protocol):
     baseline: Weights | None
     round_start_teacher: Weights | None
     feedback: Any
+    round_results: list[dict[str, Any]]
     fit: dict[str, Any] | None
     student: Weights | None
     torch_rng: torch.Tensor | None
 
 
 class Stage(Protocol):
-    """A stage as the runner drives it."""
+    """A stage as the runner drives it: it saves what it owns (its checkpoints, its files
+    in the run directory) as it runs, and takes its outcome back from a checkpoint."""
 
     key: StageKey
 

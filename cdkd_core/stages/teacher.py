@@ -31,7 +31,13 @@ from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
 from cdkd_core.stages.slot_rows import slot_rows
 from cdkd_core.stages.teacher_selection import fit_linear_teacher, select_teacher
-from cdkd_core.stages.training import cross_entropy, domain_plans, train_stage
+from cdkd_core.stages.training import (
+    TrainSpec,
+    cross_entropy,
+    domain_plans,
+    resumed_loop,
+    train_stage,
+)
 
 
 def finetune_epochs(config: PipelineConfig, sources: list[PreparedDomain] | None = None) -> int:
@@ -163,10 +169,8 @@ class TeacherStage:
             ctx.teacher,
             domain_plans(ctx.sources, "teacher", use_labels_only=True),
             cross_entropy(ctx.host),
-            key=TEACHER,
-            teacher=True,
-            resume=resume.fit if resume is not None else None,
-            epochs=epochs,
+            TrainSpec(key=TEACHER, network="teacher", epochs=epochs),
+            resumed_loop(resume),
         )
 
     def _fit_candidates(self, teacher: SelectedTeacher, resume: SavedRun | None) -> None:
@@ -206,11 +210,8 @@ class TeacherStage:
                 member,
                 member_plans,
                 cross_entropy(ctx.host),
-                key=TEACHER,
-                teacher=True,
-                resume=resume.fit if resume is not None and k == first else None,
-                member=k,
-                seed=seed,
+                TrainSpec(key=TEACHER, network="teacher", member=k, seed=seed),
+                resumed_loop(resume) if k == first else None,
             )
 
     def restore(self, state: SavedRun) -> None:

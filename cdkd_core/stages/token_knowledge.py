@@ -28,112 +28,40 @@ The table is computed once per teacher, vocabulary and width and cached under
 SHA-256 of the vocabulary's tokens, the width and ``sif``: a changed vocabulary or width
 computes a new table, an unreadable or mismatched file is recomputed, never trusted.
 
-A student stem opts in by implementing :class:`TokenKnowledgeStem` (a module with a
+A student stem opts in by implementing
+:class:`~cdkd_core.components.token_vocabulary.TokenKnowledgeStem` (a module with a
 ``vocabulary`` id and ``inject_teacher_tokens``); :func:`inject_teacher_tokens` calls every
-such stem of a student.
+such stem of a student. The types a stem sees (:class:`TokenVocabulary`, the
+:class:`TokenTeacher` protocol, :data:`BarFactory`) and the SIF weights
+(:func:`zipf_sif_weights`) are defined in :mod:`cdkd_core.components.token_vocabulary`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from cdkd_core.components.token_vocabulary import (
+    SIF,
+    BarFactory,
+    TokenKnowledgeStem,
+    TokenTeacher,
+    TokenVocabulary,
+    zipf_sif_weights,
+)
 from cdkd_core.errors import ConfigError
 
-SIF = 1e-4
-"""Default SIF coefficient ``a`` of the frequency weighting ``a / (a + p)``.
-
-Examples:
-    >>> from cdkd_core.plugin_api import SIF, zipf_sif_weights
-    >>> SIF
-    0.0001
-    >>> bool((zipf_sif_weights(10) == zipf_sif_weights(10, SIF)).all())
-    True
-"""
 #: Tokens shown to the teacher per call.
 CHUNK = 1024
-BarFactory = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
-"""A progress-bar factory: ``bar(description, total)`` is a context manager yielding an
-``advance(status="")`` function (:meth:`cdkd_core.engine.progress.Progress.stage`).
-
-Examples:
-    >>> from contextlib import contextmanager
-    >>> from cdkd_core.plugin_api import BarFactory
-    >>> @contextmanager
-    ... def printed(description, total):
-    ...     print(f"{description}: {total} steps")
-    ...     yield lambda status="": print("step", status)
-    >>> bar: BarFactory = printed
-    >>> with bar("teacher tokens", 2) as advance:
-    ...     advance()
-    ...     advance("done")
-    teacher tokens: 2 steps
-    step
-    step done
-"""
-
-
-class TokenTeacher(Protocol):
-    """A teacher that can embed single tokens of a vocabulary."""
-
-    #: Identifies the teacher (model and how its outputs are pooled); keys the cache.
-    model_id: str
-
-    def embed_tokens(self, token_ids: Sequence[int]) -> np.ndarray:
-        """float32 ``[len(token_ids), D]``: the teacher's output for each token on its own."""
-        ...
-
-
-@dataclass(frozen=True)
-class TokenVocabulary:
-    """The token ids a student view uses: how many, which are real tokens, and a digest.
-
-    ``tokens[i]`` is the string of id ``i`` (hashed into ``digest``); ``embed`` lists the ids
-    shown to the teacher (real tokens), in rank order (most frequent first) for the Zipf
-    estimate; every other id (padding, special, unused) gets a zero row.
-
-    Args:
-        id: The vocabulary's name (e.g. ``minilm-wordpiece``; a student view's
-            ``student_vocabulary``).
-        tokens: The string of each id, ``tokens[i]`` for id ``i``.
-        embed: The ids shown to the teacher, most frequent first.
-
-    Examples:
-        >>> from cdkd_core.plugin_api import TokenVocabulary
-        >>> vocab = TokenVocabulary(id="toy", tokens=("[PAD]", "the", "cat"), embed=(1, 2))
-        >>> vocab.size, len(vocab.digest)
-        (3, 64)
-    """
-
-    id: str
-    tokens: tuple[str, ...]
-    embed: tuple[int, ...]
-
-    @property
-    def size(self) -> int:
-        """Number of ids (the table's rows)."""
-        return len(self.tokens)
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """SHA-256 of the tokens (NUL-separated) and of the embedded ids.
-
-        Returns:
-            64 hex digits (part of the token table's cache key).
-        """
-        h = hashlib.sha256("\0".join(self.tokens).encode("utf-8"))
-        h.update(np.asarray(self.embed, dtype=np.int64).tobytes())
-        return h.hexdigest()
 
 
 @dataclass
@@ -156,30 +84,6 @@ class TokenTable:
         out = asdict(self)
         out.pop("weights")
         return out
-
-
-def zipf_sif_weights(n: int, sif: float = SIF) -> np.ndarray:
-    """``a / (a + p_r)`` for ranks ``r = 0..n-1``, ``p_r = (1/(r+2)) / sum_j 1/(j+2)``.
-
-    The SIF weight (Arora et al. 2017) of each token of a vocabulary listed by frequency,
-    its probability estimated by Zipf's law from its rank: frequent tokens are shrunk,
-    rare ones kept.
-
-    Args:
-        n: Number of ranked tokens.
-        sif: The coefficient ``a``.
-
-    Returns:
-        ``[n]`` float64 weights in ``(0, 1)``, increasing with the rank.
-
-    Examples:
-        >>> from cdkd_core.plugin_api import zipf_sif_weights
-        >>> zipf_sif_weights(30000)[[0, 100, -1]].round(3).tolist()
-        [0.002, 0.092, 0.967]
-    """
-    inv_rank = 1.0 / np.arange(2, n + 2, dtype=np.float64)
-    proba = inv_rank / inv_rank.sum()
-    return sif / (sif + proba)
 
 
 def reduce_token_outputs(outputs: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
@@ -335,21 +239,6 @@ def token_table(
         weights, teacher.model_id, vocab.id, vocab.digest, dim, sif, explained, len(ids),
         str(path), cached=False,
     )  # fmt: skip
-
-
-@runtime_checkable
-class TokenKnowledgeStem(Protocol):
-    """A student stem over token ids whose table can start from the teacher's tokens."""
-
-    #: Id of the token vocabulary the stem reads (a domain's ``student_vocabulary``).
-    vocabulary: str
-
-    def inject_teacher_tokens(self, bar: BarFactory | None = None) -> dict[str, Any]:
-        """Overwrite the token table with the teacher's (:func:`token_table`); returns a
-        JSON-ready report of what was written. A stem may also define
-        ``check_teacher_tokens()``, raising ConfigError when it cannot (checked before the
-        teacher trains)."""
-        ...
 
 
 def token_stems(network: nn.Module) -> dict[str, TokenKnowledgeStem]:

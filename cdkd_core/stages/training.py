@@ -1,23 +1,26 @@
 """How a stage trains a network: its fit settings, the domains' plans, the run's logging
-and checkpoints around :func:`cdkd_core.engine.fit.fit`."""
+and checkpoints around :func:`cdkd_core.engine.fit.fit` (:func:`train_stage`, given a
+:class:`TrainSpec`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from cdkd_core.components.loss import Loss
-from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, PipelineConfig
+from cdkd_core.config.models import DEFAULT_TEACHER_TRAIN, ModelSpec, PipelineConfig
 from cdkd_core.data.preparation import PreparedDomain
 from cdkd_core.engine.fit import fit
+from cdkd_core.engine.fit_state import LoopSnapshot
 from cdkd_core.engine.non_finite import Diverged
-from cdkd_core.engine.plans import DomainPlan, TeacherOutputs
+from cdkd_core.engine.plans import DomainPlan, LiveTeacher, TeacherOutputs
 from cdkd_core.engine.settings import FitResult, FitSettings
+from cdkd_core.host.plugin_host import BUILTIN_PLUGINS, PluginHost, kind_label
 from cdkd_core.stages.context import StageContext, View, seed_everything, view_x
-from cdkd_core.stages.keys import StageKey
+from cdkd_core.stages.keys import SavedRun, StageKey
 
 
 def teacher_train_values(
@@ -116,16 +119,14 @@ def domain_plans(
     return plans
 
 
-def cross_entropy(host: Any) -> list[tuple[Loss, float]]:
+def cross_entropy(host: PluginHost) -> list[tuple[Loss, float]]:
     """The loss list of a stage trained on labels alone."""
     return [(host.get("losses", "ce")(), 1.0)]
 
 
-def _component(host: Any, kind: str, component: Any) -> str | None:
+def _component(host: PluginHost, kind: str, component: Any) -> str | None:
     """``architecture 'mlp', built in`` or ``loss 'x' of plugin 'p' 0.1``: a component and
     who provides it (None when the host knows no provider)."""
-    from cdkd_core.host.plugin_host import BUILTIN_PLUGINS, kind_label
-
     info = host.provider(kind, component)
     if info is None:
         return None
@@ -137,8 +138,8 @@ def _component(host: Any, kind: str, component: Any) -> str | None:
 
 def attribute_divergence(
     exc: Diverged,
-    host: Any,
-    spec: Any,
+    host: PluginHost,
+    spec: ModelSpec,
     view: View,
     plans: list[DomainPlan],
     stage: str,
@@ -171,28 +172,59 @@ def attribute_divergence(
     exc.attribute(stage, network, component)
 
 
+@dataclass(frozen=True)
+class TrainSpec:
+    """What one stage trains and how (:func:`train_stage`).
+
+    ``key``: the stage (its log records and checkpoints are under it); ``network``: which
+    network's config (feature layer, components) and training settings apply, the
+    teacher's or the student's (the baseline trains a student); ``live``: a teacher
+    training beside the student (a live feedback strategy); ``epochs``: instead of the
+    settings' own; ``member``: which member of an ensemble teacher the model is (logged,
+    and kept in the checkpoint's loop state), trained from its own ``seed`` (default: the
+    network's, :attr:`~cdkd_core.stages.context.StageContext.seed` or
+    :attr:`~cdkd_core.stages.context.StageContext.student_seed`); ``saved``: what else
+    the stage needs to resume, kept in each checkpoint's loop state beside the loop's own.
+    """
+
+    key: StageKey
+    network: View
+    live: LiveTeacher | None = None
+    epochs: int | None = None
+    member: int | None = None
+    seed: int | None = None
+    saved: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        """The stage as progress shows it: ``student (round 0)``, ``teacher member 1``."""
+        stage, round_ = self.key.name, self.key.round
+        label = stage if round_ is None else f"{stage} (round {round_})"
+        return label if self.member is None else f"{label} member {self.member}"
+
+
+def resumed_loop(resume: SavedRun | None) -> LoopSnapshot | None:
+    """The training loop's state kept in ``resume``'s checkpoint (None: none was kept, or
+    no checkpoint)."""
+    if resume is None or resume.fit is None:
+        return None
+    return LoopSnapshot.from_state(resume.fit)
+
+
 def train_stage(
     ctx: StageContext,
     model: nn.Module,
     plans: list[DomainPlan],
     losses: list[tuple[Loss, float]],
-    *,
-    key: StageKey,
-    teacher: bool,
-    live: Any = None,
-    resume: dict | None = None,
-    epochs: int | None = None,
-    member: int | None = None,
-    seed: int | None = None,
-    saved: dict[str, Any] | None = None,
+    spec: TrainSpec,
+    resume: LoopSnapshot | None = None,
 ) -> FitResult:
-    """Train ``model`` for the stage ``key`` (continuing ``resume``, a checkpointed loop
-    state, where given), logging each epoch and checkpointing as the loop asks, under that
-    key.
-    ``member``: which member of an ensemble teacher ``model`` is (logged, and kept in the
-    checkpoint's loop state), trained from its own ``seed``. ``saved``: what else the
-    stage needs to resume, kept in each checkpoint's loop state beside the loop's own."""
-    spec = ctx.config.teacher if teacher else ctx.config.student
+    """Train ``model`` as ``spec`` says (continuing ``resume``, a checkpointed loop
+    state, where given), logging each epoch and checkpointing as the loop asks, under
+    ``spec.key``."""
+    teacher = spec.network == "teacher"
+    config = ctx.config.teacher if teacher else ctx.config.student
+    seed = spec.seed
     if seed is None:
         seed = ctx.seed if teacher else ctx.student_seed
     # the loop's batch order follows the run's seed for every stage (as it always has);
@@ -201,27 +233,27 @@ def train_stage(
         ctx.config,
         ctx.device,
         teacher=teacher,
-        seed=ctx.seed if member is None else seed,
-        layer=spec.feature_layer,
+        seed=ctx.seed if spec.member is None else seed,
+        layer=config.feature_layer,
         sources=ctx.sources,
     )
-    if epochs is not None:
-        settings = replace(settings, epochs=epochs)
-    stage, round_ = key.name, key.round
-    label = stage if round_ is None else f"{stage} (round {round_})"
-    if member is not None:
-        label = f"{label} member {member}"
-    tag = {} if member is None else {"member": member}
+    if spec.epochs is not None:
+        settings = replace(settings, epochs=spec.epochs)
+    stage, round_ = spec.key.name, spec.key.round
+    tag = {} if spec.member is None else {"member": spec.member}
     # every stage starts from a known RNG state (dropout, say), so one stage's numbers
     # never depend on what was built or run before it; baseline and student share one
     seed_everything(seed)
-    with ctx.progress.stage(label, settings.epochs) as advance:
+    with ctx.progress.stage(spec.label, settings.epochs) as advance:
 
         def on_epoch(record: dict) -> None:
             ctx.log.log(stage=stage, round=round_, **tag, **record)
             advance(f"val {record['val_score']:.4f}")
 
-        for _ in range(resume["epoch"] if resume is not None else 0):
+        def on_checkpoint(snapshot: LoopSnapshot) -> None:
+            ctx.checkpoint(spec.key, fit={**snapshot.to_state(), **tag, **(spec.saved or {})})
+
+        for _ in range(resume.epoch if resume is not None else 0):
             advance("resumed")
         try:
             result = fit(
@@ -229,11 +261,9 @@ def train_stage(
                 plans,
                 losses,
                 settings,
-                live=live,
+                live=spec.live,
                 on_epoch=on_epoch,
-                on_checkpoint=lambda fit_state: ctx.checkpoint(
-                    key, fit={**fit_state, **tag, **(saved or {})}
-                ),
+                on_checkpoint=on_checkpoint,
                 resume=resume,
                 stop_requested=ctx.stop,
             )
@@ -242,9 +272,7 @@ def train_stage(
             network = (
                 "the teacher" if teacher else f"the {stage if stage == 'baseline' else 'student'}"
             )
-            attribute_divergence(
-                exc, ctx.host, spec, "teacher" if teacher else "student", plans, what, network
-            )
+            attribute_divergence(exc, ctx.host, config, spec.network, plans, what, network)
             raise
     ctx.log.log(
         stage=stage,

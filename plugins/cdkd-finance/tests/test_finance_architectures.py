@@ -6,8 +6,7 @@ import pytest
 import torch
 from cdkd_finance.architectures import GRU, TCN
 
-from cdkd_core.config.models import ModelSpec
-from cdkd_core.nets.assembly import stem_architecture
+from cdkd_core.testing import stem_architecture
 
 
 @pytest.mark.parametrize("cls", [GRU, TCN])
@@ -80,12 +79,10 @@ def test_tcn_pooling():
 
 
 def test_teacher_defaults_to_gru_and_student_to_mlp(finance_host):
-    spec = ModelSpec.model_validate({"trunk": {"name": "mlp"}})
+    spec = {"trunk": {"name": "mlp"}}
     assert stem_architecture(spec, "series", finance_host, "teacher").name == "gru"
     assert stem_architecture(spec, "series", finance_host, "student").name == "mlp"
-    spec = ModelSpec.model_validate(
-        {"trunk": {"name": "mlp"}, "stems": {"series": {"name": "tcn"}}}
-    )
+    spec = {"trunk": {"name": "mlp"}, "stems": {"series": {"name": "tcn"}}}
     assert stem_architecture(spec, "series", finance_host, "student").name == "tcn"
 
 

@@ -9,8 +9,7 @@ import torch
 from cdkd_finance.credit import CreditCSV, CreditData, Default, GermanCredit
 from pydantic import ValidationError
 
-from cdkd_core.data.splits import stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError, stratified_split_indices
 
 
 def _all(data, attr="y"):

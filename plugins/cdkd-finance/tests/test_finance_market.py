@@ -19,8 +19,7 @@ from cdkd_finance.price_csv import PriceCSV, read_prices
 from cdkd_finance.sp500 import SP500, sp500_prices
 from pydantic import ValidationError
 
-from cdkd_core.errors import DataError
-from cdkd_core.plugin_api import check_domain
+from cdkd_core.plugin_api import DataError
 
 
 def _check_chronology(task, dates=None):
@@ -205,7 +204,3 @@ def test_price_csv_errors_name_file_and_line(tmp_path, write_prices):
     assert len(load(european, date_format="%d/%m/%Y", window=8).splits["test"]) > 0
     with pytest.raises(ValidationError, match="unknown feature"):
         PriceCSV.from_params({"path": european, "features": ["momentum"]})
-
-
-def test_sp500_keeps_the_domain_contract():
-    check_domain(SP500)  # DomainData, splits, labels, one load per seed, no leak

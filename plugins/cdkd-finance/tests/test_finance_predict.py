@@ -15,9 +15,12 @@ from cdkd_finance.credit import CreditCSV, CreditData, Default, GermanCredit
 from cdkd_finance.price_csv import PriceCSV
 
 from cdkd_core import load_student, run_pipeline
-from cdkd_core.components.raw_input import InputOptions
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    DataError,
+    InputOptions,
+    cap_examples,
+    stratified_split_indices,
+)
 from cdkd_core.testing import invoke_cli, tiny_pipeline_config
 
 CREDIT = {"schema": "common", "max_examples": 300}

@@ -8,7 +8,7 @@ import pytest
 from cdkd_medical.dicom import Dicom
 from pydicom.data import get_testdata_file
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 # only files bundled with pydicom (other test files are downloaded on demand)
 CT = get_testdata_file("CT_small.dcm")

@@ -6,8 +6,6 @@ import numpy as np
 import torch
 from cdkd_medical.fna import BreastCancerFNA
 
-from cdkd_core.plugin_api import check_domain
-
 
 def test_fna_domain():
     data = BreastCancerFNA.from_params({}).load(seed=0)
@@ -36,7 +34,3 @@ def test_fna_cap_and_seed():
     assert sum(len(s) for s in data.splits.values()) == 100
     again = BreastCancerFNA.from_params({"max_examples": 100, "split_seed": 3}).load(seed=9)
     assert torch.equal(data.splits["test"].teacher_x, again.splits["test"].teacher_x)
-
-
-def test_fna_keeps_the_domain_contract():
-    check_domain(BreastCancerFNA)  # DomainData, splits, labels, one load per seed, no leak

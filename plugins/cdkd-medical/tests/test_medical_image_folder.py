@@ -8,7 +8,7 @@ import torch
 from cdkd_medical.image_folder import ImageFolder
 from PIL import Image
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 
 def make_folder(root, per_class=5):

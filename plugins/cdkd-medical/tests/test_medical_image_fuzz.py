@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 TRIED = {"n": 0}
 

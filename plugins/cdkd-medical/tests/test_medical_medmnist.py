@@ -7,7 +7,7 @@ import pytest
 import torch
 from cdkd_medical.medmnist import MedMNIST
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 SIZES = {"train": 30, "val": 9, "test": 12}
 

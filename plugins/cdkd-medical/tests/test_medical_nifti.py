@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cdkd_medical.nifti import Nifti
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 NIB_DATA = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
 

@@ -11,7 +11,7 @@ import torch
 from cdkd_medical.nuclei import IMAGE_MEMBER, MASK_MEMBER, STARDIST, NucleiPatches
 from pydantic import ValidationError
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def real():
     """The annotated image and mask, read from the fetched wheel."""
     import tifffile
 
-    from cdkd_core.data.fetch import fetch_distribution, read_member
+    from cdkd_core.plugin_api import fetch_distribution, read_member
 
     archive = fetch_distribution(STARDIST)
     image = tifffile.imread(io.BytesIO(read_member(archive, IMAGE_MEMBER)))

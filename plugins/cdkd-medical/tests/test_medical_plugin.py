@@ -20,7 +20,7 @@ DOMAINS = {
 def test_entry_point_registers_every_component():
     from importlib.metadata import entry_points
 
-    from cdkd_core.host.plugin_host import PluginHost
+    from cdkd_core import PluginHost
 
     names = {ep.name: ep.value for ep in entry_points(group="cdkd")}
     if names.get("medical") != "cdkd_medical":

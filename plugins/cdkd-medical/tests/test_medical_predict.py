@@ -24,9 +24,12 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from cdkd_core import load_config, load_student, run_pipeline
-from cdkd_core.components.raw_input import InputOptions
-from cdkd_core.data.splits import cap_examples, stratified_split_indices
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import (
+    DataError,
+    InputOptions,
+    cap_examples,
+    stratified_split_indices,
+)
 from cdkd_core.testing import invoke_cli
 
 IMAGES = {"size": 16}
@@ -215,7 +218,7 @@ def test_dicom_reads_files_into_the_loaded_images(tmp_path):
 def test_nuclei_reads_the_whole_image_into_the_loaded_patches(tmp_path):
     import tifffile
 
-    from cdkd_core.data.fetch import fetch_distribution, read_member
+    from cdkd_core.plugin_api import fetch_distribution, read_member
 
     image = tifffile.imread(io.BytesIO(read_member(fetch_distribution(STARDIST), IMAGE_MEMBER)))
     tifffile.imwrite(tmp_path / "img.tif", image)

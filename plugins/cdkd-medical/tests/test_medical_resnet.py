@@ -10,7 +10,7 @@ from cdkd_medical.architectures import ResNetStem
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 
 def build(params, shape=(1, 24, 24), out=32):

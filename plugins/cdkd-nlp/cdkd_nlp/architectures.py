@@ -4,6 +4,8 @@ start from the teacher's tokens) and ``embedding_bag`` (over hashed n-gram ids).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -20,7 +22,9 @@ from cdkd_core.plugin_api import (
     token_table,
     zipf_sif_weights,
 )
-from cdkd_nlp.tokenize import VOCAB_SIZE
+from cdkd_nlp.resources import HASHED, VOCAB_SIZE
+from cdkd_nlp.student_tokenizers import StudentTokenizer, student_tokenizer
+from cdkd_nlp.token_teachers import EmbedderTokenTeacher, token_teacher
 
 
 class MiniLMStem(Architecture):
@@ -99,7 +103,7 @@ class BagOfEmbeddings(nn.Module):
         )
 
     #: the token vocabulary the stem reads (checked against its domains' by the core)
-    vocabulary = "hashed-uni+bigrams-blake2b-32768"
+    vocabulary = HASHED
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         check_token_ids(
@@ -155,28 +159,35 @@ class StaticEmbedding(nn.Module):
     sum_t w[id_t]`` with ``w`` the vocabulary's SIF weights (buffer ``token_weight``). A
     row of padding only gives a zero vector. Written with a gather and sums only (no loop
     over the sequence), so an exported graph runs as fast as the eager module.
+
+    The stem is given its vocabulary: ``tokenizer`` (its ids, its tokens, the files that
+    make its ids from raw text) and ``teacher``, which gives the teacher of those tokens
+    when ``student.weight_init: teacher_tokens`` asks for it.
     """
 
     def __init__(
         self,
-        vocabulary: str,
-        vocab_size: int,
+        tokenizer: StudentTokenizer,
         dim: int,
         out_features: int,
         pooling: str,
         init_std: float,
         sif: float | None,
         token_dropout: float = 0.0,
+        *,
+        teacher: Callable[[], EmbedderTokenTeacher],
     ) -> None:
         super().__init__()
         self.token_dropout = token_dropout
-        self.vocabulary = vocabulary
-        self.vocab_size = vocab_size
+        self.tokenizer = tokenizer
+        self.teacher = teacher
+        self.vocabulary = tokenizer.id
+        self.vocab_size = tokenizer.size
         self.pooling = pooling
         self.sif = sif
-        weight = torch.empty(vocab_size, dim).normal_(0.0, init_std)
+        weight = torch.empty(self.vocab_size, dim).normal_(0.0, init_std)
         weight[0] = 0.0
-        self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0, _weight=weight)
+        self.embedding = nn.Embedding(self.vocab_size, dim, padding_idx=0, _weight=weight)
         if pooling == "weighted":
             self.register_buffer("token_weight", self._sif_weights())
         self.proj = nn.Sequential(
@@ -184,9 +195,7 @@ class StaticEmbedding(nn.Module):
         )
 
     def _sif_weights(self) -> torch.Tensor:
-        from cdkd_nlp.vocabulary import student_tokenizer
-
-        vocab = student_tokenizer(self.vocabulary).vocabulary()
+        vocab = self.tokenizer.vocabulary()
         weights = torch.zeros(self.vocab_size)
         ranked = torch.tensor(vocab.embed, dtype=torch.long)
         weights[ranked] = torch.from_numpy(zipf_sif_weights(len(ranked), self.sif or SIF)).float()
@@ -222,21 +231,17 @@ class StaticEmbedding(nn.Module):
 
     def check_teacher_tokens(self) -> None:
         """Refuse a vocabulary with no token text to show a teacher (hashed n-grams)."""
-        from cdkd_nlp.vocabulary import student_tokenizer
-
-        student_tokenizer(self.vocabulary).vocabulary()
+        self.tokenizer.vocabulary()
 
     def inject_teacher_tokens(self, bar: BarFactory | None = None) -> dict[str, Any]:
         """Overwrite the table with the teacher's tokens: every vocabulary entry through
         the teacher, PCA to the table's width, unit RMS, SIF-weighted (not for ``weighted``
         pooling, which weights at pooling time)
-        (:func:`cdkd_core.stages.token_knowledge.token_table`)."""
-        from cdkd_nlp.vocabulary import student_tokenizer, token_teacher
-
-        vocab = student_tokenizer(self.vocabulary).vocabulary()
+        (:func:`cdkd_core.plugin_api.token_table`)."""
+        vocab = self.tokenizer.vocabulary()
         table = token_table(
             vocab,
-            token_teacher(self.vocabulary),
+            self.teacher(),
             self.embedding.embedding_dim,
             sif=None if self.pooling == "weighted" else self.sif,
             bar=bar,
@@ -247,9 +252,7 @@ class StaticEmbedding(nn.Module):
 
     def inference_files(self) -> dict[str, str]:
         """The files that turn raw text into this stem's ids (for ``cdkd export``)."""
-        from cdkd_nlp.vocabulary import student_tokenizer
-
-        return {k: str(v) for k, v in student_tokenizer(self.vocabulary).files().items()}
+        return {k: str(v) for k, v in self.tokenizer.files().items()}
 
 
 class StaticEmbeddingStem(Architecture):
@@ -304,9 +307,8 @@ class StaticEmbeddingStem(Architecture):
         )
 
     def build_stem_for(self, slot: NetworkSlot, out_features: int) -> nn.Module:
-        """``[N, L]`` token ids of ``slot.vocabulary`` to ``[N, out_features]``."""
-        from cdkd_nlp.vocabulary import HASHED, student_tokenizer
-
+        """``[N, L]`` token ids of ``slot.vocabulary`` to ``[N, out_features]``: the stem
+        is given that vocabulary's tokenizer and token teacher."""
         if len(slot.input_shape) != 1 or slot.vocabulary is None:
             raise ConfigError(
                 f"student.stems.{slot.modality}: static_embedding reads token ids of a named "
@@ -319,16 +321,15 @@ class StaticEmbeddingStem(Architecture):
                 "student.stems.text: static_embedding's weighted pooling needs token ranks, "
                 "which hashed n-grams do not have; use pooling: mean"
             )
-        size = student_tokenizer(slot.vocabulary).size
         return StaticEmbedding(
-            slot.vocabulary,
-            size,
+            student_tokenizer(slot.vocabulary),
             cfg.dim,
             out_features,
             cfg.pooling,
             cfg.init_std,
             cfg.sif,
             cfg.token_dropout,
+            teacher=functools.partial(token_teacher, slot.vocabulary),
         )
 
 

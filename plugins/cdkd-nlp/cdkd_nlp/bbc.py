@@ -14,6 +14,7 @@ import numpy as np
 
 from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
 from cdkd_nlp.textdata import (
+    LabelledTexts,
     TextSplitConfig,
     build_domain_data,
     clean_text,
@@ -77,20 +78,25 @@ class BBCNews(Domain):
     name = "nlp.bbc_news"
     Config = TextSplitConfig
 
-    def load(self, seed: int) -> DomainData:
-        """Read the folders, merge duplicates, cap, split (by ``split_seed``), embed and
-        tokenize. ``seed`` is unused: the split must not move."""
+    def labelled_texts(self) -> LabelledTexts:
+        """Every article once (duplicates merged), labelled by its topic folder."""
         texts, topics = read_bbc()
         texts, topics, _ = dedupe(texts, topics, lambda v: v[0])
         classes = sorted(set(topics))
         labels = np.asarray([classes.index(t) for t in topics], dtype=np.int64)
+        return LabelledTexts(texts, labels, classes, "topic", ["accuracy", "f1_macro"])
+
+    def load(self, seed: int) -> DomainData:
+        """Read the folders, merge duplicates (:meth:`labelled_texts`), cap, split (by
+        ``split_seed``), embed and tokenize. ``seed`` is unused: the split must not move."""
+        corpus = self.labelled_texts()
         return build_domain_data(
-            texts,
-            labels,
-            classes,
+            corpus.texts,
+            corpus.labels,
+            corpus.classes,
             self.config,  # type: ignore[arg-type]
-            task="topic",
-            metrics=["accuracy", "f1_macro"],
+            task=corpus.task,
+            metrics=corpus.metrics,
         )
 
     def input_reader(self, seed: int) -> InputReader:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
 from cdkd_nlp.multilingual import build_multilingual_data, multilingual_input_reader
-from cdkd_nlp.textdata import TextSplitConfig, clean_text, dedupe
+from cdkd_nlp.textdata import LabelledTexts, TextSplitConfig, clean_text, dedupe
 
 #: The task every ``nlp.chatterbot`` selection shares (one head, :data:`CLASSES`).
 TASK = "chat_topic"
@@ -200,19 +200,26 @@ class Chatterbot(Domain):
     name = "nlp.chatterbot"
     Config = ChatterbotConfig
 
-    def load(self, seed: int) -> DomainData:
-        """Read the languages' YAML files, de-duplicate, cap, split (by ``split_seed``),
-        embed and tokenize. ``seed`` is unused: the split must not move."""
+    def labelled_texts(self) -> LabelledTexts:
+        """The dialogue lines of the ``languages``, de-duplicated (:func:`prepare`),
+        labelled by topic."""
         cfg: ChatterbotConfig = self.config  # type: ignore[assignment]
         texts, topics, _ = read_chatterbot(cfg.languages)
         texts, labels, _ = prepare(texts, topics)
+        return LabelledTexts(texts, labels, CLASSES, TASK, ["accuracy", "f1_macro"])
+
+    def load(self, seed: int) -> DomainData:
+        """Read the languages' YAML files, de-duplicate (:meth:`labelled_texts`), cap, split
+        (by ``split_seed``), embed and tokenize. ``seed`` is unused: the split must not
+        move."""
+        corpus = self.labelled_texts()
         return build_multilingual_data(
-            texts,
-            labels,
-            CLASSES,
-            cfg,
-            task=TASK,
-            metrics=["accuracy", "f1_macro"],
+            corpus.texts,
+            corpus.labels,
+            corpus.classes,
+            self.config,  # type: ignore[arg-type]
+            task=corpus.task,
+            metrics=corpus.metrics,
         )
 
     def input_reader(self, seed: int) -> InputReader:

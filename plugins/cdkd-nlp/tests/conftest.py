@@ -1,6 +1,6 @@
 """Fixtures of the cdkd-nlp tests: one thread, a private data cache (the VADER archive is
-copied in from the user's cache, fetched there once if missing), and a fast stand-in
-embedder for the tests that are not about MiniLM."""
+copied in from the user's cache, fetched there once if missing), and fast stand-in
+embedders for the tests that are not about MiniLM or USE."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 torch.set_num_threads(1)
 _USER_DATA_DIR = os.environ.get("CDKD_DATA_DIR")
 
-from cdkd_nlp import embeddings  # noqa: E402
+from cdkd_nlp import embeddings, multilingual_embeddings  # noqa: E402
 
 
 class HashEmbedder(embeddings.Embedder):
@@ -59,8 +59,7 @@ def _isolated_cache(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def vader_archive(data_dir: Path) -> Path:
     """The vaderSentiment sdist inside the private cache (copied from the user's cache,
     where it is fetched once through the package index if missing)."""
-    from cdkd_core.data.fetch import fetch_distribution
-    from cdkd_core.errors import DataError
+    from cdkd_core.plugin_api import DataError, fetch_distribution
 
     target = data_dir / "dists" / "vadersentiment-3.3.2"
     if not target.is_dir():
@@ -88,3 +87,21 @@ def fake_embedder(request: pytest.FixtureRequest) -> Iterator[HashEmbedder]:
         yield embedder
     finally:
         embeddings.set_default_embedder(previous)
+
+
+class MultilingualHashEmbedder(HashEmbedder):
+    """The 512-d stand-in for multilingual USE (the same hashed bag of words)."""
+
+    dim = multilingual_embeddings.USE_DIM
+
+
+@pytest.fixture
+def fake_multilingual_embedder(request: pytest.FixtureRequest) -> Iterator[HashEmbedder]:
+    """Multilingual domains embed with a :class:`MultilingualHashEmbedder` of their own
+    during the test."""
+    embedder = MultilingualHashEmbedder(request.node.nodeid)
+    previous = multilingual_embeddings.set_multilingual_embedder(embedder)
+    try:
+        yield embedder
+    finally:
+        multilingual_embeddings.set_multilingual_embedder(previous)

@@ -7,7 +7,7 @@ import torch
 from cdkd_nlp.architectures import EmbeddingBagStem, MiniLMStem
 from cdkd_nlp.tokenize import VOCAB_SIZE, encode
 
-from cdkd_core.errors import ConfigError
+from cdkd_core.plugin_api import ConfigError
 
 
 def test_minilm_stem_maps_embeddings_to_trunk_width():

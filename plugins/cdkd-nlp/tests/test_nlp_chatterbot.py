@@ -13,7 +13,7 @@ import cdkd_nlp
 import numpy as np
 import pytest
 import torch
-from cdkd_nlp import chatterbot, embeddings, multilingual
+from cdkd_nlp import chatterbot, embeddings, multilingual_embeddings
 from cdkd_nlp.chatterbot import CLASSES, Chatterbot, prepare, read_chatterbot
 
 from cdkd_core import PluginHost, load_config, run_pipeline
@@ -75,14 +75,14 @@ def test_fixed_classes_and_disjoint_splits(tmp_path, monkeypatch):
     }
     root = write_corpus(tmp_path, lines)
     monkeypatch.setattr(chatterbot, "corpus_dir", lambda: root)
-    previous = multilingual.set_multilingual_embedder(_StandIn("splits"))
+    previous = multilingual_embeddings.set_multilingual_embedder(_StandIn("splits"))
     try:
         datas = {
             lang: Chatterbot.from_params({"languages": [lang]}).load(seed=0)
             for lang in ("english", "german")
         }
     finally:
-        multilingual.set_multilingual_embedder(previous)
+        multilingual_embeddings.set_multilingual_embedder(previous)
     for lang, data in datas.items():
         assert data.classes == CLASSES and data.task == "chat_topic", lang
         assert data.input_space == "nlp.multilingual"
@@ -107,7 +107,7 @@ def test_class_list_matches_the_installed_corpus():
 class _StandIn(embeddings.Embedder):
     """512-d signed hashed bag of words, L2-normalised (stands in for USE)."""
 
-    dim = multilingual.USE_DIM
+    dim = multilingual_embeddings.USE_DIM
 
     def __init__(self, tag: str) -> None:
         self.model_id = f"cdkd-nlp-tests/chatterbot-stand-in/{tag}"
@@ -130,7 +130,7 @@ class _StandIn(embeddings.Embedder):
 )
 def test_real_use_embeddings_cross_lingual(tmp_path):
     texts = ["I love eating pizza.", "Me encanta comer pizza.", "The stock market fell today."]
-    vectors = multilingual.USEEmbedder().encode(texts)
+    vectors = multilingual_embeddings.USEEmbedder().encode(texts)
     assert vectors.shape == (3, 512) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     sims = vectors @ vectors.T
@@ -148,7 +148,7 @@ def test_cross_lingual_pipeline(tmp_path, monkeypatch):
     root = write_corpus(tmp_path / "corpus", lines)
     monkeypatch.setattr(chatterbot, "corpus_dir", lambda: root)
     embedder = _StandIn("pipeline")
-    previous = multilingual.set_multilingual_embedder(embedder)
+    previous = multilingual_embeddings.set_multilingual_embedder(embedder)
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
     assert host.plugins["nlp"].ok, host.plugins["nlp"].errors
     try:
@@ -185,7 +185,7 @@ def test_cross_lingual_pipeline(tmp_path, monkeypatch):
         )
         result = run_pipeline(config, host=host, output=tmp_path / "runs")
     finally:
-        multilingual.set_multilingual_embedder(previous)
+        multilingual_embeddings.set_multilingual_embedder(previous)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert list(summary["domains"]) == ["chat_en", "chat_it", "chat_sp"]
     assert summary["domains"]["chat_sp"]["role"] == "unseen"

@@ -42,7 +42,7 @@ def test_minilm_vectors_are_unit_384d_and_meaningful(minilm, tmp_path):
 
 def test_minilm_matches_sentence_transformers(minilm):
     st = pytest.importorskip("sentence_transformers")
-    from cdkd_nlp.embeddings import minilm_model_dir
+    from cdkd_nlp.resources import minilm_model_dir
 
     reference = st.SentenceTransformer(str(minilm_model_dir()), device="cpu").encode(
         SENTENCES[:3], normalize_embeddings=True

@@ -16,12 +16,14 @@ import cdkd_nlp
 import numpy as np
 import pytest
 import torch
-from cdkd_nlp import chatterbot, embeddings, multilingual
-from cdkd_nlp.vocabulary import SENTENCEPIECE, WORDPIECE, student_tokenizer
+from cdkd_nlp import chatterbot, embeddings, multilingual_embeddings
+from cdkd_nlp.resources import SENTENCEPIECE, WORDPIECE
+from cdkd_nlp.student_tokenizers import student_tokenizer
 
 from cdkd_core import PluginHost, load_config, run_pipeline
-from cdkd_core.artifacts.export import FORMATS, export_run, load_run_student
+from cdkd_core.testing import export_formats, export_run, load_run_student
 
+FORMATS = export_formats()
 MAX_TOKENS = 24
 EMBEDDING_DIM = 8
 DOMAINS = ("nlp.sentiment_tweets", "nlp.sentiment_movies")
@@ -216,7 +218,7 @@ def test_raw_text_through_the_export_matches_the_student(fmt, exported, host, tm
 class WordHashEmbedder512(WordHashEmbedder):
     """The stand-in at the width of multilingual USE (the teacher view of nlp.chatterbot)."""
 
-    dim = multilingual.USE_DIM
+    dim = multilingual_embeddings.USE_DIM
     model_id = "cdkd-nlp-tests/test_nlp_export/hashed-bag-of-words-512"
     vocabulary = SENTENCEPIECE  # as USE's: the student view is its SentencePiece ids
 
@@ -247,7 +249,7 @@ def exported_multilingual(tmp_path_factory, host, data_dir):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CDKD_DATA_DIR", str(data_dir))
         mp.setattr(chatterbot, "corpus_dir", lambda: root)
-        previous = multilingual.set_multilingual_embedder(WordHashEmbedder512())
+        previous = multilingual_embeddings.set_multilingual_embedder(WordHashEmbedder512())
         try:
             params = {"max_tokens": MAX_TOKENS}
             domains = [
@@ -278,7 +280,7 @@ def exported_multilingual(tmp_path_factory, host, data_dir):
             run_dir = run_pipeline(config, host=host, output=output).run_dir
             return run_dir, export_run(run_dir, list(FORMATS), host=host)
         finally:
-            multilingual.set_multilingual_embedder(previous)
+            multilingual_embeddings.set_multilingual_embedder(previous)
 
 
 @functools.cache

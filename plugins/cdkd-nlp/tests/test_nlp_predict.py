@@ -12,13 +12,13 @@ import cdkd_nlp
 import numpy as np
 import pytest
 import torch
-from cdkd_nlp import chatterbot, embeddings, multilingual
+from cdkd_nlp import chatterbot, embeddings, multilingual_embeddings
 from cdkd_nlp.chatterbot import Chatterbot
 from cdkd_nlp.text_file import TextFile
 from cdkd_nlp.vader import SentimentTweets
 
 from cdkd_core import PluginHost, load_config, load_student, run_pipeline
-from cdkd_core.components.raw_input import InputOptions
+from cdkd_core.plugin_api import InputOptions
 from cdkd_core.testing import invoke_cli
 
 PARAMS = {"max_examples": 120, "tokenizer": "hashed", "max_tokens": 32}
@@ -155,7 +155,7 @@ def test_text_file_reads_its_own_text_column(tmp_path, fake_embedder):
 class _UseStandIn(embeddings.Embedder):
     """A fast stand-in for USE (512-d, its SentencePiece vocabulary): hashed words."""
 
-    dim = multilingual.USE_DIM
+    dim = multilingual_embeddings.USE_DIM
     vocabulary = "use-sentencepiece"
     model_id = "cdkd-nlp-tests/test_nlp_predict/use-stand-in"
 
@@ -177,7 +177,7 @@ def test_chatterbot_reads_with_the_sentencepiece_tokenizer(tmp_path, monkeypatch
             body.append(f"- - {line}\n  - {topic} reply {i} 日本語\n")
         (tmp_path / "english" / f"{topic}.yml").write_text("".join(body), encoding="utf-8")
     monkeypatch.setattr(chatterbot, "corpus_dir", lambda: tmp_path)
-    previous = multilingual.set_multilingual_embedder(_UseStandIn())
+    previous = multilingual_embeddings.set_multilingual_embedder(_UseStandIn())
     try:
         domain = Chatterbot.from_params({"languages": ["english"], "max_tokens": 16})
         data = domain.load(0)
@@ -185,7 +185,7 @@ def test_chatterbot_reads_with_the_sentencepiece_tokenizer(tmp_path, monkeypatch
         raw = [_messy(t) for t in data.texts["test"]]
         batch = domain.input_reader(0).texts(raw, InputOptions(teacher=True))
     finally:
-        multilingual.set_multilingual_embedder(previous)
+        multilingual_embeddings.set_multilingual_embedder(previous)
     assert torch.equal(batch.student_x, data.splits["test"].student_x)
     assert batch.teacher_x is not None
     assert torch.equal(batch.teacher_x, data.splits["test"].teacher_x)

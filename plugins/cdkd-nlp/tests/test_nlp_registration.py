@@ -5,8 +5,7 @@ from __future__ import annotations
 import cdkd_nlp
 
 from cdkd_core import PluginHost
-from cdkd_core.config.models import ModelSpec
-from cdkd_core.nets.assembly import stem_architecture
+from cdkd_core.testing import stem_architecture
 
 DOMAINS = {
     "nlp.sentiment_tweets",
@@ -32,7 +31,7 @@ def test_entry_point_registers_every_component():
 
 def test_default_text_stems_per_side():
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
-    spec = ModelSpec.model_validate({"trunk": {"name": "mlp"}})
+    spec = {"trunk": {"name": "mlp"}}
     assert stem_architecture(spec, "text", host, "teacher").name == "minilm"
     assert stem_architecture(spec, "text", host, "student").name == "static_embedding"
 

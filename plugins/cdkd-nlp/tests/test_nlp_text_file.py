@@ -8,7 +8,7 @@ import pytest
 import torch
 from cdkd_nlp.text_file import TextFile, read_text_file
 
-from cdkd_core.errors import DataError
+from cdkd_core.plugin_api import DataError
 
 POSITIVE = ["great fun", "loved it", "wonderful acting", "a joy to watch", "brilliant plot"]
 NEGATIVE = ["dull and slow", "hated it", "awful script", "a waste of time", "boring mess"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cdkd_core import PluginHost, load_config
-from cdkd_core.data.preparation import prepare_domains
+from cdkd_core.testing import prepare_domains
 
 WORDS = ["apple", "river", "stone", "cloud", "maple", "ember", "frost", "grove", "harbor"]
 

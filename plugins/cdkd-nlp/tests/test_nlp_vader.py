@@ -18,8 +18,7 @@ from cdkd_nlp.vader import (
     read_vader,
 )
 
-from cdkd_core.errors import DataError
-from cdkd_core.plugin_api import check_domain
+from cdkd_core.plugin_api import DataError
 
 # texts per set after merging duplicates and dropping |mean| < 0.5: (negative, positive)
 AFTER_THRESHOLD = {
@@ -122,8 +121,3 @@ def test_threshold_and_split_seed_are_params(vader_archive, fake_embedder):
 def test_fetch_returns_the_archive(vader_archive):
     (item,) = SentimentTweets.fetch()
     assert str(vader_archive) in item
-
-
-def test_domain_keeps_the_contract(vader_archive, fake_embedder):
-    # DomainData, splits, labels, one load per seed, no tweet in both train and test
-    check_domain(SentimentTweets, params={"max_examples": 300})

