@@ -22,10 +22,10 @@ Heavy modules are imported on first use, so ``import cdkd_core`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.host.hookspecs import hookimpl, hookspec
+from cdkd_core.lazy_exports import lazy_exports
 from cdkd_core.version import __version__
 
 _SOURCES = {
@@ -42,7 +42,7 @@ _SOURCES = {
     "cdkd_core.components.loss": ("BatchContext", "Loss"),
     "cdkd_core.components.feedback": ("FeedbackContext", "FeedbackStrategy"),
 }
-_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
+_LAZY, __getattr__, __dir__ = lazy_exports(globals(), _SOURCES)
 
 __all__ = [
     "Architecture",
@@ -81,16 +81,3 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.errors import CdkdError
     from cdkd_core.host.plugin_host import PluginHost
     from cdkd_core.run.runner import run_pipeline
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cdkd_core' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -33,8 +33,9 @@ Its one list of names is ``_SOURCES`` (each name and the module that defines it)
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cdkd_core.lazy_exports import lazy_exports
 
 _SOURCES = {
     "cdkd_core.artifacts.export": ("export_run",),
@@ -59,7 +60,7 @@ _SOURCES = {
     "cdkd_core.stages.teacher": ("fit_estimators", "member_schedule"),
     "cdkd_core.stages.training": ("cross_entropy", "domain_plans", "fit_settings"),
 }
-_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
+_LAZY, __getattr__, __dir__ = lazy_exports(globals(), _SOURCES)
 
 __all__ = [
     "CORE_QUICKSTART",
@@ -118,16 +119,3 @@ if TYPE_CHECKING:  # pragma: no cover
     from cdkd_core.stages.peers import peer_probabilities
     from cdkd_core.stages.teacher import fit_estimators, member_schedule
     from cdkd_core.stages.training import cross_entropy, domain_plans, fit_settings
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cdkd_core.experimental' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -38,10 +38,10 @@ stays cheap when the host loads a plugin (heavy imports happen when a component 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdkd_core.host.hookspecs import Register, hookimpl
+from cdkd_core.lazy_exports import lazy_exports
 
 _SOURCES = {
     "cdkd_core.components.base": ("Component", "ComponentConfig"),
@@ -106,7 +106,7 @@ _SOURCES = {
         "check_loss",
     ),
 }
-_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
+_LAZY, __getattr__, __dir__ = lazy_exports(globals(), _SOURCES)
 
 __all__ = [
     "CLASSES_HELP",
@@ -238,16 +238,3 @@ if TYPE_CHECKING:  # pragma: no cover
         check_feedback,
         check_loss,
     )
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cdkd_core.plugin_api' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

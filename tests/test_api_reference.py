@@ -46,14 +46,25 @@ def _plugin_api_sources() -> dict[str, str]:
     is where the site's generator finds the re-exported objects) -> its module."""
     found = {}
     for node in ast.walk(_tree("cdkd_core.plugin_api")):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cdkd_"):
+        if isinstance(node, ast.ImportFrom) and _reexported_from(node.module):
+            found.update({alias.asname or alias.name: node.module for alias in node.names})
+    return found
+
+
+def _reexports(package: str) -> dict[str, str]:
+    """Each name ``package``'s ``__init__`` imports from its own modules -> that module
+    (``from cdkd_core.testing.fixtures import make_host, ...``)."""
+    found = {}
+    for node in _tree(package).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package}."):
             found.update({alias.asname or alias.name: node.module for alias in node.names})
     return found
 
 
 def _testing_public() -> list[str]:
-    """The public names ``cdkd_core.testing`` defines (fixtures, functions, values)."""
-    names = []
+    """The public names ``cdkd_core.testing`` re-exports from its modules or defines
+    (fixtures, functions, values)."""
+    names = list(_reexports("cdkd_core.testing"))
     for node in _tree("cdkd_core.testing").body:
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
             names.append(node.name)
@@ -69,9 +80,11 @@ def _public() -> dict[str, tuple[str, str]]:
     public = {f"cdkd_core.plugin_api.{n}": (sources[n], n) for n in plugin_api.__all__}
     for name in RUN_API:
         public[f"cdkd_core.{name}"] = (cdkd_core._LAZY[name], name)
+    defined_in = _reexports("cdkd_core.testing")
     for name in _testing_public():
         if name not in plugin_api.__all__:  # the checks are documented as plugin API
-            public[f"cdkd_core.testing.{name}"] = ("cdkd_core.testing", name)
+            module = defined_in.get(name, "cdkd_core.testing")
+            public[f"cdkd_core.testing.{name}"] = (module, name)
     return public
 
 
@@ -85,8 +98,12 @@ def _documented() -> list[str]:
 
 
 def _definition(module: str, name: str) -> tuple[ast.AST, str | None]:
-    """The top-level node defining ``name`` in ``module`` and its docstring (for an
-    assignment: the string statement right below it)."""
+    """The top-level node defining ``name`` in ``module`` (or in the module of its package
+    that it re-exports ``name`` from) and its docstring (for an assignment: the string
+    statement right below it)."""
+    source = _reexports(module).get(name)
+    if source is not None:
+        return _definition(source, name)
     body = _tree(module).body
     for i, node in enumerate(body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -244,7 +261,7 @@ def test_cdkd_core_lists_its_names_once_and_shares_the_component_bases():
     assert set(cdkd_core.__all__) == listed
     imported = set()
     for node in ast.walk(_tree("cdkd_core")):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cdkd_"):
+        if isinstance(node, ast.ImportFrom) and _reexported_from(node.module):
             imported.update(alias.asname or alias.name for alias in node.names)
     assert imported == listed
     in_doc = set(re.findall(r":(?:class|func|data):`([A-Za-z_]+)`", cdkd_core.__doc__ or ""))
@@ -256,3 +273,8 @@ def test_cdkd_core_lists_its_names_once_and_shares_the_component_bases():
     assert {"Domain", "Loss", "hookimpl"} <= shared
     for name in shared:
         assert getattr(cdkd_core, name) is getattr(plugin_api, name), name
+
+
+def _reexported_from(module: str | None) -> bool:
+    """Whether an import from ``module`` re-exports names (the lazy-export helper does not)."""
+    return bool(module) and module.startswith("cdkd_") and module != "cdkd_core.lazy_exports"
