@@ -30,7 +30,7 @@ The modules, each importing only those below it (an import contract in the proje
 5. ``multilingual_embeddings`` then ``embeddings``: the teacher's view (USE, MiniLM) and
    its cache;
 6. ``student_tokenizers``: the student's view (WordPiece, SentencePiece, hashed ids);
-7. ``tokenize`` (hashed n-grams) and ``sentencepiece_model`` (a SentencePiece file's pieces);
+7. ``tokenize``: hashed n-grams;
 8. ``resources``: vocabulary ids, sizes and the bundled models' folders.
 
 The names below are the package's own API (what scripts such as the benchmarks use).

