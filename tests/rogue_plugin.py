@@ -5,6 +5,7 @@ that each failure is reported against the plugin and its component."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 from cdkd_core import Loss, hookimpl
 from cdkd_core.builtins.architectures import MLP, Trunk
 from cdkd_core.builtins.domains import Wine
+from cdkd_core.components.domain import Split
 
 
 class NoneWine(Wine):
@@ -43,6 +45,20 @@ class ExitingWine(Wine):
     def load(self, seed: int):
         """Exits, as a script's error handling might."""
         sys.exit(4)
+
+
+class LeakyWine(Wine):
+    """Wine whose test split is also in train."""
+
+    name = "test.leaky"
+
+    def load(self, seed):
+        data = super().load(seed)
+        train, test = data.splits["train"], data.splits["test"]
+        joined = Split.single_view(
+            torch.cat([train.student_x, test.student_x[:3]]), torch.cat([train.y, test.y[:3]])
+        )
+        return dataclasses.replace(data, splits={**data.splits, "train": joined})
 
 
 class NaNLayer(nn.Module):

@@ -4,7 +4,6 @@ checks (``component_checks``) and one pytest test per component and check
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -15,30 +14,16 @@ import torch
 from cdkd_core import hookimpl
 from cdkd_core.builtins.domains import Wine
 from cdkd_core.builtins.feedback import MutualLearning, NoFeedback
-from cdkd_core.components.domain import Split
 from cdkd_core.testing import check_domain, component_checks, make_host, parametrize_with_checks
+from tests.rogue_plugin import LeakyWine
 
 torch.set_num_threads(1)
-
-
-class _Leaky(Wine):
-    """Wine whose test split is also in train."""
-
-    name = "test.leaky"
-
-    def load(self, seed):
-        data = super().load(seed)
-        train, test = data.splits["train"], data.splits["test"]
-        joined = Split.single_view(
-            torch.cat([train.student_x, test.student_x[:3]]), torch.cat([train.y, test.y[:3]])
-        )
-        return dataclasses.replace(data, splits={**data.splits, "train": joined})
 
 
 class _Plugin:
     @hookimpl
     def register_domains(self, register):
-        register(_Leaky)
+        register(LeakyWine)
 
 
 def _names(component, options=None):
@@ -89,7 +74,7 @@ def test_every_named_check_passes_the_built_ins():
 
 
 def test_a_named_check_fails_alone_with_the_text_of_the_whole_check():
-    leaky = _Leaky()
+    leaky = LeakyWine()
     with pytest.raises(AssertionError) as whole:
         check_domain(leaky)
     failed = {}
@@ -133,7 +118,7 @@ def test_expected_failures_are_strict_xfails_by_name_or_function():
         expected_failed_checks={"test.leaky": {"check_splits_are_disjoint": reason}},
     )
     by_function = parametrize_with_checks(
-        [_Leaky()],
+        [LeakyWine()],
         expected_failed_checks=lambda c: {"check_splits_are_disjoint": reason},
     )
     for mark in (by_name, by_function):

@@ -22,7 +22,7 @@ from cdkd_core.components.domain import DomainData, Split
 from cdkd_core.plugin_api import check_domain, check_feedback
 from cdkd_core.testing import invoke_cli
 from tests.conftest import TINY
-from tests.rogue_plugin import DictWine, NoneWine, make_host
+from tests.rogue_plugin import DictWine, LeakyWine, NoneWine, make_host
 
 torch.set_num_threads(1)
 
@@ -88,20 +88,6 @@ class _Noisy(Wine):
         return dataclasses.replace(data, splits=splits)
 
 
-class _Leaky(Wine):
-    """Wine whose test split is also in train."""
-
-    name = "test.leaky"
-
-    def load(self, seed):
-        data = super().load(seed)
-        train, test = data.splits["train"], data.splits["test"]
-        joined = Split.single_view(
-            torch.cat([train.student_x, test.student_x[:3]]), torch.cat([train.y, test.y[:3]])
-        )
-        return dataclasses.replace(data, splits={**data.splits, "train": joined})
-
-
 class _BadMetric(Wine):
     """Wine scored by a metric cdkd does not know."""
 
@@ -138,7 +124,7 @@ def test_check_domain_passes_a_sound_domain_and_returns_its_data():
         (NoneWine, "domain 'rogue.none' broke its contract: load(seed=0) returned None;"),
         (DictWine, "domain 'rogue.dict' broke its contract: load(seed=0) returned a dict;"),
         (_Noisy, "two loads with one seed differ: the train split's teacher_x differs"),
-        (_Leaky, "3 of 36 test examples repeat a train example exactly (student view)"),
+        (LeakyWine, "3 of 36 test examples repeat a train example exactly (student view)"),
         (_BadMetric, "unknown metric(s) ['mcc']; known: ["),
         (_Infinite, "its val split's teacher_x has NaN or infinite values"),
     ],
@@ -150,7 +136,7 @@ def test_check_domain_names_what_broke(domain, fragment):
 
 
 def test_check_domain_lets_a_share_of_repeated_rows_through_when_asked():
-    check_domain(_Leaky, max_shared=0.1)
+    check_domain(LeakyWine, max_shared=0.1)
 
 
 # --------------------------------------------------------------------------- check_feedback
