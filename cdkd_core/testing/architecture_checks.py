@@ -23,9 +23,11 @@ def _trunk_widths(arch: Any, rows: int) -> tuple[int, int]:
     return width, out
 
 
-def _check_stem(arch: Any, x: Any, width: int, num_classes: int) -> None:
-    """Build ``arch``'s stem for its first modality over ``x``'s shape and check that it
-    maps ``x`` to ``[N, width]``."""
+def _check_stem(
+    arch: Any, x: Any, width: int, num_classes: int, vocabulary: str | None = None
+) -> None:
+    """Build ``arch``'s stem for its first modality over ``x``'s shape (token ids of
+    ``vocabulary``, where given) and check that it maps ``x`` to ``[N, width]``."""
     from cdkd_core.components import contracts
     from cdkd_core.components.slot import NetworkSlot
 
@@ -37,6 +39,7 @@ def _check_stem(arch: Any, x: Any, width: int, num_classes: int) -> None:
         num_classes=num_classes,
         input_shape=tuple(int(n) for n in x.shape[1:]),
         input_dtype=str(x.dtype).removeprefix("torch."),
+        vocabulary=vocabulary,
     )
     stem = arch.build_stem_for(slot, width)
     stem.eval()
@@ -60,6 +63,7 @@ def check_architecture(
     *,
     num_classes: int = 3,
     stem_width: int = 16,
+    vocabulary: str | None = None,
 ) -> None:
     """Build what ``arch`` provides and check what a run checks, on ``inputs`` (default:
     ``torch.randn(4, 13)``, a table of 13 columns): a stem (for its first modality) maps
@@ -73,6 +77,8 @@ def check_architecture(
         inputs: A batch for its stem (its first modality's), e.g. an image batch.
         num_classes: Classes of the head checked.
         stem_width: The stem's output width when ``arch`` provides no trunk.
+        vocabulary: The token vocabulary ``inputs`` are ids of, for a text stem that reads
+            a named one (a domain's ``student_vocabulary``, e.g. ``minilm-wordpiece``).
 
     Raises:
         AssertionError: A contract is broken (the message a run would print).
@@ -95,7 +101,7 @@ def check_architecture(
             if arch.provides_trunk:
                 width, out = _trunk_widths(arch, len(x))
             if arch.modalities:
-                _check_stem(arch, x, width, num_classes)
+                _check_stem(arch, x, width, num_classes, vocabulary)
             _check_head(arch, len(x), out, num_classes)
 
     _asserting(run)
@@ -130,18 +136,28 @@ def _check_trunk(arch: Any, inputs: Any = None, **_: Any) -> None:
 
 
 def _check_stem_output(
-    arch: Any, inputs: Any = None, *, num_classes: int = 3, stem_width: int = 16
+    arch: Any,
+    inputs: Any = None,
+    *,
+    num_classes: int = 3,
+    stem_width: int = 16,
+    vocabulary: str | None = None,
 ) -> None:
     import torch
 
     x = _architecture_inputs(arch, inputs)
     with torch.no_grad():
         width = _trunk_widths(arch, len(x))[0] if arch.provides_trunk else stem_width
-        _check_stem(arch, x, width, num_classes)
+        _check_stem(arch, x, width, num_classes, vocabulary)
 
 
 def _check_head_output(
-    arch: Any, inputs: Any = None, *, num_classes: int = 3, stem_width: int = 16
+    arch: Any,
+    inputs: Any = None,
+    *,
+    num_classes: int = 3,
+    stem_width: int = 16,
+    vocabulary: str | None = None,
 ) -> None:
     import torch
 
