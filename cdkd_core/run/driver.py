@@ -51,7 +51,7 @@ from cdkd_core.stages.distillation import DistillationStage, feedback_views
 from cdkd_core.stages.evaluation import BaselineReference
 from cdkd_core.stages.feedback import FeedbackStage
 from cdkd_core.stages.keys import Stage
-from cdkd_core.stages.outputs import WritesWeights, write_weights
+from cdkd_core.stages.outputs import write_weights
 from cdkd_core.stages.teacher import TeacherStage, load_teacher_checkpoint
 from cdkd_core.stages.teacher_cache import TeacherCache
 from cdkd_core.stages.token_knowledge import check_token_stems
@@ -130,9 +130,9 @@ class Runner:
         start = time.perf_counter()
         ctx, baseline = self._setup()
         ctx.where = "teacher training"
-        self._run_stage(WritesWeights(TeacherStage(ctx), ctx, "teacher", ctx.teacher))
+        self._run_stage(TeacherStage(ctx))
         ctx.where = "baseline"
-        self._run_stage(WritesWeights(BaselineStage(ctx, baseline), ctx, "baseline", baseline))
+        self._run_stage(BaselineStage(ctx, baseline))
         self._baseline_state = baseline.state_dict()
         student, predictions = self._rounds(ctx, baseline, BaselineReference(ctx, baseline))
         ctx.where = "saving"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cdkd_core.nets.network import MultiDomainNet
 from cdkd_core.stages.context import StageContext
 from cdkd_core.stages.keys import BASELINE, SavedRun
+from cdkd_core.stages.outputs import write_weights
 from cdkd_core.stages.training import (
     TrainSpec,
     cross_entropy,
@@ -25,7 +26,8 @@ class BaselineStage:
         self.ctx, self.baseline = ctx, baseline
 
     def run(self, resume: SavedRun | None) -> None:
-        """Train the baseline (going on from ``resume``'s loop state where given)."""
+        """Train the baseline (going on from ``resume``'s loop state where given), then
+        write ``baseline.safetensors``."""
         train_stage(
             self.ctx,
             self.baseline,
@@ -34,6 +36,7 @@ class BaselineStage:
             TrainSpec(key=BASELINE, network="student"),
             resumed_loop(resume),
         )
+        write_weights(self.ctx, "baseline", self.baseline.state_dict())
 
     def restore(self, state: SavedRun) -> None:
         """The baseline as it finished."""

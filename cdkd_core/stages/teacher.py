@@ -29,6 +29,7 @@ from cdkd_core.nets.selected_teacher import SelectedTeacher
 from cdkd_core.seeds import member_seed
 from cdkd_core.stages.context import StageContext, seed_everything
 from cdkd_core.stages.keys import TEACHER, SavedRun
+from cdkd_core.stages.outputs import write_weights
 from cdkd_core.stages.slot_rows import slot_rows
 from cdkd_core.stages.teacher_selection import fit_linear_teacher, select_teacher
 from cdkd_core.stages.training import (
@@ -140,8 +141,13 @@ class TeacherStage:
         self.ctx = ctx
 
     def run(self, resume: SavedRun | None) -> None:
-        """Train the teacher (a loaded ``teacher.checkpoint`` is only logged); a resumed
-        stage goes on with its fine-tune where the checkpoint was taken."""
+        """Train the teacher (a loaded ``teacher.checkpoint`` is only logged; a resumed
+        stage goes on with its fine-tune where the checkpoint was taken), then write
+        ``teacher.safetensors``."""
+        self._train(resume)
+        write_weights(self.ctx, "teacher", self.ctx.teacher.state_dict())
+
+    def _train(self, resume: SavedRun | None) -> None:
         ctx, config = self.ctx, self.ctx.config
         if config.teacher.checkpoint is not None:
             ctx.log.log(stage="teacher", event="loaded", checkpoint=config.teacher.checkpoint)
