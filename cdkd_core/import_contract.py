@@ -29,17 +29,23 @@ from pathlib import Path
 from importlinter import Contract, ContractCheck, fields, output
 
 
-def file_imports(path: Path) -> list[tuple[int, str]]:
-    """``(line, module)`` of each absolute import in the file at ``path``, those inside
-    functions too. ``from package import name`` names ``package.name`` where that is a
-    module, else ``package``."""
+def file_imports(path: Path, packages: Iterable[str]) -> list[tuple[int, str]]:
+    """``(line, module)`` of each absolute import of a module under the root ``packages``
+    in the file at ``path``, those inside functions too. ``from package import name``
+    names ``package.name`` where that is a module, else ``package`` (only modules under
+    ``packages`` are looked up, so no other library is imported to tell)."""
+    roots = set(packages)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                found.append((node.lineno, _imported_module(node.module, alias.name)))
+            if node.module.split(".")[0] not in roots:
+                continue
+            modules = [_imported_module(node.module, alias.name) for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, m) for m in modules if m.split(".")[0] in roots]
     return sorted(set(found))
 
 
@@ -87,8 +93,8 @@ class FileImportsContract(Contract):
         problems = [
             f"{path.relative_to(root)}:{line}: imports {module}"
             for path in paths
-            for line, module in file_imports(path)
-            if module.split(".")[0] in guarded and not is_allowed(module, allowed)
+            for line, module in file_imports(path, guarded)
+            if not is_allowed(module, allowed)
         ]
         return ContractCheck(kept=not problems, metadata={"problems": problems})
 

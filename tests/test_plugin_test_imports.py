@@ -44,8 +44,10 @@ def test_imports_are_found_inside_functions_and_from_imports_name_modules(tmp_pa
         "    from cdkd_core.errors import DataError\n"
         "    import cdkd_core.run.driver as driver\n"
         "    from . import helpers\n"
+        "    import numpy, cdkd_nlp\n"  # not under the packages asked for
+        "    from json import loads\n"
     )
-    assert file_imports(path) == [
+    assert file_imports(path, ["cdkd_core"]) == [
         (1, "cdkd_core.testing"),
         (2, "cdkd_core"),
         (2, "cdkd_core.seeds"),
