@@ -8,10 +8,12 @@ import math
 from safetensors.torch import load_file
 
 from cdkd_core import run_pipeline
+from cdkd_core.testing import tiny_pipeline_config
 
-CONFIG = {
+#: the tiny pipeline (mlp teacher 32 and student 8, pca 4, ce + kd + hint, 2 epochs) over
+#: the finance domains
+CONFIG = tiny_pipeline_config() | {
     "name": "finance-e2e",
-    "seed": 0,
     "domains": [
         {
             "name": "finance.credit_data",
@@ -35,15 +37,6 @@ CONFIG = {
             "params": {"max_examples": 300, "window": 10, "vol_window": 5},
         },
     ],
-    "teacher": {"trunk": {"name": "mlp", "params": {"width": 32, "depth": 1}}},
-    "student": {"trunk": {"name": "mlp", "params": {"width": 8, "depth": 1}}},
-    "encoder": {"name": "pca", "params": {"dim": 4}},
-    "losses": [
-        {"name": "ce"},
-        {"name": "kd", "params": {"temperature": 2.0}},
-        {"name": "hint", "weight": 0.5},
-    ],
-    "train": {"epochs": 2, "batch_size": 64, "lr": 0.01, "device": "cpu", "threads": 1},
 }
 
 
